@@ -1,0 +1,178 @@
+"""Keithley 2400 SourceMeter, built on pymeasure's ``Keithley2400`` over pyvisa.
+
+The default VISA backend is pyvisa-py (``@py``), so no vendor VISA library is needed. Any
+VISA resource string works: ``GPIB0::24::INSTR`` (factory address 24), a serial port
+``ASRL/dev/ttyUSB0::INSTR`` (CR-terminated, as the 2400 processes input after CR —
+manual 2400S-900-01 §14 "RS-232 interface") or a socket ``TCPIP::127.0.0.1::5025::SOCKET``
+(the simulator, or a GPIB/LAN bridge).
+
+Every wire failure (VISA timeout, dropped connection, a reply that does not parse) is raised
+as :class:`~drivers.base.InstrumentLost` naming the resource; an error in the instrument's
+own error queue after configuration as :class:`~drivers.base.InstrumentError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import pyvisa
+from pymeasure.instruments.keithley import Keithley2400 as _PymeasureKeithley2400
+
+from drivers.base import InstrumentError, InstrumentLost, Reading
+
+T = TypeVar("T")
+
+#: Exceptions that mean "the link is broken or the reply is garbage".
+_WIRE_ERRORS = (pyvisa.errors.VisaIOError, pyvisa.errors.InvalidSession, OSError, ConnectionError, ValueError, IndexError)
+
+
+@contextmanager
+def _wire(address: str, doing: str) -> Iterator[None]:
+    try:
+        yield
+    except InstrumentError:
+        raise
+    except _WIRE_ERRORS as exc:
+        raise InstrumentLost(address, f"{doing} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def terminations(address: str) -> tuple[str, str]:
+    """(read, write) terminations for a resource: CR on serial lines, LF elsewhere."""
+    return ("\r", "\r") if address.upper().startswith("ASRL") else ("\n", "\n")
+
+
+class Keithley2400:
+    """A Keithley 2400 as a :class:`drivers.base.SourceMeter` (and source-V/measure-I).
+
+    Args:
+        address: VISA resource string.
+        visa_library: pyvisa backend; ``"@py"`` (pyvisa-py) by default, ``"@ivi"`` for a
+            vendor VISA.
+        timeout_ms: VISA timeout per reply.
+        baud_rate: for serial resources (2400 factory default 9600, manual §14).
+
+    Raises:
+        InstrumentLost: the resource cannot be opened or does not answer ``*IDN?``.
+    """
+
+    def __init__(self, address: str, *, visa_library: str = "@py", timeout_ms: int = 5000, baud_rate: int = 9600) -> None:
+        self.address = address
+        read_term, write_term = terminations(address)
+        with _wire(address, "connecting"):
+            self.instrument = _PymeasureKeithley2400(
+                address,
+                visa_library=visa_library,
+                read_termination=read_term,
+                write_termination=write_term,
+                timeout=timeout_ms,
+                asrl={"baud_rate": baud_rate},
+            )
+            self.idn = self.instrument.id
+        self._compliance_set = False
+
+    # -- generic ----------------------------------------------------------------------------
+    def _call(self, doing: str, fn: Callable[[], T]) -> T:
+        with _wire(self.address, doing):
+            return fn()
+
+    def write(self, command: str) -> None:
+        """Send one SCPI command (wire errors as :class:`InstrumentLost`)."""
+        self._call(command, lambda: self.instrument.write(command))
+
+    def check_errors(self) -> None:
+        """Raise :class:`InstrumentError` with every entry of ``:SYST:ERR?`` if any."""
+        errors = self._call(":SYST:ERR?", self.instrument.check_errors)
+        if errors:
+            joined = "; ".join(f"{code},{text}" for code, text in errors)
+            raise InstrumentError(self.address, f"instrument reported {joined}")
+
+    def reset(self) -> None:
+        """``*RST`` and the reading format (V, I, R, time, status)."""
+        self._call("*RST", self.instrument.reset)
+        self._call(":FORM:ELEM", self.instrument.reset_data_format)
+        self._compliance_set = False
+
+    # -- configuration ----------------------------------------------------------------------
+    def _configure(self, source: str, compliance: float, source_range: float | None,
+                   measure_range: float | None, nplc: float) -> None:
+        inst = self.instrument
+        measure = "VOLT" if source == "CURR" else "CURR"
+
+        def configure() -> None:
+            inst.source_enabled = False
+            inst.output_off_state = "disconnected"  # HIMP: never sink a cell through the SMU
+            inst.auto_output_off_enabled = False  # keep the output on between readings
+            inst.source_mode = "current" if source == "CURR" else "voltage"
+            if source == "CURR":
+                inst.source_current = 0.0
+                inst.compliance_voltage = compliance
+            else:
+                inst.source_voltage = 0.0
+                inst.compliance_current = compliance
+            inst.write(f":SOUR:{source}:RANG:AUTO 1" if source_range is None else f":SOUR:{source}:RANG {source_range:g}")
+            inst.write(f':SENS:FUNC:CONC 1;:SENS:FUNC "VOLT","CURR";:SENS:{measure}:NPLC {nplc:g}')
+            inst.write(f":SENS:{measure}:RANG:AUTO 1" if measure_range is None else f":SENS:{measure}:RANG {measure_range:g}")
+
+        self._call(f"configuring {source} source", configure)
+        self.check_errors()
+        self._compliance_set = True
+
+    def configure_current_source(self, compliance_V: float, *, current_range_A: float | None = None,
+                                 voltage_range_V: float | None = None, nplc: float = 1.0) -> None:
+        """Source current (0 A), measure voltage, voltage compliance ``compliance_V``.
+
+        The output is switched off first and stays off. Ranges ``None`` mean auto-range.
+        NPLC 0.01–10 (manual §7 "Speed"). Raises :class:`InstrumentError` if the instrument
+        rejects a setting (e.g. compliance beyond ±210 V).
+        """
+        self._configure("CURR", compliance_V, current_range_A, voltage_range_V, nplc)
+
+    def configure_voltage_source(self, compliance_A: float, *, voltage_range_V: float | None = None,
+                                 current_range_A: float | None = None, nplc: float = 1.0) -> None:
+        """Source voltage (0 V), measure current, current compliance ``compliance_A``."""
+        self._configure("VOLT", compliance_A, voltage_range_V, current_range_A, nplc)
+
+    def set_current(self, current_A: float) -> None:
+        self._call(f":SOUR:CURR {current_A:g}", lambda: setattr(self.instrument, "source_current", current_A))
+
+    def set_voltage(self, voltage_V: float) -> None:
+        self._call(f":SOUR:VOLT {voltage_V:g}", lambda: setattr(self.instrument, "source_voltage", voltage_V))
+
+    def output_on(self) -> None:
+        """Turn the output on. Refused (RuntimeError) before a compliance is configured."""
+        if not self._compliance_set:
+            raise RuntimeError(f"{self.address}: configure a compliance limit before turning the output on")
+        self._call(":OUTP ON", lambda: setattr(self.instrument, "source_enabled", True))
+
+    def output_off(self) -> None:
+        self._call(":OUTP OFF", lambda: setattr(self.instrument, "source_enabled", False))
+
+    @property
+    def output_enabled(self) -> bool:
+        return self._call(":OUTP?", lambda: bool(self.instrument.source_enabled))
+
+    # -- measurement ------------------------------------------------------------------------
+    def read(self) -> Reading:
+        """One ``:READ?``: (voltage_V, current_A, time_s, status). 9.91e37 becomes NaN."""
+        values = self._call(":READ?", lambda: self.instrument.values(":READ?"))
+        if len(values) != 5:
+            raise InstrumentLost(self.address, f":READ? returned {len(values)} values, expected 5: {values!r}")
+        v, i, _r, t, status = values
+        return Reading(_nan(v), _nan(i), t, int(status))
+
+    def close(self) -> None:
+        """Output off (best effort) and release the VISA session."""
+        try:
+            self.output_off()
+        finally:
+            try:
+                self.instrument.adapter.close()
+            except Exception:  # noqa: BLE001 - closing a dead session must not mask the cause
+                pass
+
+
+def _nan(value: float) -> float:
+    return math.nan if value >= 9.9e37 else value

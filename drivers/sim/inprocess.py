@@ -1,0 +1,46 @@
+"""A :class:`~drivers.base.SourceMeter` that calls a simulated 2400 directly, with no wire.
+
+For engine unit tests and the throughput benchmark, where the point is to measure our own
+software and not the loopback socket. Everything that goes over VISA is tested with the
+real driver against :mod:`drivers.sim.keithley2400`.
+"""
+
+from __future__ import annotations
+
+from drivers.base import Reading
+from drivers.sim.smu import SourceMeterModel
+
+
+class InProcessSourceMeter:
+    """Implements :class:`drivers.base.SourceMeter` on a :class:`SourceMeterModel`."""
+
+    def __init__(self, model: SourceMeterModel, address: str = "sim://inprocess") -> None:
+        self.model = model
+        self.address = address
+        self._compliance_set = False
+
+    def configure_current_source(self, compliance_V, *, current_range_A=None, voltage_range_V=None, nplc=1.0):
+        self.model.set_output(False)
+        self.model.set_source_function("CURR")
+        self.model.set_level("CURR", 0.0)
+        self.model.set_compliance("VOLT", compliance_V)
+        self.model.sense_functions = {"VOLT", "CURR"}
+        self._compliance_set = True
+
+    def set_current(self, current_A: float) -> None:
+        self.model.set_level("CURR", current_A)
+
+    def output_on(self) -> None:
+        if not self._compliance_set:
+            raise RuntimeError(f"{self.address}: configure a compliance limit before output on")
+        self.model.set_output(True)
+
+    def output_off(self) -> None:
+        self.model.set_output(False)
+
+    def read(self) -> Reading:
+        v, i, _r, t, status = self.model.read()
+        return Reading(v, i, t, status)
+
+    def close(self) -> None:
+        self.model.set_output(False)

@@ -1,0 +1,247 @@
+"""``labctl``: run, validate and inspect; start simulators.
+
+Exit codes: 0 the run ended as planned (for a CCD staircase a detected short is the planned
+end), 1 bad input (file, option, unreachable instrument), 3 the run ended on a fault
+(instrument lost, error, safety trip), 130 interrupted with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from drivers.base import InstrumentError
+from drivers.sim.cell import CELL_PRESETS
+from labctl.engine.events import Detected, Readings, RunEnded, RunStarted, StepStarted
+from labctl.engine.steps import StepProgram
+from labctl.store import RunFile, RunFileError
+from labctl.yamlfile import FileError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
+sim_app = typer.Typer(no_args_is_help=True, help="Start a simulated instrument on loopback and print its address.")
+app.add_typer(sim_app, name="sim")
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+FAULT_STATUSES = {"instrument_lost", "error", "safety"}
+
+
+def _speed(value: str) -> float:
+    if value.strip().lower() in ("max", "inf"):
+        return math.inf
+    try:
+        speed = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number or 'max'") from None
+    if not speed > 0:
+        raise typer.BadParameter("must be > 0")
+    return speed
+
+
+def _fail(lines: list[str] | str, code: int = 1) -> typer.Exit:
+    for line in [lines] if isinstance(lines, str) else lines:
+        err.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+class ProgressView:
+    """Subscriber drawing a rich progress bar over the run's planned (simulated) time."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("starting", total=None)
+        self.label = ""
+        self.readings = 0
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, RunStarted):
+            program = StepProgram.model_validate_json(event.program_json)
+            self.progress.update(self.task, total=program.planned_duration_s or None)
+        elif isinstance(event, StepStarted):
+            self.label = f"step {event.step_index}: {event.label or event.kind}"
+        elif isinstance(event, Readings):
+            self.readings += len(event)
+            t = float(event.columns["test_time_s"][-1])
+            v = float(event.columns["voltage_V"][-1])
+            self.progress.update(self.task, completed=t,
+                                 description=f"{self.label}  V = {v * 1e3:8.2f} mV  t = {t / 3600:6.2f} h")
+        elif isinstance(event, Detected):
+            self.progress.console.print(f"[yellow]{event.kind}[/yellow] at t = {event.t_s / 3600:.3f} h: {event.message}")
+        elif isinstance(event, RunEnded):
+            self.progress.update(self.task, description=f"{event.status}  ({self.readings} readings)")
+
+
+@app.command()
+def run(
+    protocol: Path = typer.Argument(..., help="Protocol file (YAML)."),
+    station: Optional[Path] = typer.Option(None, "--station", help="Station file naming the instrument's address."),
+    simulate: bool = typer.Option(False, "--simulate", help="Run on the simulated instrument (started here)."),
+    speed: str = typer.Option("1", "--speed", help="Simulated time per wall second, or 'max'."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Run file to write (default runs/<time>_<kind>.h5)."),
+    operator: Optional[str] = typer.Option(None, "--operator", help="Who runs it (stored in the file)."),
+    cell: Optional[str] = typer.Option(None, "--cell", help=f"Simulated cell preset: {', '.join(CELL_PRESETS)}."),
+    cell_ccd: Optional[float] = typer.Option(None, "--cell-ccd-mA-cm2", help="Simulated cell's CCD."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the simulated cell's randomness."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Run a protocol; write every reading to an HDF5 run file and print the result."""
+    from labctl.session import run_protocol  # imports the drivers only when running
+
+    speed_value = _speed(speed)
+    if not simulate and station is None:
+        raise _fail("give a station file (--station FILE) or --simulate")
+    overrides: dict[str, Any] = {"ccd_mA_cm2": cell_ccd, "seed": seed}
+    if cell is not None:
+        if cell not in CELL_PRESETS:
+            raise _fail(f"--cell: unknown preset {cell!r}; known: {', '.join(CELL_PRESETS)}")
+        overrides.update({k: v for k, v in CELL_PRESETS[cell].as_dict().items() if overrides.get(k) is None})
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                        TimeElapsedColumn(), console=console, disable=quiet, transient=False)
+    view = ProgressView(progress)
+    wall = time.perf_counter()
+    try:
+        with progress:
+            result = run_protocol(protocol, station_path=station, simulate=simulate, speed=speed_value,
+                                  output=output, operator=operator, cell_overrides=overrides,
+                                  subscribers=[view])
+    except FileError as exc:
+        raise _fail(exc.lines) from None
+    except InstrumentError as exc:
+        raise _fail(f"cannot use the instrument at {exc}") from None
+    except FileExistsError as exc:
+        raise _fail(str(exc)) from None
+    wall = time.perf_counter() - wall
+    outcome = result.outcome
+    console.print()
+    for line in result.summary:
+        console.print(f"[bold]{line}[/bold]")
+    console.print(f"run ended: {outcome.status} ({outcome.reason})")
+    console.print(f"{outcome.n_readings} readings, {outcome.end_s / 3600:.2f} h of test time in {wall:.1f} s")
+    console.print(f"run file: {result.path}")
+    if result.interrupted:
+        raise typer.Exit(130)
+    if outcome.status in FAULT_STATUSES:
+        raise typer.Exit(3)
+
+
+@app.command()
+def validate(protocol: Path = typer.Argument(..., help="Protocol file (YAML).")) -> None:
+    """Check a protocol file and show the step program it expands to."""
+    from protocols import load_protocol
+
+    try:
+        proto = load_protocol(protocol)
+        program = proto.program()
+    except FileError as exc:
+        raise _fail(exc.lines) from None
+    console.print(f"{protocol}: OK — {proto.kind} '{proto.name}'")
+    console.print(f"{len(program.steps)} steps, {program.planned_duration_s / 3600:.2f} h planned, "
+                  f"voltage limit {program.safety.max_abs_voltage_V:g} V, area {program.area_cm2:g} cm²")
+    table = Table("#", "step", "current (mA)", "duration (s)", "cycle")
+    for index, step in enumerate(program.steps):
+        if index == 6 and len(program.steps) > 10:
+            table.add_row("…", f"{len(program.steps) - 8} more", "", "", "")
+        if 6 <= index < len(program.steps) - 2 and len(program.steps) > 10:
+            continue
+        current = getattr(step, "current_A", 0.0) * 1e3
+        table.add_row(str(index), step.label or step.kind, f"{current:+.4g}", f"{step.duration_s or 0:g}", str(step.cycle))
+    console.print(table)
+
+
+@app.command()
+def inspect(run_file: Path = typer.Argument(..., help="HDF5 run file.")) -> None:
+    """Summarise a run file (also one that is still being written)."""
+    try:
+        with RunFile(run_file, swmr=True) as rf:
+            attrs = rf.attrs
+            console.print(f"[bold]{run_file}[/bold]  {attrs.get('protocol_kind', '?')}: {attrs.get('protocol_name', '')}")
+            console.print(f"status: {attrs.get('status')}  ({attrs.get('end_reason') or '—'})")
+            console.print(f"started {attrs.get('start_time_utc')}  ended {attrs.get('end_time_utc') or '—'}  "
+                          f"operator: {attrs.get('operator') or '—'}  simulated: {bool(attrs.get('simulated'))}")
+            cell = {k[5:]: v for k, v in attrs.items() if k.startswith("cell_")}
+            if cell:
+                console.print("cell: " + ", ".join(f"{k} = {v}" for k, v in cell.items()))
+            for channel in rf.channels:
+                cols = rf.columns(channel)
+                n = len(cols["test_time_s"])
+                if n:
+                    t, v = cols["test_time_s"], cols["voltage_V"]
+                    console.print(f"channel {channel}: {n} readings over {t[-1] / 3600:.3f} h, "
+                                  f"V {v.min():.4g} … {v.max():.4g} V, {int(cols['step_index'][-1]) + 1} steps reached")
+                else:
+                    console.print(f"channel {channel}: no readings")
+            steps = rf.steps()
+            console.print(f"steps recorded: {len(steps)}")
+            events = [e for e in rf.events() if e["kind"] not in ("run_started",)]
+            for e in events[-8:]:
+                console.print(f"  event {e['kind']} at t = {e['t_s'] / 3600:.3f} h: {e['message']}")
+            results = rf.results()
+            scalars = {k: v for k, v in results.items() if not isinstance(v, dict)}
+            if scalars:
+                console.print("results: " + ", ".join(f"{k} = {v}" for k, v in scalars.items()))
+    except RunFileError as exc:
+        raise _fail(str(exc)) from None
+
+
+@sim_app.command("keithley2400")
+def sim_keithley2400(
+    port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0 = any free port)."),
+    pty: bool = typer.Option(False, "--pty", help="Also serve the RS-232 path on a pseudo-terminal."),
+    cell: str = typer.Option("hl_llzo", "--cell", help=f"Cell preset: {', '.join(CELL_PRESETS)}."),
+    cell_ccd: Optional[float] = typer.Option(None, "--cell-ccd-mA-cm2", help="Override the cell's CCD."),
+    cell_area: Optional[float] = typer.Option(None, "--cell-area-cm2", help="Override the electrode area."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the cell's randomness."),
+    speed: str = typer.Option("1", "--speed", help="Simulated time per wall second (the client must match)."),
+) -> None:
+    """Serve a simulated Keithley 2400 with a Li|SSE|Li cell until Ctrl-C."""
+    from dataclasses import replace
+
+    from drivers.sim.keithley2400 import Keithley2400Simulator, PtyServer, serve_tcp
+    from labctl.engine.clock import ScaledClock
+
+    speed_value = _speed(speed)
+    if math.isinf(speed_value):
+        raise _fail("--speed max needs the engine in the same process; give a number")
+    if cell not in CELL_PRESETS:
+        raise _fail(f"--cell: unknown preset {cell!r}; known: {', '.join(CELL_PRESETS)}")
+    changes = {k: v for k, v in {"ccd_mA_cm2": cell_ccd, "area_cm2": cell_area, "seed": seed}.items() if v is not None}
+    try:
+        params = replace(CELL_PRESETS[cell], **changes)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    sim = Keithley2400Simulator(params, now=ScaledClock(speed_value).now)
+    try:
+        tcp = serve_tcp(sim, port=port)
+    except OSError as exc:
+        raise _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    servers = [tcp]
+    console.print(tcp.resource)
+    if pty:
+        serial = PtyServer(sim)
+        servers.append(serial)
+        console.print(serial.resource)
+    console.print(f"cell: {cell}, CCD {params.ccd_mA_cm2:g} mA cm⁻², area {params.area_cm2:g} cm², "
+                  f"speed ×{speed_value:g}. Ctrl-C to stop.", style="dim")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:
+            server.close()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

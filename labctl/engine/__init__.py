@@ -1,0 +1,42 @@
+"""The engine: step programs, their execution, and the event stream it publishes."""
+
+from labctl.engine.clock import Clock, ScaledClock, VirtualClock, clock_for_speed
+from labctl.engine.detection import ShortDetector
+from labctl.engine.events import (
+    READING_COLUMNS,
+    Column,
+    Detected,
+    Readings,
+    RunEnded,
+    RunStarted,
+    StepEnded,
+    StepStarted,
+    StepSummary,
+)
+from labctl.engine.runner import Engine, EngineState, RunOutcome
+from labctl.engine.steps import ConstantCurrent, Rest, SafetyLimits, ShortDetection, StepProgram
+
+__all__ = [
+    "READING_COLUMNS",
+    "Clock",
+    "Column",
+    "ConstantCurrent",
+    "Detected",
+    "Engine",
+    "EngineState",
+    "Readings",
+    "Rest",
+    "RunEnded",
+    "RunOutcome",
+    "RunStarted",
+    "SafetyLimits",
+    "ScaledClock",
+    "ShortDetection",
+    "ShortDetector",
+    "StepEnded",
+    "StepProgram",
+    "StepStarted",
+    "StepSummary",
+    "VirtualClock",
+    "clock_for_speed",
+]

@@ -1,0 +1,320 @@
+"""The engine: the only place that sequences hardware.
+
+:class:`Engine` runs a :class:`~labctl.engine.steps.StepProgram` on one source-measure
+channel, software-timed: it sets the source, reads at each step's record interval on the
+shared :class:`~labctl.engine.clock.Clock`, checks end conditions, safety limits and short
+circuits, and publishes events to subscribers.
+
+Safety contract: compliance is configured before the output turns on, and the output is
+turned off on every exit path — normal end, short, safety trip, error, Ctrl-C
+(``KeyboardInterrupt`` is re-raised after the cleanup) and a lost instrument.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from drivers.base import InstrumentError, InstrumentLost, SourceMeter
+from labctl.engine.clock import Clock
+from labctl.engine.detection import ShortDetector
+from labctl.engine.events import (
+    READING_COLUMNS,
+    Detected,
+    Readings,
+    RunEnded,
+    RunStarted,
+    StepEnded,
+    StepStarted,
+    StepSummary,
+    Subscriber,
+)
+from labctl.engine.steps import ConstantCurrent, StepProgram
+
+_DTYPES = {c.name: c.dtype for c in READING_COLUMNS}
+
+
+class EngineState(enum.Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended. ``status`` as in :class:`~labctl.engine.events.RunEnded`."""
+
+    status: str
+    reason: str
+    steps: tuple[StepSummary, ...]
+    n_readings: int
+    end_s: float
+
+
+class _StepEnd(Exception):
+    """Internal: ends the run early with a status (short, safety, stopped)."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Engine:
+    """Executes step programs on one channel and publishes the event stream.
+
+    Args:
+        smu: the instrument, any :class:`drivers.base.SourceMeter`.
+        clock: the time base shared with (simulated) instruments.
+        channel: name of the channel group in run files and events.
+        subscribers: callables receiving every event, in order, in the engine's thread.
+        batch_size: readings per :class:`Readings` event at most.
+        publish_interval_s: wall-clock seconds after which a partial batch is published,
+            so subscribers (and the file) are never more than this behind.
+    """
+
+    def __init__(
+        self,
+        smu: SourceMeter,
+        clock: Clock,
+        *,
+        channel: str = "ch1",
+        subscribers: Iterable[Subscriber] = (),
+        batch_size: int = 4096,
+        publish_interval_s: float = 0.25,
+    ) -> None:
+        self.smu = smu
+        self.clock = clock
+        self.channel = channel
+        self.subscribers: list[Subscriber] = list(subscribers)
+        self.batch_size = batch_size
+        self.publish_interval_s = publish_interval_s
+        self.state = EngineState.IDLE
+        self._stop_reason: str | None = None
+        self.last_outcome: RunOutcome | None = None
+        self._lock = threading.Lock()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.append(subscriber)
+
+    def request_stop(self, reason: str = "stopped by the operator") -> None:
+        """Ask a running program to end after the current reading (thread-safe)."""
+        with self._lock:
+            if self.state is EngineState.RUNNING:
+                self._stop_reason = reason
+                self.state = EngineState.STOPPING
+
+    def _publish(self, event) -> None:
+        for subscriber in self.subscribers:
+            subscriber(event)
+
+    # ------------------------------------------------------------------------------------
+    def run(self, program: StepProgram, *, start_step: int = 0) -> RunOutcome:
+        """Run ``program`` from ``start_step`` to the end; return how it ended.
+
+        Raises:
+            KeyboardInterrupt: re-raised after the output is off and ``RunEnded`` published;
+                :attr:`last_outcome` then holds the outcome.
+            ValueError: ``start_step`` outside the program.
+        Instrument errors and subscriber errors do not propagate: they end the run with
+        status ``instrument_lost`` or ``error`` (the reason names the instrument address).
+        """
+        if not 0 <= start_step < len(program.steps):
+            raise ValueError(f"start_step {start_step} outside the program's {len(program.steps)} steps")
+        with self._lock:
+            if self.state in (EngineState.RUNNING, EngineState.STOPPING):
+                raise RuntimeError("engine is already running")
+            self.state = EngineState.RUNNING
+            self._stop_reason = None
+        self._t0 = self.clock.now()
+        self._program = program
+        self._buffer: dict[str, list] = {c.name: [] for c in READING_COLUMNS}
+        self._last_publish_wall = time.monotonic()
+        self._n_readings = 0
+        self._charge_C = 0.0
+        self._end_reason = ""
+        summaries: list[StepSummary] = []
+        status, reason = "completed", "all steps completed"
+        interrupted: BaseException | None = None
+        try:
+            self._publish(
+                RunStarted(0.0, self.channel, program.model_dump_json(), start_step, time.time())
+            )
+            self.smu.configure_current_source(program.safety.max_abs_voltage_V)
+            self.smu.set_current(0.0)
+            self.smu.output_on()
+            for index in range(start_step, len(program.steps)):
+                summary = self._run_step(index, program)
+                summaries.append(summary)
+                self._publish(StepEnded(summary.end_s, self.channel, summary))
+                if summary.reason in ("short", "safety", "stopped"):
+                    if summary.reason == "short" and not program.end_run_on_short:
+                        continue
+                    status, reason = summary.reason, self._end_reason
+                    break
+        except KeyboardInterrupt as exc:
+            status, reason, interrupted = "interrupted", "interrupted (Ctrl-C)", exc
+        except InstrumentLost as exc:
+            status, reason = "instrument_lost", str(exc)
+        except InstrumentError as exc:
+            status, reason = "error", str(exc)
+        except Exception as exc:  # a subscriber or a bug: end safely, say what it was
+            status, reason = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            off_error = self._output_off()
+        t_end = self.clock.now() - self._t0
+        if off_error:
+            reason = f"{reason}; {off_error}"
+        try:
+            self._flush()
+            if status not in ("completed", "short", "safety"):  # those were published when seen
+                self._publish(Detected(t_end, self.channel, status, reason))
+            self._publish(RunEnded(t_end, self.channel, status, reason, time.time(), tuple(summaries)))
+        finally:
+            with self._lock:
+                self.state = EngineState.ENDED
+        self.last_outcome = RunOutcome(status, reason, tuple(summaries), self._n_readings, t_end)
+        if interrupted is not None:
+            raise interrupted
+        return self.last_outcome
+
+    def _output_off(self) -> str | None:
+        """Turn the output off; return a message if even that failed."""
+        try:
+            self.smu.output_off()
+        except BaseException as exc:  # noqa: BLE001 - every failure must be reported
+            return f"output-off failed on {getattr(self.smu, 'address', '?')}: {exc}"
+        return None
+
+    # ------------------------------------------------------------------------------------
+    def _run_step(self, index: int, program: StepProgram) -> StepSummary:
+        step = program.steps[index]
+        clock, smu, t0 = self.clock, self.smu, self._t0
+        current_A = step.current_A if isinstance(step, ConstantCurrent) else 0.0
+        density = current_A * 1e3 / program.area_cm2
+        smu.set_current(current_A)
+        t_start = clock.now() - t0
+        self._publish(
+            StepStarted(t_start, self.channel, index, step.kind, step.label, step.cycle, current_A)
+        )
+        detector = ShortDetector(program.short_detection) if isinstance(step, ConstantCurrent) else None
+        duration = step.duration_s if step.duration_s is not None else math.inf
+        v_above = getattr(step, "stop_voltage_above_V", None)
+        v_below = getattr(step, "stop_voltage_below_V", None)
+        q_stop = getattr(step, "stop_charge_C", None)
+        v_safe = program.safety.max_abs_voltage_V
+        i_safe = program.safety.max_abs_current_A
+        interval = step.record_interval_s
+        buf = self._buffer
+        b_t, b_v, b_i, b_j, b_q = (buf[k] for k in ("test_time_s", "voltage_V", "current_A", "current_density_mA_cm2", "charge_C"))
+        b_s, b_c, b_st = buf["step_index"], buf["cycle_index"], buf["status"]
+        area = program.area_cm2
+        cycle = step.cycle
+
+        n = 0
+        v_sum = 0.0
+        v_abs_max = 0.0
+        v = math.nan
+        q_step = 0.0
+        t_prev = t_start
+        i_prev = 0.0
+        reason = "time"
+        next_sample = t_start
+        t_end = t_start + duration
+        while True:
+            wait = next_sample - (clock.now() - t0)
+            if wait > 0:
+                clock.sleep(wait)
+            reading = smu.read()
+            t = clock.now() - t0
+            v, i = reading.voltage_V, reading.current_A
+            dq = i_prev * (t - t_prev)
+            q_step += dq
+            self._charge_C += dq
+            t_prev, i_prev = t, i
+            n += 1
+            v_sum += v
+            if abs(v) > v_abs_max:
+                v_abs_max = abs(v)
+            b_t.append(t)
+            b_v.append(v)
+            b_i.append(i)
+            b_j.append(i * 1e3 / area)
+            b_q.append(self._charge_C)
+            b_s.append(index)
+            b_c.append(cycle)
+            b_st.append(reading.status)
+            self._n_readings += 1
+
+            if reading.compliance or abs(v) >= v_safe or abs(i) > i_safe:
+                what = "compliance" if reading.compliance else "safety limit"
+                reason = "safety"
+                self._end_reason = (
+                    f"{what}: V = {v:.4g} V, I = {i:.4g} A at step {index} "
+                    f"(limits {v_safe:g} V, {i_safe:g} A)"
+                )
+                self._publish(Detected(t, self.channel, "compliance" if reading.compliance else "safety",
+                                       self._end_reason, index))
+                break
+            if detector is not None:
+                message = detector.update(v, i)
+                if message is not None:
+                    reason = "short"
+                    self._end_reason = (
+                        f"short circuit at {density:.4g} mA cm-2, t = {t:.1f} s (step {index}): {message}"
+                    )
+                    self._publish(Detected(t, self.channel, "short", self._end_reason, index))
+                    break
+            if self.state is EngineState.STOPPING:
+                reason = "stopped"
+                self._end_reason = self._stop_reason or "stopped"
+                break
+            if t >= t_end - 1e-9:
+                reason = "time"
+                break
+            if v_above is not None and v >= v_above or v_below is not None and v <= v_below:
+                reason = "voltage"
+                break
+            if q_stop is not None and abs(q_step) >= q_stop:
+                reason = "charge"
+                break
+            if len(b_t) >= self.batch_size or time.monotonic() - self._last_publish_wall >= self.publish_interval_s:
+                self._flush()  # clears the lists in place; the local aliases stay valid
+            next_sample += interval
+            if next_sample > t_end:
+                next_sample = t_end
+        self._flush()
+        return StepSummary(
+            step_index=index,
+            kind=step.kind,
+            label=step.label,
+            cycle=cycle,
+            current_A=current_A,
+            current_density_mA_cm2=density,
+            start_s=t_start,
+            end_s=t,
+            reason=reason,
+            n_points=n,
+            voltage_end_V=v,
+            voltage_mean_V=v_sum / n,
+            abs_voltage_max_V=v_abs_max,
+            charge_C=q_step,
+            cumulative_charge_C=self._charge_C,
+        )
+
+    def _flush(self) -> None:
+        """Publish the buffered readings as one :class:`Readings` batch and start anew."""
+        self._last_publish_wall = time.monotonic()
+        if not self._buffer["test_time_s"]:
+            return
+        columns = {name: np.asarray(values, dtype=_DTYPES[name]) for name, values in self._buffer.items()}
+        for values in self._buffer.values():
+            values.clear()
+        self._publish(Readings(self.channel, columns))

@@ -1,0 +1,223 @@
+"""The HDF5 run file, written by a subscriber to the engine's event stream.
+
+Layout (one file per run, readable with plain h5py):
+
+* root attributes: ``format`` (``labctl-run/1``), ``protocol_text``, ``protocol_path``,
+  ``station_text``, ``software_versions`` (JSON), ``operator``, ``cell_*`` metadata
+  (``cell_area_cm2``, ``cell_electrolyte``, ``cell_electrolyte_thickness_um``,
+  ``cell_li_thickness_um``, ``cell_stack_pressure_MPa``, ``cell_temperature_C``, …),
+  ``start_time_utc`` / ``end_time_utc`` (ISO 8601), ``status`` and ``end_reason``;
+* ``channels/<name>``: one resizable, chunked, gzip-compressed 1-D dataset per column of
+  :data:`~labctl.engine.events.READING_COLUMNS`, each with ``units`` and (where BDF has
+  one) ``bdf_label`` attributes; the channel's step program as ``program_json``;
+* ``events``: time, channel, kind, step, message (shorts, compliance, run end …);
+* ``steps``: one row per executed step (:class:`~labctl.engine.events.StepSummary`);
+* ``results``: analysis output, written after the run by :func:`write_results`.
+
+The file is opened in SWMR mode once its layout exists, so other processes (the GUI,
+``labctl inspect``, h5py scripts with ``swmr=True``) can read it while it is written. Each
+readings batch is appended and flushed at once; the engine publishes a batch at least every
+0.25 s of wall time, so at most that much data is ever at risk.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from labctl.engine.events import READING_COLUMNS, Detected, Readings, RunEnded, RunStarted, StepEnded
+
+FORMAT = "labctl-run/1"
+CHUNK_ROWS = 8192
+
+_S = h5py.string_dtype("utf-8", 32)
+EVENT_DTYPE = np.dtype(
+    [("t_s", "f8"), ("channel", _S), ("kind", _S), ("step_index", "i4"),
+     ("message", h5py.string_dtype("utf-8", 480))]
+)
+STEP_DTYPE = np.dtype(
+    [("channel", _S), ("step_index", "i4"), ("kind", _S), ("label", h5py.string_dtype("utf-8", 64)),
+     ("cycle", "i4"), ("current_A", "f8"), ("current_density_mA_cm2", "f8"), ("start_s", "f8"),
+     ("end_s", "f8"), ("reason", _S), ("n_points", "i8"), ("voltage_end_V", "f8"),
+     ("voltage_mean_V", "f8"), ("abs_voltage_max_V", "f8"), ("charge_C", "f8"),
+     ("cumulative_charge_C", "f8")]
+)
+
+
+def utc_now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of labctl and the libraries that shape its data (for provenance)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version(), "hdf5": h5py.version.hdf5_version}
+    for dist in ("labctl", "numpy", "h5py", "pymeasure", "pyvisa", "pyvisa-py", "pydantic"):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def _encode(value: Any) -> Any:
+    """HDF5 attributes take numbers and strings; None becomes "" and dicts become JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value)
+    return value
+
+
+class RunFileWriter:
+    """Subscriber that writes one run to ``path`` (created; an existing file is refused).
+
+    Args:
+        path: the ``.h5`` file to create.
+        channels: names of the channel groups the run will write to.
+        attrs: root attributes (protocol text, station, operator, ``cell_*`` metadata …);
+            ``None`` values are stored as empty strings, mappings as JSON.
+
+    Raises:
+        FileExistsError: ``path`` exists (a run file is never overwritten).
+        OSError: the file cannot be created.
+    """
+
+    def __init__(self, path: str | Path, channels: Iterable[str], attrs: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"{self.path}: a run file already exists there; choose another -o")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = h5py.File(self.path, "w", libver="latest")
+        f = self._file
+        f.attrs["format"] = FORMAT
+        f.attrs["software_versions"] = json.dumps(software_versions())
+        f.attrs["start_time_utc"] = utc_now_iso()
+        f.attrs["end_time_utc"] = ""
+        f.attrs["status"] = "running"
+        f.attrs["end_reason"] = ""
+        for key, value in attrs.items():
+            f.attrs[key] = _encode(value)
+        self._columns: dict[str, dict[str, h5py.Dataset]] = {}
+        group = f.create_group("channels")
+        for channel in channels:
+            g = group.create_group(channel)
+            g.attrs["program_json"] = ""
+            self._columns[channel] = {}
+            for column in READING_COLUMNS:
+                ds = g.create_dataset(
+                    column.name, shape=(0,), maxshape=(None,), dtype=column.dtype,
+                    chunks=(CHUNK_ROWS,), compression="gzip", compression_opts=1, shuffle=True,
+                )
+                ds.attrs["units"] = column.units
+                if column.bdf_label:
+                    ds.attrs["bdf_label"] = column.bdf_label
+                self._columns[channel][column.name] = ds
+        self._events = f.create_dataset("events", shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE, chunks=(256,))
+        self._steps = f.create_dataset("steps", shape=(0,), maxshape=(None,), dtype=STEP_DTYPE, chunks=(256,))
+        f.create_group("results")
+        self._running = set(self._columns)
+        self._programs: dict[str, str] = {}
+        self._statuses: dict[str, tuple[str, str]] = {}
+        f.swmr_mode = True
+        f.flush()
+        self._closed = False
+
+    # -- subscriber ------------------------------------------------------------------------
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, Readings):
+            self._append_readings(event)
+        elif isinstance(event, StepEnded):
+            s = event.summary
+            self._append(self._steps, (event.channel, s.step_index, s.kind, s.label, s.cycle, s.current_A,
+                                       s.current_density_mA_cm2, s.start_s, s.end_s, s.reason, s.n_points,
+                                       s.voltage_end_V, s.voltage_mean_V, s.abs_voltage_max_V, s.charge_C,
+                                       s.cumulative_charge_C))
+        elif isinstance(event, Detected):
+            self._append(self._events, (event.t_s, event.channel, event.kind, event.step_index, event.message))
+        elif isinstance(event, RunStarted):
+            self._append(self._events, (event.t_s, event.channel, "run_started", event.start_step,
+                                        f"run started at step {event.start_step}"))
+            self._programs[event.channel] = event.program_json
+        elif isinstance(event, RunEnded):
+            self._append(self._events, (event.t_s, event.channel, "run_ended", -1, f"{event.status}: {event.reason}"))
+            self._statuses[event.channel] = (event.status, event.reason)
+            self._running.discard(event.channel)
+            if not self._running:
+                self.close()
+
+    def _append_readings(self, batch: Readings) -> None:
+        datasets = self._columns[batch.channel]
+        n = len(batch)
+        for name, values in batch.columns.items():
+            ds = datasets[name]
+            start = ds.shape[0]
+            ds.resize((start + n,))
+            ds[start:] = values
+        self._file.flush()
+
+    def _append(self, ds: h5py.Dataset, row: tuple) -> None:
+        start = ds.shape[0]
+        ds.resize((start + 1,))
+        ds[start] = np.array([row], dtype=ds.dtype)[0]
+        self._file.flush()
+
+    def close(self) -> None:
+        """Finish the file: leave SWMR mode and record status, reason and end time.
+
+        Called by itself when every channel has published ``RunEnded``; call it yourself
+        after a crash of the caller (status ``unknown`` unless a channel reported one).
+        Safe to call twice. Channel attributes (program JSON, per-channel status) cannot be
+        written in SWMR mode, so they are stored here.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._file.flush()
+        self._file.close()
+        statuses = list(self._statuses.values())
+        status, end_reason = statuses[0] if len(statuses) == 1 else ("unknown", "")
+        if len(statuses) > 1:
+            status = "completed" if all(s == "completed" for s, _ in statuses) else "mixed"
+            end_reason = "; ".join(f"{ch}: {s}" for ch, (s, _) in self._statuses.items())
+        with h5py.File(self.path, "r+") as f:
+            f.attrs["status"] = status
+            f.attrs["end_reason"] = end_reason
+            f.attrs["end_time_utc"] = utc_now_iso()
+            for channel, program_json in self._programs.items():
+                f["channels"][channel].attrs["program_json"] = program_json
+            for channel, (ch_status, ch_reason) in self._statuses.items():
+                f["channels"][channel].attrs["status"] = ch_status
+                f["channels"][channel].attrs["end_reason"] = ch_reason
+
+
+def write_results(path: str | Path, results: Mapping[str, Any]) -> None:
+    """Store analysis results in the ``results`` group of a finished run file.
+
+    Scalars and strings become attributes; sequences of numbers become datasets; nested
+    mappings become sub-groups. Existing entries of the same name are replaced.
+    """
+    with h5py.File(path, "r+") as f:
+        _write_mapping(f.require_group("results"), results)
+
+
+def _write_mapping(group: h5py.Group, values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        if key in group:
+            del group[key]
+        if key in group.attrs:
+            del group.attrs[key]
+        if isinstance(value, Mapping):
+            _write_mapping(group.create_group(key), value)
+        elif isinstance(value, list | tuple | np.ndarray) and len(value) and not isinstance(value[0], str):
+            group.create_dataset(key, data=np.asarray(value, dtype="f8"))
+        else:
+            group.attrs[key] = _encode(value)

@@ -1,0 +1,32 @@
+"""Experiment kinds: each turns a protocol file into a step program and analyses the run.
+
+:func:`load_protocol` reads a YAML protocol file and returns the model of its ``kind``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labctl.yamlfile import FileError, line_of, load_model, read_yaml
+from protocols.base import CellInfo, ProtocolBase, SimulatedCell
+from protocols.ccd_staircase import CCDStaircase
+
+#: Protocol kinds by the value of their ``kind:`` field.
+KINDS: dict[str, type[ProtocolBase]] = {"ccd_staircase": CCDStaircase}
+
+
+def load_protocol(path: str | Path) -> ProtocolBase:
+    """Read and validate a protocol file.
+
+    Raises:
+        FileError: one line per problem, ``<file>:<line>: <field>: <problem>``.
+    """
+    data, node, _ = read_yaml(path)
+    kind = data.get("kind")
+    if kind not in KINDS:
+        got = "missing" if kind is None else f"{kind!r} is not known"
+        raise FileError([f"{Path(path).name}:{line_of(node, ['kind'])}: kind: {got}; one of {', '.join(KINDS)}"])
+    return load_model(path, KINDS[kind], data, node)
+
+
+__all__ = ["KINDS", "CCDStaircase", "CellInfo", "FileError", "ProtocolBase", "SimulatedCell", "load_protocol"]

@@ -1,0 +1,25 @@
+"""Shared fixtures: simulated cells and source-meters on a virtual clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from drivers.sim.cell import CellParameters, SymmetricCell
+from drivers.sim.inprocess import InProcessSourceMeter
+from drivers.sim.smu import SourceMeterModel
+from labctl.engine import VirtualClock
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "protocols" / "examples"
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+def make_smu(clock: VirtualClock, **cell: float) -> InProcessSourceMeter:
+    """An in-process simulated 2400 with a symmetric cell of the given parameters."""
+    return InProcessSourceMeter(SourceMeterModel(SymmetricCell(CellParameters(**cell)), clock.now))

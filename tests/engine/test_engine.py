@@ -1,0 +1,195 @@
+"""The engine on an in-process simulated 2400: end conditions, shorts, safety, exit paths."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from drivers.base import InstrumentLost
+from labctl.engine import (
+    ConstantCurrent,
+    Detected,
+    Engine,
+    Readings,
+    Rest,
+    RunEnded,
+    SafetyLimits,
+    StepStarted,
+    StepProgram,
+)
+from tests.conftest import make_smu
+
+
+def program(*steps, v_max=5.0, i_max=0.1, **kw) -> StepProgram:
+    return StepProgram(steps=list(steps), area_cm2=1.0,
+                       safety=SafetyLimits(max_abs_voltage_V=v_max, max_abs_current_A=i_max), **kw)
+
+
+def cc(current_A, duration_s=100.0, interval=1.0, **kw) -> ConstantCurrent:
+    return ConstantCurrent(current_A=current_A, duration_s=duration_s, record_interval_s=interval, **kw)
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, event):
+        self.events.append(event)
+
+    def of(self, kind):
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def test_time_steps_sample_at_the_record_interval_and_integrate_charge(clock):
+    smu = make_smu(clock, ccd_mA_cm2=10.0)
+    rec = Recorder()
+    outcome = Engine(smu, clock, subscribers=[rec]).run(program(cc(1e-3, 100, 10), Rest(duration_s=50, record_interval_s=5)))
+    assert outcome.status == "completed"
+    first, rest = outcome.steps
+    assert first.n_points == 11 and first.end_s == pytest.approx(100.0)
+    assert first.charge_C == pytest.approx(0.1)  # 1 mA × 100 s
+    assert rest.n_points == 11 and rest.end_s == pytest.approx(150.0)
+    readings = rec.of(Readings)
+    times = [t for batch in readings for t in batch.columns["test_time_s"]]
+    assert times[:3] == [0.0, 10.0, 20.0]
+    assert sum(len(b) for b in readings) == outcome.n_readings == 22
+    # H.L.-LLZO default: (30 + 2×50) Ω cm² × 1 mA cm⁻² plus two Butler–Volmer overpotentials,
+    # each (2RT/F)·asinh(j / 2j₀) with j₀ = 1 mA cm⁻² at 25 °C
+    eta_V = 2 * 8.314462618 * 298.15 / 96485.33212 * math.asinh(0.5)
+    assert first.voltage_mean_V == pytest.approx(0.130 + 2 * eta_V, abs=1e-4)
+    assert not smu.model.output_enabled
+
+
+def test_voltage_and_charge_end_conditions(clock):
+    smu = make_smu(clock, ccd_mA_cm2=10.0)
+    steps = (
+        ConstantCurrent(current_A=1e-3, stop_voltage_above_V=0.1, record_interval_s=1.0),  # V ≈ 0.156 at once
+        ConstantCurrent(current_A=-1e-3, stop_charge_C=0.05, record_interval_s=1.0),
+    )
+    outcome = Engine(smu, clock).run(program(*steps))
+    assert [s.reason for s in outcome.steps] == ["voltage", "charge"]
+    assert outcome.steps[0].n_points == 1
+    assert outcome.steps[1].end_s - outcome.steps[1].start_s == pytest.approx(50.0)
+
+
+def test_short_circuit_ends_the_run_with_output_off(clock):
+    smu = make_smu(clock, ccd_mA_cm2=1.0)
+    rec = Recorder()
+    steps = [cc(s * j * 1e-3, 600, 1, label=f"{j}") for j in (0.5, 1.0, 1.5, 2.0) for s in (1, -1)]
+    outcome = Engine(smu, clock, subscribers=[rec]).run(program(*steps))
+    assert outcome.status == "short"
+    short_step = outcome.steps[-1]
+    assert short_step.reason == "short" and short_step.label == "1.5"
+    assert [s.reason for s in outcome.steps[:-1]] == ["time"] * 4
+    shorts = [e for e in rec.of(Detected) if e.kind == "short"]
+    assert len(shorts) == 1 and shorts[0].step_index == 4
+    assert rec.of(RunEnded)[0].status == "short"
+    assert not smu.model.output_enabled
+
+
+def test_healthy_cell_never_flags_a_short(clock):
+    smu = make_smu(clock, ccd_mA_cm2=50.0, seed=7)
+    steps = [cc(s * j * 1e-3, 300, 1) for j in (0.1, 1, 5, 10) for s in (1, -1)]
+    outcome = Engine(smu, clock).run(program(*steps))
+    assert outcome.status == "completed"
+
+
+def test_compliance_ends_the_run_as_a_safety_trip(clock):
+    smu = make_smu(clock, ccd_mA_cm2=50.0)
+    rec = Recorder()
+    # 10 mA through ~130 Ω needs ~1.3 V; a 0.5 V compliance clamps it.
+    outcome = Engine(smu, clock, subscribers=[rec]).run(program(cc(10e-3), v_max=0.5))
+    assert outcome.status == "safety"
+    assert "compliance" in outcome.reason
+    assert [e.kind for e in rec.of(Detected)][0] == "compliance"
+    assert not smu.model.output_enabled
+
+
+class Exploding:
+    """Raises ``exc`` on the n-th StepStarted."""
+
+    def __init__(self, exc, at_step=1):
+        self.exc, self.at = exc, at_step
+
+    def __call__(self, event):
+        if isinstance(event, StepStarted) and event.step_index == self.at:
+            raise self.exc
+
+
+def test_output_off_after_an_exception(clock):
+    smu = make_smu(clock)
+    outcome = Engine(smu, clock, subscribers=[Exploding(RuntimeError("disk full"))]).run(
+        program(cc(1e-3, 10), cc(-1e-3, 10)))
+    assert outcome.status == "error" and "disk full" in outcome.reason
+    assert not smu.model.output_enabled
+
+
+def test_output_off_after_ctrl_c_and_run_ended_published(clock):
+    smu = make_smu(clock)
+    rec = Recorder()
+    engine = Engine(smu, clock, subscribers=[rec, Exploding(KeyboardInterrupt())])
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(program(cc(1e-3, 10), cc(-1e-3, 10)))
+    assert not smu.model.output_enabled
+    assert rec.of(RunEnded)[0].status == "interrupted"
+    assert engine.last_outcome.status == "interrupted"
+
+
+class LosingSmu:
+    """Delegates to a simulated SMU; ``read`` fails after ``n`` readings (a dropped link)."""
+
+    def __init__(self, smu, n):
+        self.smu, self.n, self.calls = smu, n, []
+        self.address = "TCPIP::127.0.0.1::1::SOCKET"
+
+    def __getattr__(self, name):
+        attr = getattr(self.smu, name)
+        if callable(attr):
+            def wrapped(*a, **k):
+                self.calls.append(name)
+                return attr(*a, **k)
+            return wrapped
+        return attr
+
+    def read(self):
+        self.n -= 1
+        if self.n < 0:
+            raise InstrumentLost(self.address, "VISA timeout")
+        return self.smu.read()
+
+
+def test_lost_instrument_ends_the_run_and_still_tries_output_off(clock):
+    lossy = LosingSmu(make_smu(clock), 5)
+    outcome = Engine(lossy, clock).run(program(cc(1e-3, 100)))
+    assert outcome.status == "instrument_lost"
+    assert "TCPIP::127.0.0.1::1::SOCKET" in outcome.reason
+    assert lossy.calls[-1] == "output_off"
+    assert not lossy.smu.model.output_enabled
+
+
+def test_compliance_is_configured_before_output_on(clock):
+    lossy = LosingSmu(make_smu(clock), 10**9)
+    Engine(lossy, clock).run(program(cc(1e-3, 5)))
+    assert lossy.calls.index("configure_current_source") < lossy.calls.index("output_on")
+    assert lossy.smu.model.compliance_V == 5.0
+
+
+def test_request_stop_ends_after_the_current_reading(clock):
+    smu = make_smu(clock)
+    engine = Engine(smu, clock)
+
+    def stopper(event):
+        if isinstance(event, StepStarted) and event.step_index == 1:
+            engine.request_stop("operator pressed Stop")
+
+    engine.subscribe(stopper)
+    outcome = engine.run(program(cc(1e-3, 10), cc(-1e-3, 10), cc(1e-3, 10)))
+    assert outcome.status == "stopped" and outcome.reason == "operator pressed Stop"
+    assert len(outcome.steps) == 2 and outcome.steps[-1].n_points == 1
+    assert not smu.model.output_enabled
+
+
+def test_step_program_refuses_currents_beyond_the_safety_limit():
+    with pytest.raises(ValueError, match="max_abs_current_A"):
+        program(cc(0.5), i_max=0.1)
