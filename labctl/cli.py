@@ -203,7 +203,7 @@ def sim_keithley2400(
     """Serve a simulated Keithley 2400 with a Li|SSE|Li cell until Ctrl-C."""
     from dataclasses import replace
 
-    from drivers.sim.keithley2400 import Keithley2400Simulator, PtyServer, serve_tcp
+    from drivers.sim.keithley2400 import Keithley2400Simulator, PtyServer, TcpServer
     from labctl.engine.clock import ScaledClock
 
     speed_value = _speed(speed)
@@ -218,7 +218,7 @@ def sim_keithley2400(
         raise _fail(str(exc)) from None
     sim = Keithley2400Simulator(params, now=ScaledClock(speed_value).now)
     try:
-        tcp = serve_tcp(sim, port=port)
+        tcp = TcpServer(sim, port=port)
     except OSError as exc:
         raise _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
     servers = [tcp]

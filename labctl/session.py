@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.sim.keithley2400 import Keithley2400Simulator, serve_tcp
+from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
 from labctl.engine import Engine, RunOutcome, clock_for_speed
 from labctl.engine.events import Subscriber
 from labctl.station import InstrumentConfig, Station, load_station, open_instrument
@@ -88,7 +88,7 @@ def run_protocol(
                 cell = protocol.simulated_cell_parameters(**(cell_overrides or {}))
             except (TypeError, ValueError) as exc:
                 raise FileError([f"{Path(protocol_path).name}: simulated_cell: {exc}"]) from None
-            server = serve_tcp(Keithley2400Simulator(cell, now=clock.now))
+            server = TcpServer(Keithley2400Simulator(cell, now=clock.now))
             stack.callback(server.close)
             station = Station(instruments={protocol.instrument: InstrumentConfig(driver="keithley2400", address=server.resource)})
             extra = {"simulated": True, "simulated_cell": asdict(cell), "speed": speed}

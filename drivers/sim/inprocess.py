@@ -7,7 +7,7 @@ real driver against :mod:`drivers.sim.keithley2400`.
 
 from __future__ import annotations
 
-from drivers.base import Reading
+from drivers.base import InstrumentError, Reading
 from drivers.sim.smu import SourceMeterModel
 
 
@@ -39,6 +39,9 @@ class InProcessSourceMeter:
         self.model.set_output(False)
 
     def read(self) -> Reading:
+        """As ``:READ?``: refused with the output off (error 803, as the wire simulator does)."""
+        if not (self.model.output_enabled or self.model.auto_output_off):
+            raise InstrumentError(self.address, '803,"Not permitted with OUTPUT off"')
         v, i, _r, t, status = self.model.read()
         return Reading(v, i, t, status)
 

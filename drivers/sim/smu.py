@@ -155,9 +155,10 @@ class SourceMeterModel:
     def read(self) -> tuple[float, float, float, float, int]:
         """One reading: (voltage_V, current_A, resistance_ohm, timestamp_s, status).
 
-        With the output off and auto output-off disabled the terminals are open: the 2400
-        reports the measured voltage (here the load's open-circuit 0 V) and 0 A.
-        Functions not being measured read as 9.91e37, as on the instrument.
+        The instrument refuses ``:READ?`` with the output off and auto output-off disabled
+        (error 803, manual App. B); the SCPI front end enforces that before calling here.
+        Called anyway, this returns the open-circuit voltage and 0 A. Functions not being
+        measured read as 9.91e37, as on the instrument.
         """
         with self._lock:
             self._sync()
@@ -166,7 +167,7 @@ class SourceMeterModel:
             if self.output_enabled or auto_on:
                 v, i, compliant = self._operating_point()
                 if compliant:
-                    status |= STATUS_COMPLIANCE | STATUS_RANGE_COMPLIANCE
+                    status |= STATUS_COMPLIANCE
                 self._i_flowing = i if self.output_enabled else 0.0
             else:
                 v, i = self.load.voltage_V(0.0), 0.0
