@@ -64,6 +64,7 @@ class ProgressView:
         if isinstance(event, RunStarted):
             program = StepProgram.model_validate_json(event.program_json)
             self.progress.update(self.task, total=program.planned_duration_s or None)
+            self.progress.start()
         elif isinstance(event, StepStarted):
             self.label = f"step {event.step_index}: {event.label or event.kind}"
         elif isinstance(event, Readings):
@@ -76,6 +77,7 @@ class ProgressView:
             self.progress.console.print(f"[yellow]{event.kind}[/yellow] at t = {event.t_s / 3600:.3f} h: {event.message}")
         elif isinstance(event, RunEnded):
             self.progress.update(self.task, description=f"{event.status}  ({self.readings} readings)")
+            self.progress.stop()
 
 
 @app.command()
@@ -107,10 +109,12 @@ def run(
     view = ProgressView(progress)
     wall = time.perf_counter()
     try:
-        with progress:
+        try:
             result = run_protocol(protocol, station_path=station, simulate=simulate, speed=speed_value,
                                   output=output, operator=operator, cell_overrides=overrides,
                                   subscribers=[view])
+        finally:
+            progress.stop()
     except FileError as exc:
         raise _fail(exc.lines) from None
     except InstrumentError as exc:
