@@ -100,6 +100,11 @@ class Keithley2400:
     # -- configuration ----------------------------------------------------------------------
     def _configure(self, source: str, compliance: float, source_range: float | None,
                    measure_range: float | None, nplc: float) -> None:
+        limit, unit = (210.0, "V") if source == "CURR" else (1.05, "A")
+        if not 0 < compliance <= limit:
+            raise ValueError(f"{self.address}: compliance {compliance:g} {unit} outside (0, {limit:g}] {unit}")
+        if not 0.01 <= nplc <= 10:
+            raise ValueError(f"{self.address}: NPLC {nplc:g} outside 0.01–10 (manual §7)")
         inst = self.instrument
         measure = "VOLT" if source == "CURR" else "CURR"
 
@@ -127,8 +132,11 @@ class Keithley2400:
         """Source current (0 A), measure voltage, voltage compliance ``compliance_V``.
 
         The output is switched off first and stays off. Ranges ``None`` mean auto-range.
-        NPLC 0.01–10 (manual §7 "Speed"). Raises :class:`InstrumentError` if the instrument
-        rejects a setting (e.g. compliance beyond ±210 V).
+        NPLC 0.01–10 (manual §7 "Speed").
+
+        Raises:
+            ValueError: compliance outside (0, 210] V or NPLC outside 0.01–10 (nothing sent).
+            InstrumentError: the instrument put an error in its queue while configuring.
         """
         self._configure("CURR", compliance_V, current_range_A, voltage_range_V, nplc)
 
