@@ -27,8 +27,9 @@ class Clock(Protocol):
         """Seconds since an arbitrary origin, monotonic."""
         ...
 
-    def sleep(self, dt_s: float) -> None:
-        """Wait ``dt_s`` seconds of this clock's time (no-op for ``dt_s <= 0``)."""
+    def sleep(self, dt_s: float, wake: threading.Event | None = None) -> None:
+        """Wait ``dt_s`` seconds of this clock's time (no-op for ``dt_s <= 0``); return
+        early when ``wake`` is set (an operator's stop must not wait out a long interval)."""
         ...
 
 
@@ -44,9 +45,12 @@ class ScaledClock:
     def now(self) -> float:
         return (time.perf_counter() - self._origin) * self.speed
 
-    def sleep(self, dt_s: float) -> None:
+    def sleep(self, dt_s: float, wake: threading.Event | None = None) -> None:
         if dt_s > 0:
-            time.sleep(dt_s / self.speed)
+            if wake is None:
+                time.sleep(dt_s / self.speed)
+            else:
+                wake.wait(dt_s / self.speed)
 
 
 class VirtualClock:
@@ -61,7 +65,7 @@ class VirtualClock:
     def now(self) -> float:
         return self._t
 
-    def sleep(self, dt_s: float) -> None:
+    def sleep(self, dt_s: float, wake: threading.Event | None = None) -> None:
         if dt_s > 0:
             with self._lock:
                 self._t += dt_s

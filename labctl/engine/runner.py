@@ -41,8 +41,11 @@ _DTYPES = {c.name: c.dtype for c in READING_COLUMNS}
 
 
 class EngineState(enum.Enum):
+    """idle → running ⇄ paused → stopping → ended (bluesky's RunEngine states, fewer of them)."""
+
     IDLE = "idle"
     RUNNING = "running"
+    PAUSED = "paused"
     STOPPING = "stopping"
     ENDED = "ended"
 
@@ -100,16 +103,38 @@ class Engine:
         self._stop_reason: str | None = None
         self.last_outcome: RunOutcome | None = None
         self._lock = threading.Lock()
+        self._wake = threading.Event()
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.append(subscriber)
 
     def request_stop(self, reason: str = "stopped by the operator") -> None:
-        """Ask a running program to end after the current reading (thread-safe)."""
+        """End the run after the reading in progress (thread-safe; wakes a waiting engine).
+
+        The output is turned off as on every ending; the latency is one instrument round
+        trip, not the record interval.
+        """
         with self._lock:
-            if self.state is EngineState.RUNNING:
+            if self.state in (EngineState.RUNNING, EngineState.PAUSED):
                 self._stop_reason = reason
                 self.state = EngineState.STOPPING
+        self._wake.set()
+
+    def request_pause(self) -> None:
+        """Hold the cell at 0 A (still recording its voltage) until :meth:`request_resume`.
+
+        A paused step's clock stops: its remaining duration runs after the resume.
+        """
+        with self._lock:
+            if self.state is EngineState.RUNNING:
+                self.state = EngineState.PAUSED
+        self._wake.set()
+
+    def request_resume(self) -> None:
+        with self._lock:
+            if self.state is EngineState.PAUSED:
+                self.state = EngineState.RUNNING
+        self._wake.set()
 
     def _publish(self, event) -> None:
         for subscriber in self.subscribers:
@@ -228,10 +253,25 @@ class Engine:
         reason = "time"
         next_sample = t_start
         t_end = t_start + duration
+        paused_at: float | None = None
+        wake = self._wake
         while True:
             wait = next_sample - (clock.now() - t0)
             if wait > 0:
-                clock.sleep(wait)
+                clock.sleep(wait, wake)
+            wake.clear()
+            if self.state is EngineState.PAUSED and paused_at is None:
+                smu.set_current(0.0)
+                paused_at = clock.now() - t0
+                self._publish(Detected(paused_at, self.channel, "paused", "paused by the operator: 0 A", index))
+            elif self.state is not EngineState.PAUSED and paused_at is not None:
+                smu.set_current(current_A)
+                resumed_at = clock.now() - t0
+                t_end += resumed_at - paused_at
+                paused_at = None
+                if detector is not None:
+                    detector.reset()
+                self._publish(Detected(resumed_at, self.channel, "resumed", "resumed", index))
             reading = smu.read()
             t = clock.now() - t0
             v, i = reading.voltage_V, reading.current_A
@@ -263,33 +303,36 @@ class Engine:
                 self._publish(Detected(t, self.channel, "compliance" if reading.compliance else "safety",
                                        self._end_reason, index))
                 break
-            if detector is not None:
-                message = detector.update(v, i)
-                if message is not None:
-                    reason = "short"
-                    self._end_reason = (
-                        f"short circuit at {density:.4g} mA cm-2, t = {t:.1f} s (step {index}): {message}"
-                    )
-                    self._publish(Detected(t, self.channel, "short", self._end_reason, index))
-                    break
             if self.state is EngineState.STOPPING:
                 reason = "stopped"
                 self._end_reason = self._stop_reason or "stopped"
                 break
-            if t >= t_end - 1e-9:
-                reason = "time"
-                break
-            if v_above is not None and v >= v_above or v_below is not None and v <= v_below:
-                reason = "voltage"
-                break
-            if q_stop is not None and abs(q_step) >= q_stop:
-                reason = "charge"
-                break
+            if paused_at is None:
+                if detector is not None:
+                    message = detector.update(v, i)
+                    if message is not None:
+                        reason = "short"
+                        self._end_reason = (
+                            f"short circuit at {density:.4g} mA cm-2, t = {t:.1f} s (step {index}): {message}"
+                        )
+                        self._publish(Detected(t, self.channel, "short", self._end_reason, index))
+                        break
+                if t >= t_end - 1e-9:
+                    reason = "time"
+                    break
+                if v_above is not None and v >= v_above or v_below is not None and v <= v_below:
+                    reason = "voltage"
+                    break
+                if q_stop is not None and abs(q_step) >= q_stop:
+                    reason = "charge"
+                    break
+                next_sample += interval
+                if next_sample > t_end:
+                    next_sample = t_end
+            else:
+                next_sample = t + interval  # paused: keep recording the open-circuit voltage
             if len(b_t) >= self.batch_size or time.monotonic() - self._last_publish_wall >= self.publish_interval_s:
                 self._flush()  # clears the lists in place; the local aliases stay valid
-            next_sample += interval
-            if next_sample > t_end:
-                next_sample = t_end
         self._flush()
         return StepSummary(
             step_index=index,

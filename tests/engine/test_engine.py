@@ -193,3 +193,32 @@ def test_request_stop_ends_after_the_current_reading(clock):
 def test_step_program_refuses_currents_beyond_the_safety_limit():
     with pytest.raises(ValueError, match="max_abs_current_A"):
         program(cc(0.5), i_max=0.1)
+
+
+def test_pause_holds_zero_current_and_the_step_resumes_its_remaining_time(clock):
+    smu = make_smu(clock, ccd_mA_cm2=10.0)
+    engine = Engine(smu, clock)
+    rec = Recorder()
+    engine.subscribe(rec)
+    real_read = smu.read
+    currents_while_paused = []
+
+    def read():  # the operator pauses 20 s into the run and resumes 30 s later
+        t = clock.now()
+        if t == 20.0:
+            engine.request_pause()
+        if t == 50.0:
+            engine.request_resume()
+        reading = real_read()
+        if 20.0 < t < 50.0:
+            currents_while_paused.append(reading.current_A)
+        return reading
+
+    smu.read = read
+    outcome = engine.run(program(cc(1e-3, 100, 1), cc(-1e-3, 10, 1)))
+    first = outcome.steps[0]
+    assert outcome.status == "completed"
+    assert first.end_s == pytest.approx(130.0)  # 100 s of current + 30 s paused
+    assert first.charge_C == pytest.approx(0.1, abs=2e-3)  # only the current-carrying time counts
+    assert currents_while_paused and set(currents_while_paused) == {0.0}
+    assert [e.kind for e in rec.of(Detected)] == ["paused", "resumed"]
