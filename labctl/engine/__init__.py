@@ -13,8 +13,8 @@ from labctl.engine.events import (
     StepStarted,
     StepSummary,
 )
-from labctl.engine.runner import Engine, EngineState, RunOutcome
-from labctl.engine.steps import ConstantCurrent, Rest, SafetyLimits, ShortDetection, StepProgram
+from labctl.engine.runner import Engine, EngineState, ResumePoint, RunOutcome
+from labctl.engine.steps import ConstantCurrent, Loop, Rest, SafetyLimits, ShortDetection, StepProgram
 
 __all__ = [
     "READING_COLUMNS",
@@ -23,6 +23,8 @@ __all__ = [
     "ConstantCurrent",
     "Detected",
     "Engine",
+    "Loop",
+    "ResumePoint",
     "EngineState",
     "Readings",
     "Rest",

@@ -51,6 +51,24 @@ class EngineState(enum.Enum):
 
 
 @dataclass(frozen=True)
+class ResumePoint:
+    """Where a resumed run picks up, read from its run file (see :mod:`labctl.store.recover`).
+
+    ``t_offset_s``: test time at which the resumed part starts (continuous with the file);
+    ``charge_C``: cumulative charge so far; ``step_index``: first step to run; if that step was
+    cut short by the crash, ``step_elapsed_s`` / ``step_charge_C`` are what it had already
+    done and ``step_start_s`` when it began, so only its remainder runs.
+    """
+
+    step_index: int
+    t_offset_s: float
+    charge_C: float = 0.0
+    step_elapsed_s: float = 0.0
+    step_charge_C: float = 0.0
+    step_start_s: float | None = None
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     """How a run ended. ``status`` as in :class:`~labctl.engine.events.RunEnded`."""
 
@@ -141,8 +159,8 @@ class Engine:
             subscriber(event)
 
     # ------------------------------------------------------------------------------------
-    def run(self, program: StepProgram, *, start_step: int = 0) -> RunOutcome:
-        """Run ``program`` from ``start_step`` to the end; return how it ended.
+    def run(self, program: StepProgram, *, start_step: int = 0, resume: ResumePoint | None = None) -> RunOutcome:
+        """Run ``program`` from ``start_step`` (or a ``resume`` point) to the end.
 
         Raises:
             KeyboardInterrupt: re-raised after the output is off and ``RunEnded`` published;
@@ -151,32 +169,35 @@ class Engine:
         Instrument errors and subscriber errors do not propagate: they end the run with
         status ``instrument_lost`` or ``error`` (the reason names the instrument address).
         """
-        if not 0 <= start_step < len(program.steps):
-            raise ValueError(f"start_step {start_step} outside the program's {len(program.steps)} steps")
+        if resume is not None:
+            start_step = resume.step_index
+        if not 0 <= start_step < program.n_steps:
+            raise ValueError(f"start_step {start_step} outside the program's {program.n_steps} steps")
         with self._lock:
             if self.state in (EngineState.RUNNING, EngineState.STOPPING):
                 raise RuntimeError("engine is already running")
             self.state = EngineState.RUNNING
             self._stop_reason = None
-        self._t0 = self.clock.now()
-        self._program = program
+        t_offset = resume.t_offset_s if resume else 0.0
+        self._t0 = self.clock.now() - t_offset
+        self._resume = resume
         self._buffer: dict[str, list] = {c.name: [] for c in READING_COLUMNS}
         self._last_publish_wall = time.monotonic()
         self._n_readings = 0
-        self._charge_C = 0.0
+        self._charge_C = resume.charge_C if resume else 0.0
         self._end_reason = ""
         summaries: list[StepSummary] = []
         status, reason = "completed", "all steps completed"
         interrupted: BaseException | None = None
         try:
             self._publish(
-                RunStarted(0.0, self.channel, program.model_dump_json(), start_step, time.time())
+                RunStarted(t_offset, self.channel, program.model_dump_json(), start_step, time.time())
             )
             self.smu.configure_current_source(program.safety.max_abs_voltage_V)
             self.smu.set_current(0.0)
             self.smu.output_on()
-            for index in range(start_step, len(program.steps)):
-                summary = self._run_step(index, program)
+            for index, step, cycle in program.iter_steps(start_step):
+                summary = self._run_step(index, step, cycle, program)
                 summaries.append(summary)
                 self._publish(StepEnded(summary.end_s, self.channel, summary))
                 if summary.reason in ("short", "safety", "stopped"):
@@ -219,9 +240,12 @@ class Engine:
         return None
 
     # ------------------------------------------------------------------------------------
-    def _run_step(self, index: int, program: StepProgram) -> StepSummary:
-        step = program.steps[index]
+    def _run_step(self, index: int, step, cycle: int, program: StepProgram) -> StepSummary:
         clock, smu, t0 = self.clock, self.smu, self._t0
+        done_s, done_C, started_s = 0.0, 0.0, None
+        if self._resume is not None and self._resume.step_index == index:
+            done_s, done_C, started_s = self._resume.step_elapsed_s, self._resume.step_charge_C, self._resume.step_start_s
+            self._resume = None
         current_A = step.current_A if isinstance(step, ConstantCurrent) else 0.0
         density = current_A * 1e3 / program.area_cm2
         smu.set_current(current_A)
@@ -241,18 +265,17 @@ class Engine:
         b_t, b_v, b_i, b_j, b_q = (buf[k] for k in ("test_time_s", "voltage_V", "current_A", "current_density_mA_cm2", "charge_C"))
         b_s, b_c, b_st = buf["step_index"], buf["cycle_index"], buf["status"]
         area = program.area_cm2
-        cycle = step.cycle
 
         n = 0
         v_sum = 0.0
         v_abs_max = 0.0
         v = math.nan
-        q_step = 0.0
+        q_step = done_C
         t_prev = t_start
         i_prev = 0.0
         reason = "time"
         next_sample = t_start
-        t_end = t_start + duration
+        t_end = t_start + duration - done_s
         paused_at: float | None = None
         wake = self._wake
         while True:
@@ -341,7 +364,7 @@ class Engine:
             cycle=cycle,
             current_A=current_A,
             current_density_mA_cm2=density,
-            start_s=t_start,
+            start_s=t_start if started_s is None else started_s,
             end_s=t,
             reason=reason,
             n_points=n,

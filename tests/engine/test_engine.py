@@ -222,3 +222,32 @@ def test_pause_holds_zero_current_and_the_step_resumes_its_remaining_time(clock)
     assert first.charge_C == pytest.approx(0.1, abs=2e-3)  # only the current-carrying time counts
     assert currents_while_paused and set(currents_while_paused) == {0.0}
     assert [e.kind for e in rec.of(Detected)] == ["paused", "resumed"]
+
+
+def test_loops_unroll_with_continuous_step_index_and_cycle_numbers():
+    from labctl.engine import Loop
+
+    prog = program(Rest(duration_s=10, record_interval_s=1),
+                   Loop(steps=[cc(1e-3, 5), cc(-1e-3, 5)], count=3),
+                   Rest(duration_s=10, record_interval_s=1, cycle=9))
+    assert prog.n_steps == 8 and prog.n_cycles == 9
+    assert prog.planned_duration_s == 10 + 3 * 10 + 10
+    assert [(i, c) for i, _, c in prog.iter_steps()] == [(0, 0), (1, 1), (2, 1), (3, 2), (4, 2), (5, 3), (6, 3), (7, 9)]
+    assert [(i, c) for i, _, c in prog.iter_steps(4)] == [(4, 2), (5, 3), (6, 3), (7, 9)]
+
+
+def test_resume_runs_only_the_remainder_of_the_interrupted_step(clock):
+    from labctl.engine import Loop, ResumePoint
+
+    smu = make_smu(clock, ccd_mA_cm2=10.0)
+    prog = program(Loop(steps=[cc(1e-3, 100, 10), cc(-1e-3, 100, 10)], count=3))
+    resume = ResumePoint(step_index=3, t_offset_s=340.0, charge_C=-0.04, step_elapsed_s=40.0,
+                         step_charge_C=-0.04, step_start_s=300.0)
+    outcome = Engine(smu, clock).run(prog, resume=resume)
+    assert [s.step_index for s in outcome.steps] == [3, 4, 5]
+    resumed = outcome.steps[0]
+    assert resumed.start_s == 300.0 and resumed.end_s == pytest.approx(400.0)
+    assert resumed.charge_C == pytest.approx(-0.1)  # 40 s before the crash + 60 s after
+    assert [s.cycle for s in outcome.steps] == [2, 3, 3]
+    assert outcome.steps[-1].end_s == pytest.approx(600.0)
+    assert outcome.steps[-1].cumulative_charge_C == pytest.approx(0.0, abs=1e-9)
