@@ -241,7 +241,7 @@ def test_resume_runs_only_the_remainder_of_the_interrupted_step(clock):
 
     smu = make_smu(clock, ccd_mA_cm2=10.0)
     prog = program(Loop(steps=[cc(1e-3, 100, 10), cc(-1e-3, 100, 10)], count=3))
-    resume = ResumePoint(step_index=3, t_offset_s=340.0, charge_C=-0.04, step_elapsed_s=40.0,
+    resume = ResumePoint(step_index=3, t_offset_s=340.0, charge_C=0.06, step_elapsed_s=40.0,
                          step_charge_C=-0.04, step_start_s=300.0)
     outcome = Engine(smu, clock).run(prog, resume=resume)
     assert [s.step_index for s in outcome.steps] == [3, 4, 5]
