@@ -92,9 +92,14 @@ def run(
     cell_ccd: Optional[float] = typer.Option(None, "--cell-ccd-mA-cm2", help="Simulated cell's CCD."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the simulated cell's randomness."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    control: bool = typer.Option(False, "--control", help="Listen for stop/pause/resume/status on a local "
+                                 "control socket (<run file>.ctl), e.g. from `labctl gui`."),
+    control_socket: Optional[Path] = typer.Option(None, "--control-socket",
+                                                  help="Control socket path (implies --control)."),
 ) -> None:
     """Run a protocol; write every reading to an HDF5 run file and print the result."""
-    from labctl.session import run_protocol  # imports the drivers only when running
+    from labctl.control import ControlError, ControlServer, check_socket_path, default_socket_path
+    from labctl.session import default_output_path, run_protocol  # imports the drivers only when running
 
     speed_value = _speed(speed)
     if not simulate and station is None:
@@ -107,14 +112,37 @@ def run(
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                         TimeElapsedColumn(), console=console, disable=quiet, transient=False)
     view = ProgressView(progress)
+    servers: list[ControlServer] = []
+    on_engine = None
+    if control or control_socket is not None:
+        if output is None:
+            from protocols import load_protocol
+
+            try:
+                output = default_output_path(load_protocol(protocol))
+            except FileError as exc:
+                raise _fail(exc.lines) from None
+        socket_path = control_socket or default_socket_path(output)
+        try:
+            check_socket_path(socket_path)
+        except ControlError as exc:
+            raise _fail(str(exc)) from None
+
+        def on_engine(engine: Any) -> None:
+            servers.append(ControlServer(engine, socket_path, run_file=output))
+
     wall = time.perf_counter()
     try:
         try:
             result = run_protocol(protocol, station_path=station, simulate=simulate, speed=speed_value,
                                   output=output, operator=operator, cell_overrides=overrides,
-                                  subscribers=[view])
+                                  subscribers=[view], on_engine=on_engine)
         finally:
             progress.stop()
+            for server in servers:
+                server.close()
+    except ControlError as exc:
+        raise _fail(str(exc)) from None
     except FileError as exc:
         raise _fail(exc.lines) from None
     except InstrumentError as exc:
@@ -146,16 +174,17 @@ def validate(protocol: Path = typer.Argument(..., help="Protocol file (YAML)."))
     except FileError as exc:
         raise _fail(exc.lines) from None
     console.print(f"{protocol}: OK — {proto.kind} '{proto.name}'")
-    console.print(f"{len(program.steps)} steps, {program.planned_duration_s / 3600:.2f} h planned, "
+    n = program.n_steps
+    console.print(f"{n} steps, {program.n_cycles} cycles, {program.planned_duration_s / 3600:.2f} h planned, "
                   f"voltage limit {program.safety.max_abs_voltage_V:g} V, area {program.area_cm2:g} cm²")
     table = Table("#", "step", "current (mA)", "duration (s)", "cycle")
-    for index, step in enumerate(program.steps):
-        if index == 6 and len(program.steps) > 10:
-            table.add_row("…", f"{len(program.steps) - 8} more", "", "", "")
-        if 6 <= index < len(program.steps) - 2 and len(program.steps) > 10:
-            continue
-        current = getattr(step, "current_A", 0.0) * 1e3
-        table.add_row(str(index), step.label or step.kind, f"{current:+.4g}", f"{step.duration_s or 0:g}", str(step.cycle))
+    shown = {i for i in range(n) if i < 6 or i >= n - 2}
+    for index, step, cycle in program.iter_steps():
+        if index == 6 and n > 8:
+            table.add_row("…", f"{n - 8} more", "", "", "")
+        if index in shown:
+            current = getattr(step, "current_A", 0.0) * 1e3
+            table.add_row(str(index), step.label or step.kind, f"{current:+.4g}", f"{step.duration_s or 0:g}", str(cycle))
     console.print(table)
 
 
@@ -193,6 +222,73 @@ def inspect(run_file: Path = typer.Argument(..., help="HDF5 run file.")) -> None
     except RunFileError as exc:
         raise _fail(str(exc)) from None
 
+
+@app.command()
+def gui(
+    simulate: bool = typer.Option(False, "--simulate", help="Open with a ready simulated station."),
+    station: Optional[Path] = typer.Option(None, "--station", help="Station file to load."),
+    protocol: Optional[Path] = typer.Option(None, "--protocol", help="Protocol file to load."),
+    attach: Optional[Path] = typer.Option(None, "--attach", help="Run file (.h5) or control socket (.ctl) "
+                                          "of a run to follow or review."),
+) -> None:
+    """Open the bench window: station, protocol, run control, live plots, event log."""
+    try:
+        from ui.app import main as gui_main
+    except ImportError as exc:
+        raise _fail(f"the GUI needs PySide6 and pyqtgraph ({exc}); pip install 'labctl[gui]'") from None
+    raise typer.Exit(gui_main(simulate=simulate, station=station, protocol=protocol, attach=attach))
+
+
+
+@app.command()
+def export(
+    run_file: Path = typer.Argument(..., help="HDF5 run file."),
+    format: str = typer.Option("bdf", "--format", help="Output format: bdf (Battery Data Format CSV)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="CSV to write (default RUN.bdf.csv; "
+                                          "one file per channel, named from it, for a multi-channel run)."),
+) -> None:
+    """Write a run file as Battery Data Format CSV, one file per channel (cell)."""
+    from labctl.store.export import export_bdf
+
+    if format.lower() != "bdf":
+        raise _fail(f"--format: unknown format {format!r}; known: bdf")
+    try:
+        written = export_bdf(run_file, output)
+    except (RunFileError, FileExistsError) as exc:
+        raise _fail(str(exc)) from None
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+@app.command("import")
+def import_(
+    vendor_file: Path = typer.Argument(..., help="NEWARE .nda/.ndax (or zipped .nda.zip) or EC-Lab .mpr file."),
+    output: Path = typer.Option(..., "-o", "--output", help="Run file to create (.h5)."),
+    area_cm2: Optional[float] = typer.Option(None, "--area-cm2", help="Electrode area for current densities "
+                                             "(default: the file's, e.g. the EC-Lab .mpl's)."),
+    utc_offset_h: Optional[float] = typer.Option(None, "--utc-offset-h", help="EC-Lab only: hours the "
+                                                 "acquisition PC's clock was ahead of UTC (default 0)."),
+) -> None:
+    """Import a cycler's data file into a labctl run file (same layout as a labctl run)."""
+    from labctl.store.importers import VendorFileError, import_vendor_file
+
+    wall = time.perf_counter()
+    try:
+        result = import_vendor_file(vendor_file, output, area_cm2=area_cm2, utc_offset_h=utc_offset_h)
+    except (VendorFileError, FileExistsError) as exc:
+        raise _fail(str(exc)) from None
+    wall = time.perf_counter() - wall
+    console.print(f"{vendor_file.name}: {result.n_readings} readings, {result.n_steps} steps "
+                  f"({result.reader}) in {wall:.2f} s")
+    if result.area_cm2 is None:
+        err.print(f"[yellow]warning:[/yellow] {result.area_source}", markup=True, soft_wrap=True)
+    else:
+        console.print(f"area {result.area_cm2:g} cm² ({result.area_source})")
+    for note in result.notes:
+        console.print(f"note: {note}", style="dim")
+    if result.n_shorts:
+        console.print(f"short detection: {result.n_shorts} step(s) flagged (see `labctl inspect`)")
+    console.print(f"run file: {result.path}")
 
 @sim_app.command("keithley2400")
 def sim_keithley2400(
@@ -241,6 +337,50 @@ def sim_keithley2400(
     finally:
         for server in servers:
             server.close()
+
+
+@sim_app.command("neware")
+def sim_neware(
+    port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0 = any free port; a real BTS uses 502)."),
+    channels: int = typer.Option(8, "--channels", help="Number of channels (1-256), 8 per unit (subdevid)."),
+    cell: str = typer.Option("hl_llzo", "--cell", help=f"Cell preset of every channel: {', '.join(CELL_PRESETS)}."),
+    cell_ccd: Optional[float] = typer.Option(None, "--cell-ccd-mA-cm2", help="Override the cells' CCD."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the first channel's cell (channel k: seed + k)."),
+    speed: str = typer.Option("1", "--speed", help="Simulated time per wall second."),
+) -> None:
+    """Serve a simulated NEWARE BTS (client API, XML over TCP) with a Li|SSE|Li cell per channel until Ctrl-C."""
+    from dataclasses import replace
+
+    from drivers.sim.neware import BtsServer, NewareBtsSimulator
+    from labctl.engine.clock import ScaledClock
+
+    speed_value = _speed(speed)
+    if math.isinf(speed_value):
+        raise _fail("--speed max needs the client in the same process; give a number")
+    if cell not in CELL_PRESETS:
+        raise _fail(f"--cell: unknown preset {cell!r}; known: {', '.join(CELL_PRESETS)}")
+    changes = {k: v for k, v in {"ccd_mA_cm2": cell_ccd, "seed": seed}.items() if v is not None}
+    try:
+        params = replace(CELL_PRESETS[cell], **changes)
+        sim = NewareBtsSimulator(channels, cell=params, now=ScaledClock(speed_value).now)
+    except ValueError as exc:
+        raise _fail(f"--channels/--cell: {exc}") from None
+    try:
+        server = BtsServer(sim, port=port)
+    except OSError as exc:
+        raise _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    host, bound = server.address
+    ids = [f"{d}-{s}-{c}" for (_t, d, s, c) in sim.channels]
+    console.print(f"{host}:{bound}")
+    console.print(f"{len(ids)} channels (devid-subdevid-chlid): {ids[0]} … {ids[-1]}; cell: {cell}, "
+                  f"CCD {params.ccd_mA_cm2:g} mA cm⁻², speed ×{speed_value:g}. Ctrl-C to stop.", style="dim")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 def main() -> None:

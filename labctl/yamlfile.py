@@ -106,7 +106,7 @@ def validation_lines(path: str | Path, node: yaml.Node | None, exc: ValidationEr
 
 
 #: Pydantic puts the tag of a discriminated-union member in ``loc``; it is not a key.
-_UNION_TAGS = {"constant_current", "rest"}
+_UNION_TAGS = {"constant_current", "rest", "loop"}
 
 
 def load_model(path: str | Path, model: type[M], data: Any = None, node: yaml.Node | None = None) -> M:

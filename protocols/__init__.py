@@ -10,9 +10,10 @@ from pathlib import Path
 from labctl.yamlfile import FileError, line_of, load_model, read_yaml
 from protocols.base import CellInfo, ProtocolBase, SimulatedCell
 from protocols.ccd_staircase import CCDStaircase
+from protocols.symmetric_cycling import SymmetricCycling
 
 #: Protocol kinds by the value of their ``kind:`` field.
-KINDS: dict[str, type[ProtocolBase]] = {"ccd_staircase": CCDStaircase}
+KINDS: dict[str, type[ProtocolBase]] = {"ccd_staircase": CCDStaircase, "symmetric_cycling": SymmetricCycling}
 
 
 def load_protocol(path: str | Path) -> ProtocolBase:
@@ -29,4 +30,4 @@ def load_protocol(path: str | Path) -> ProtocolBase:
     return load_model(path, KINDS[kind], data, node)
 
 
-__all__ = ["KINDS", "CCDStaircase", "CellInfo", "FileError", "ProtocolBase", "SimulatedCell", "load_protocol"]
+__all__ = ["KINDS", "CCDStaircase", "SymmetricCycling", "CellInfo", "FileError", "ProtocolBase", "SimulatedCell", "load_protocol"]

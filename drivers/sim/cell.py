@@ -117,6 +117,17 @@ CELL_PRESETS: dict[str, CellParameters] = {
         temperature_C=50.0,
         ccd_mA_cm2=9.0,
     ),
+    # Li⁰ | FSE (350 µm) | Li⁰ at room temperature, for long cycling [000 L58, L64, L183]:
+    # 1.5 mS cm⁻¹ and R_CT 47 Ω cm² at 30 °C; CCD at r.t. not stated (NS): 3 mA cm⁻².
+    "fse_rt": CellParameters(
+        area_cm2=1.13,
+        electrolyte_thickness_um=350.0,
+        ionic_conductivity_S_cm=1.5e-3,
+        interfacial_asr_ohm_cm2=23.5,
+        exchange_current_density_mA_cm2=2.0,
+        temperature_C=25.0,
+        ccd_mA_cm2=3.0,
+    ),
 }
 
 

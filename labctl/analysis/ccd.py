@@ -23,6 +23,8 @@ from typing import Any
 
 #: Step end reasons meaning "this half-cycle ran as planned".
 _COMPLETED = {"time", "charge"}
+#: Step end reasons meaning a (soft) short circuit was detected.
+SHORT_REASONS = {"short", "soft_short"}
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def critical_current_density(steps: Sequence[Mapping[str, Any]], planned_densiti
         safety trip) is not counted as completed, and the CCD is then a lower bound.
     """
     by_density: dict[float, list[Mapping[str, Any]]] = {}
-    short = next((s for s in steps if s["reason"] == "short"), None)
+    short = next((s for s in steps if s["reason"] in SHORT_REASONS), None)
     for step in steps:
         if short is not None and step["step_index"] >= short["step_index"]:
             break

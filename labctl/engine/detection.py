@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from labctl.engine.steps import ShortDetection
 
 
 class ShortDetector:
-    """Feeds on one step's readings; :meth:`update` returns a message when a short is seen.
+    """Feeds on one step's readings; :meth:`update` returns ``(kind, message)`` when it sees a
+    short (``kind`` "short") or a soft short ("soft_short"), else ``None``.
 
     The running level is the mean of |V| over the step so far, excluding the reading under
     test. Call :meth:`reset` at every step start (the level depends on the current).
     """
 
-    __slots__ = ("_cfg", "_sum", "_n", "_keep")
+    __slots__ = ("_cfg", "_sum", "_n", "_keep", "_last", "_diffs", "_diff_sum")
 
     def __init__(self, config: ShortDetection) -> None:
         self._cfg = config
@@ -22,21 +25,39 @@ class ShortDetector:
     def reset(self) -> None:
         self._sum = 0.0
         self._n = 0
+        self._last: float | None = None
+        self._diffs: deque[float] = deque(maxlen=self._cfg.noise_window)
+        self._diff_sum = 0.0
 
-    def update(self, voltage_V: float, current_A: float) -> str | None:
+    def update(self, voltage_V: float, current_A: float) -> tuple[str, str] | None:
         """Check one reading; ``None`` if nothing is wrong."""
-        if not self._cfg.enabled or current_A == 0.0:
+        cfg = self._cfg
+        if not cfg.enabled or current_A == 0.0:
             return None
         v = abs(voltage_V)
-        if v < self._cfg.floor_V:
-            return f"|V| = {v * 1e3:.3g} mV under the floor {self._cfg.floor_V * 1e3:.3g} mV with current flowing"
-        if self._n >= self._cfg.min_points:
+        if v < cfg.floor_V:
+            return "short", f"|V| = {v * 1e3:.3g} mV under the floor {cfg.floor_V * 1e3:.3g} mV with current flowing"
+        if self._n >= cfg.min_points:
             level = self._sum / self._n
             if v < self._keep * level:
-                return (
+                return "short", (
                     f"|V| fell to {v * 1e3:.4g} mV, {100 * (1 - v / level):.0f}% under the step's "
                     f"running level {level * 1e3:.4g} mV"
                 )
+            if cfg.noise_fraction is not None and self._last is not None:
+                diffs = self._diffs
+                if len(diffs) == diffs.maxlen:
+                    self._diff_sum -= diffs[0]
+                d = abs(v - self._last)
+                diffs.append(d)
+                self._diff_sum += d
+                if len(diffs) == diffs.maxlen and self._diff_sum / len(diffs) > cfg.noise_fraction * level:
+                    noise = self._diff_sum / len(diffs)
+                    return "soft_short", (
+                        f"voltage noise {noise * 1e3:.3g} mV (mean |ΔV| over {len(diffs)} readings) is "
+                        f"{100 * noise / level:.0f}% of the running level {level * 1e3:.4g} mV"
+                    )
+        self._last = v
         self._sum += v
         self._n += 1
         return None

@@ -108,7 +108,8 @@ class StepEnded:
 
 @dataclass(frozen=True)
 class RunEnded:
-    """``status``: completed, short, safety, stopped, interrupted, error, instrument_lost."""
+    """``status``: completed, short, soft_short, polarisation, safety, stopped, interrupted,
+    error or instrument_lost."""
 
     t_s: float
     channel: str

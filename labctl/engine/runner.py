@@ -39,6 +39,9 @@ from labctl.engine.steps import ConstantCurrent, StepProgram
 
 _DTYPES = {c.name: c.dtype for c in READING_COLUMNS}
 
+#: Step end reasons that end the whole run (the others move on to the next step).
+RUN_ENDING_REASONS = frozenset({"short", "soft_short", "polarisation", "safety", "stopped"})
+
 
 class EngineState(enum.Enum):
     """idle → running ⇄ paused → stopping → ended (bluesky's RunEngine states, fewer of them)."""
@@ -200,8 +203,8 @@ class Engine:
                 summary = self._run_step(index, step, cycle, program)
                 summaries.append(summary)
                 self._publish(StepEnded(summary.end_s, self.channel, summary))
-                if summary.reason in ("short", "safety", "stopped"):
-                    if summary.reason == "short" and not program.end_run_on_short:
+                if summary.reason in RUN_ENDING_REASONS:
+                    if summary.reason in ("short", "soft_short") and not program.end_run_on_short:
                         continue
                     status, reason = summary.reason, self._end_reason
                     break
@@ -220,7 +223,7 @@ class Engine:
             reason = f"{reason}; {off_error}"
         try:
             self._flush()
-            if status not in ("completed", "short", "safety"):  # those were published when seen
+            if status not in ("completed", "short", "soft_short", "polarisation", "safety"):  # published when seen
                 self._publish(Detected(t_end, self.channel, status, reason))
             self._publish(RunEnded(t_end, self.channel, status, reason, time.time(), tuple(summaries)))
         finally:
@@ -259,6 +262,7 @@ class Engine:
         v_below = getattr(step, "stop_voltage_below_V", None)
         q_stop = getattr(step, "stop_charge_C", None)
         v_safe = program.safety.max_abs_voltage_V
+        v_polar = program.polarisation_limit_V
         i_safe = program.safety.max_abs_current_A
         interval = step.record_interval_s
         buf = self._buffer
@@ -332,13 +336,18 @@ class Engine:
                 break
             if paused_at is None:
                 if detector is not None:
-                    message = detector.update(v, i)
-                    if message is not None:
-                        reason = "short"
-                        self._end_reason = (
-                            f"short circuit at {density:.4g} mA cm-2, t = {t:.1f} s (step {index}): {message}"
-                        )
-                        self._publish(Detected(t, self.channel, "short", self._end_reason, index))
+                    found = detector.update(v, i)
+                    if found is not None:
+                        reason, message = found
+                        what = "short circuit" if reason == "short" else "soft short"
+                        self._end_reason = f"{what} at {density:.4g} mA cm-2, t = {t:.1f} s (step {index}): {message}"
+                        self._publish(Detected(t, self.channel, reason, self._end_reason, index))
+                        break
+                    if v_polar is not None and abs(v) > v_polar:
+                        reason = "polarisation"
+                        self._end_reason = (f"polarisation: |V| = {abs(v) * 1e3:.4g} mV exceeds the limit "
+                                            f"{v_polar * 1e3:.4g} mV at t = {t:.1f} s (step {index})")
+                        self._publish(Detected(t, self.channel, reason, self._end_reason, index))
                         break
                 if t >= t_end - 1e-9:
                     reason = "time"

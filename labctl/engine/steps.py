@@ -93,12 +93,18 @@ class ShortDetection(_Model):
     * |V| falls below ``(1 - drop_fraction)`` × the step's running mean of |V|, after at
       least ``min_points`` readings in the step (the "sudden voltage drop", [003 L522]); or
     * |V| falls below ``floor_V`` (a hard short: V = I·R_short).
+    A soft short is flagged when the voltage turns noisy (``noise_fraction``); seed 003
+    describes soft shorts but gives no signature for them ([003 L156, L488]).
     """
 
     enabled: bool = True
     drop_fraction: float = Field(default=0.5, gt=0, lt=1)
     floor_V: float = Field(default=1e-3, ge=0)
     min_points: int = Field(default=5, ge=1)
+    noise_fraction: float | None = Field(default=0.05, gt=0)
+    """Soft short: the mean |ΔV| between successive readings over ``noise_window`` readings
+    exceeds this fraction of the running level (a healthy cell's is ≪ 1 %). None = off."""
+    noise_window: int = Field(default=10, ge=2)
 
 
 class StepProgram(_Model):
@@ -109,6 +115,9 @@ class StepProgram(_Model):
     safety: SafetyLimits
     short_detection: ShortDetection = ShortDetection()
     end_run_on_short: bool = True
+    polarisation_limit_V: float | None = Field(default=None, gt=0)
+    """End the run (status ``polarisation``) when |V| on a constant-current step exceeds
+    this: the "increasing overpotential" failure mode of [003 L522], [002 L165]."""
 
     @model_validator(mode="after")
     def _within_limits(self) -> StepProgram:

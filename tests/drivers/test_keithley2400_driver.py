@@ -100,3 +100,12 @@ def test_reading_over_the_rs232_path_of_a_pty(sim):
 def test_a_dead_link_is_instrument_lost():
     with pytest.raises(InstrumentLost, match=r"TCPIP::127\.0\.0\.1::9::SOCKET: connecting failed"):
         Keithley2400("TCPIP::127.0.0.1::9::SOCKET", timeout_ms=500)
+
+
+def test_socket_resources_disable_nagle(smu):
+    """Without TCP_NODELAY every step change waits ~40 ms for a delayed ACK."""
+    import socket
+
+    connection = smu.instrument.adapter.connection
+    sock = connection.visalib.sessions[connection.session].interface
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

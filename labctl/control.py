@@ -1,0 +1,240 @@
+"""The local control channel of a run: stop, pause, resume and status from another process.
+
+A run started with ``labctl run ... --control`` listens on a Unix domain socket (by default
+``<run file>.ctl``) so that the GUI, or any other local program, can command it while the run
+lives in its own process — closing or crashing the window never touches the run.
+
+Wire format: JSON lines. The client sends one object per line, ``{"command": NAME}``, with
+NAME one of :data:`COMMANDS`; the server answers each with one line, the run's status::
+
+    {"ok": true, "state": "running", "output": "on", "run_file": "/abs/run.h5",
+     "pid": 1234, "stop_reason": null}
+
+or ``{"ok": false, "error": "..."}`` for a request it cannot parse. ``state`` is the engine's
+(:class:`~labctl.engine.EngineState`: idle, running, paused, stopping, ended); ``output`` is
+``"on"`` from the engine's start until it has turned the output off and confirmed it (state
+``ended``), ``"off"`` otherwise.
+
+``emergency_stop`` is :meth:`Engine.request_stop` with reason ``"emergency stop"``: the engine
+wakes at once (it does not wait out the record interval) and turns the output off, as on every
+ending. ``stop`` ends the run the same way with reason ``"stopped by the operator"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import socketserver
+import threading
+from pathlib import Path
+from typing import Any
+
+from labctl.engine import Engine, EngineState
+
+#: Commands a :class:`ControlServer` understands.
+COMMANDS = ("status", "stop", "emergency_stop", "pause", "resume")
+
+#: ``sun_path`` of ``struct sockaddr_un`` holds 108 bytes on Linux, including the final NUL.
+MAX_SOCKET_PATH_BYTES = 107
+
+#: Reason recorded in the run file for an emergency stop.
+EMERGENCY_STOP_REASON = "emergency stop"
+
+
+class ControlError(Exception):
+    """The control socket cannot be used: nobody listens, bad path, bad reply; names the path."""
+
+
+def default_socket_path(run_file: str | Path) -> Path:
+    """``<run file>.ctl`` beside the run file (``runs/x.h5`` → ``runs/x.h5.ctl``)."""
+    run_file = Path(run_file)
+    return run_file.with_name(run_file.name + ".ctl")
+
+
+def _check_path(path: Path) -> None:
+    if len(os.fsencode(str(path))) > MAX_SOCKET_PATH_BYTES:
+        raise ControlError(f"{path}: control socket path longer than {MAX_SOCKET_PATH_BYTES} bytes; "
+                           "choose a shorter one (--control-socket)")
+
+
+def check_socket_path(path: str | Path) -> None:
+    """Check before a run starts that a :class:`ControlServer` can listen at ``path``.
+
+    Raises:
+        ControlError: the path is too long or another run already listens there.
+    """
+    path = Path(path)
+    _check_path(path)
+    if path.exists() and _listening(path):
+        raise ControlError(f"{path}: another run already listens on this control socket")
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        for raw in self.rfile:
+            try:
+                reply = self.server.control.execute(json.loads(raw))
+            except (ValueError, TypeError, AttributeError) as exc:
+                reply = {"ok": False, "error": f"bad request: {exc}"}
+            self.wfile.write((json.dumps(reply) + "\n").encode())
+            self.wfile.flush()
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    control: ControlServer
+
+
+class ControlServer:
+    """Serve the control channel of one run on a Unix domain socket, in background threads.
+
+    Args:
+        engine: the run's engine; commands call its thread-safe request methods.
+        socket_path: where to listen; a stale socket file (nobody listening) is replaced.
+        run_file: the run's HDF5 file, reported by ``status``.
+
+    Raises:
+        ControlError: the path is too long, another process already listens there, or the
+            socket cannot be created (the message names the path).
+
+    Use as a context manager or call :meth:`close`, which removes the socket file.
+    """
+
+    def __init__(self, engine: Engine, socket_path: str | Path, *, run_file: str | Path | None = None) -> None:
+        self.engine = engine
+        self.socket_path = Path(socket_path)
+        self.run_file = None if run_file is None else str(Path(run_file).resolve())
+        self._stop_reason: str | None = None
+        _check_path(self.socket_path)
+        if self.socket_path.exists():
+            if _listening(self.socket_path):
+                raise ControlError(f"{self.socket_path}: another run already listens on this control socket")
+            self.socket_path.unlink()
+        try:
+            self._server = _Server(str(self.socket_path), _Handler)
+        except OSError as exc:
+            raise ControlError(f"{self.socket_path}: cannot listen: {exc.strerror or exc}") from None
+        self._server.control = self
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"control {self.socket_path.name}", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def __enter__(self) -> ControlServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def status(self) -> dict[str, Any]:
+        """The reply to ``status`` (see the module docstring)."""
+        state = self.engine.state
+        output_on = state in (EngineState.RUNNING, EngineState.PAUSED, EngineState.STOPPING)
+        return {"ok": True, "state": state.value, "output": "on" if output_on else "off",
+                "run_file": self.run_file, "pid": os.getpid(), "stop_reason": self._stop_reason}
+
+    def execute(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Carry out one request ``{"command": NAME}``; return the reply object."""
+        command = request.get("command")
+        if command not in COMMANDS:
+            return {"ok": False, "error": f"unknown command {command!r}; one of {', '.join(COMMANDS)}"}
+        if command in ("stop", "emergency_stop"):
+            reason = EMERGENCY_STOP_REASON if command == "emergency_stop" else "stopped by the operator"
+            if self._stop_reason is None or command == "emergency_stop":
+                self._stop_reason = reason
+            self.engine.request_stop(reason)
+        elif command == "pause":
+            self.engine.request_pause()
+        elif command == "resume":
+            self.engine.request_resume()
+        return self.status()
+
+    def close(self) -> None:
+        """Stop listening and remove the socket file (safe to call twice)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        try:
+            self.socket_path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+class ControlClient:
+    """Send commands to a run's :class:`ControlServer`.
+
+    Each call opens a connection, sends one request and reads the reply, so a client holds
+    no resources between calls and survives the run's end.
+
+    Args:
+        socket_path: the run's control socket (``<run file>.ctl``).
+        timeout_s: connect and reply timeout per request.
+
+    Every method returns the run's status (see the module docstring) and raises
+    :class:`ControlError` when nobody listens (the run has ended or never had ``--control``),
+    on a timeout, or when the server refuses the request.
+    """
+
+    def __init__(self, socket_path: str | Path, *, timeout_s: float = 2.0) -> None:
+        self.socket_path = Path(socket_path)
+        self.timeout_s = timeout_s
+        _check_path(self.socket_path)
+
+    def request(self, command: str) -> dict[str, Any]:
+        if command not in COMMANDS:
+            raise ControlError(f"unknown command {command!r}; one of {', '.join(COMMANDS)}")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(self.timeout_s)
+            try:
+                sock.connect(str(self.socket_path))
+                sock.sendall((json.dumps({"command": command}) + "\n").encode())
+                with sock.makefile("rb") as stream:
+                    line = stream.readline()
+            except FileNotFoundError:
+                raise ControlError(f"{self.socket_path}: no control socket (the run has ended or was started "
+                                   "without --control)") from None
+            except ConnectionRefusedError:
+                raise ControlError(f"{self.socket_path}: nobody listens (the run has ended)") from None
+            except OSError as exc:
+                raise ControlError(f"{self.socket_path}: {exc.strerror or exc}") from None
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise ControlError(f"{self.socket_path}: no reply or a garbled one ({line[:80]!r})") from None
+        if not reply.get("ok"):
+            raise ControlError(f"{self.socket_path}: {reply.get('error', 'refused')}")
+        return reply
+
+    def status(self) -> dict[str, Any]:
+        return self.request("status")
+
+    def stop(self) -> dict[str, Any]:
+        """End the run safely (output off), reason "stopped by the operator"."""
+        return self.request("stop")
+
+    def emergency_stop(self) -> dict[str, Any]:
+        """End the run at once (output off), reason "emergency stop"."""
+        return self.request("emergency_stop")
+
+    def pause(self) -> dict[str, Any]:
+        """Hold the cell at 0 A until :meth:`resume` (the step's clock stops)."""
+        return self.request("pause")
+
+    def resume(self) -> dict[str, Any]:
+        return self.request("resume")
