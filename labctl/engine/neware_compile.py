@@ -18,9 +18,11 @@ working electrode, as in the step program):
   charge, an upper limit of −floor on a discharge. A hard short (V = I·R_short) then ends
   the test in the cycler itself, with status ``protect``, even while no PC is watching.
   The running-mean drop and noise tests stay with the engine, which sees the points.
-* consecutive repeats of a block of steps are folded into one block and a cycle step
-  (:func:`drivers.neware.fold_repeats`); the order of execution is unchanged, so the n-th
-  step the channel executes (``downloadStepLayer``'s ``stepindex`` n) is program step n − 1.
+* a ``Loop`` → its steps and a cycle step (Step_Type 5) with ``Cycle_Count`` = ``count``;
+  between loops, consecutive repeats of a block of steps are folded the same way
+  (:func:`drivers.neware.fold_repeats`). The order of execution is unchanged, so the n-th
+  step the channel executes (``downloadStepLayer``'s ``stepindex`` n) is the program's
+  step index n − 1 (``StepProgram.iter_steps``).
 """
 
 from __future__ import annotations
@@ -28,10 +30,9 @@ from __future__ import annotations
 from collections import Counter
 
 from drivers.neware import ConstantCurrent as NewareCC
-from drivers.neware import Protection, StepFile, StepFileError
+from drivers.neware import Cycle, Protection, StepFile, StepFileError, fold_repeats
 from drivers.neware import Rest as NewareRest
-from drivers.neware import fold_repeats
-from labctl.engine.steps import ConstantCurrent, Rest, StepProgram
+from labctl.engine.steps import ConstantCurrent, Loop, Rest, StepProgram
 
 
 def compile_program(program: StepProgram, *, remark: str = "", fold: bool = True) -> StepFile:
@@ -46,14 +47,32 @@ def compile_program(program: StepProgram, *, remark: str = "", fold: bool = True
     detection = program.short_detection
     if detection.enabled and program.end_run_on_short and detection.floor_V > 0:
         floor_V = detection.floor_V
-    steps = [_step(index, step, floor_V) for index, step in enumerate(program.steps)]
+    out: list[NewareRest | NewareCC | Cycle] = []
+    pending: list[NewareRest | NewareCC] = []
+
+    def flush() -> None:
+        out.extend(fold_repeats(pending, first_step=len(out) + 1) if fold else pending)
+        pending.clear()
+
+    index = 0  # executed-step index of the entry's first step (StepProgram.iter_steps)
+    for entry in program.steps:
+        if isinstance(entry, Loop):
+            flush()
+            start = len(out) + 1
+            out.extend(_step(index + k, step, floor_V) for k, step in enumerate(entry.steps))
+            if entry.count > 1:
+                out.append(Cycle(start_step=start, cycle_count=entry.count))
+            index += len(entry.steps) * entry.count
+        else:
+            pending.append(_step(index, entry, floor_V))
+            index += 1
+    flush()
     limits = program.safety
     protection = Protection(voltage_upper_V=limits.max_abs_voltage_V, voltage_lower_V=-limits.max_abs_voltage_V,
                             current_upper_mA=limits.max_abs_current_A * 1e3,
                             current_lower_mA=-limits.max_abs_current_A * 1e3)
-    default_interval = Counter(step.record_interval_s for step in program.steps).most_common(1)[0][0]
-    return StepFile(fold_repeats(steps) if fold else steps, protection=protection,
-                    record_interval_s=default_interval, remark=remark)
+    intervals = Counter(step.record_interval_s for _i, step, _c in program.iter_steps())
+    return StepFile(out, protection=protection, record_interval_s=intervals.most_common(1)[0][0], remark=remark)
 
 
 def _step(index: int, step: Rest | ConstantCurrent, floor_V: float | None) -> NewareRest | NewareCC:
