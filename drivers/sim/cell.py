@@ -201,9 +201,10 @@ class SymmetricCell:
         if math.isinf(r_e):
             v = self._ionic_voltage_V(current_A)
         else:
-            # The current divides between the ionic path and the filament: solve
-            # I = I_ion(V) + V / r_e for V by bisection (I_ion is monotonic in V).
-            v = self._solve(lambda v_: self.ionic_current_A(v_) + v_ / r_e, current_A)
+            # The current divides between the ionic path and the filament: with x the ionic
+            # current, I = x + V_ion(x) / r_e is monotonic in x; solve it once, V = V_ion(x).
+            x = self._solve(lambda x_: x_ + self._ionic_voltage_V(x_) / r_e, current_A)
+            v = self._ionic_voltage_V(x)
         return v + (self._rng.gauss(0.0, self.params.noise_V) if self.params.noise_V else 0.0)
 
     def ionic_current_A(self, voltage_V: float) -> float:

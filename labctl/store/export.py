@@ -17,16 +17,16 @@ Columns, in this order:
 ``Test Time / s``          ``test_time_s`` (its ``bdf_label`` attribute)
 ``Voltage / V``            ``voltage_V``
 ``Current / A``            ``current_A``
-``Unix Time / s``          the run's ``start_time_utc`` attribute + test time
+``Unix Time / s``          the run's start (``start_unix_time_s``, else ``start_time_utc``) + test time
 ``Cycle Count / 1``        ``cycle_index``
 ``Step Count / 1``         ``step_index`` (the executed-step counter: it never resets)
 ``Net Capacity / Ah``      ``charge_C`` / 3600 (signed charge since the start; BioLogic Q-Qo)
 =========================  ===================================================================
 
 Any other channel dataset that carries a ``bdf_label`` attribute is appended after these.
-``Step Index / 1`` is deprecated in the BDF ontology (1.3.0) and is not written. labctl's own
-runs store ``start_time_utc`` to the second, so their ``Unix Time / s`` is exact to ±1 s;
-imported runs store it to the millisecond.
+``Step Index / 1`` is deprecated in the BDF ontology (1.3.0) and is not written. A run file
+with only ``start_time_utc`` (to the second) gives ``Unix Time / s`` to ±1 s; imported runs store
+the vendor file's start to the millisecond.
 """
 
 from __future__ import annotations
@@ -51,7 +51,12 @@ BDF_COLUMN_ORDER: tuple[str, ...] = (TEST_TIME, VOLTAGE, CURRENT, UNIX_TIME, CYC
 
 
 def _start_unix_s(run: RunFile) -> float:
-    text = str(run.attrs.get("start_time_utc", ""))
+    """The run's start: ``start_unix_time_s`` where the file has it, else ``start_time_utc``."""
+    attrs = run.attrs
+    start_unix = attrs.get("start_unix_time_s")
+    if isinstance(start_unix, int | float) and not isinstance(start_unix, bool) and np.isfinite(start_unix):
+        return float(start_unix)
+    text = str(attrs.get("start_time_utc", ""))
     try:
         start = _dt.datetime.fromisoformat(text)
     except ValueError:

@@ -43,8 +43,8 @@ a step where it fires ends with the detector's kind (``short``, ``soft_short``) 
 that kind — so
 :func:`~labctl.analysis.critical_current_density` finds a short in old data as it would live.
 
-Root attributes: ``simulated = False``, ``status = "imported"``, ``start_time_utc`` from the file
-(ms precision), ``vendor_file``, ``vendor_file_sha256``, ``vendor_format``, ``vendor_reader``,
+Root attributes: ``simulated = False``, ``status = "imported"``, ``start_time_utc`` (ms precision)
+and ``start_unix_time_s`` from the file, ``vendor_file``, ``vendor_file_sha256``, ``vendor_format``, ``vendor_reader``,
 ``vendor_reader_version``, ``vendor_metadata`` (JSON), ``cell_area_cm2`` and
 ``cell_area_source``, ``imported_utc``.
 """
@@ -529,6 +529,7 @@ def write_run_file(
         "simulated": False,
         "instrument_idn": rec.instrument,
         "start_time_utc": start.isoformat(timespec="milliseconds"),
+        "start_unix_time_s": rec.start_unix_s,
         "imported_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "vendor": rec.vendor,
         "vendor_file": str(source),
