@@ -149,18 +149,50 @@ def run(
         raise _fail(f"cannot use the instrument at {exc}") from None
     except FileExistsError as exc:
         raise _fail(str(exc)) from None
-    wall = time.perf_counter() - wall
+    _report(result, time.perf_counter() - wall)
+
+
+def _report(result: Any, wall_s: float) -> None:
+    """The closing summary of a run; exits 130 after Ctrl-C and 3 after a fault."""
     outcome = result.outcome
     console.print()
     for line in result.summary:
         console.print(f"[bold]{line}[/bold]")
     console.print(f"run ended: {outcome.status} ({outcome.reason})")
-    console.print(f"{outcome.n_readings} readings, {outcome.end_s / 3600:.2f} h of test time in {wall:.1f} s")
+    console.print(f"{outcome.n_readings} readings, {outcome.end_s / 3600:.2f} h of test time in {wall_s:.1f} s")
     console.print(f"run file: {result.path}")
     if result.interrupted:
         raise typer.Exit(130)
     if outcome.status in FAULT_STATUSES:
         raise typer.Exit(3)
+
+
+@app.command()
+def resume(
+    run_file: Path = typer.Argument(..., help="Run file of a killed, interrupted or instrument-lost run."),
+    station: Optional[Path] = typer.Option(None, "--station", help="Station file replacing the one stored in the run."),
+    speed: Optional[str] = typer.Option(None, "--speed", help="Simulated runs: clock speed (default: the run's own)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Continue a run in its own file: same protocol, steps, cycles and test time; the gap is logged."""
+    from labctl.session import resume_run
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                        TimeElapsedColumn(), console=console, disable=quiet, transient=False)
+    wall = time.perf_counter()
+    try:
+        try:
+            result = resume_run(run_file, station_path=station, speed=None if speed is None else _speed(speed),
+                                subscribers=[ProgressView(progress)])
+        finally:
+            progress.stop()
+    except FileError as exc:
+        raise _fail(exc.lines) from None
+    except RunFileError as exc:
+        raise _fail(str(exc)) from None
+    except InstrumentError as exc:
+        raise _fail(f"cannot use the instrument at {exc}") from None
+    _report(result, time.perf_counter() - wall)
 
 
 @app.command()

@@ -1,33 +1,43 @@
-"""One run of a protocol file, start to finish: the glue the CLI and the GUI share.
+"""One run of a protocol file, start to finish (or resumed): the glue the CLI and the GUI share.
 
 Loads the protocol, reaches the instrument (a station file's, or a simulator started here on
-a free loopback port and reached over VISA exactly like a real one), creates the run file,
-runs the engine with the run file writer and any extra subscribers, then analyses the steps
-and stores the results. This module sits beside :mod:`labctl.cli` at the top of the
-dependency order (ui/cli → protocols → labctl.engine → drivers).
+a free loopback port and reached over VISA exactly like a real one), creates the run file (or
+reopens it to resume), runs the engine with the run file writer and any extra subscribers,
+then analyses the whole step table and stores the results. This module sits beside
+:mod:`labctl.cli` at the top of the dependency order (ui/cli → protocols → labctl.engine →
+drivers).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import math
+import time
 from collections.abc import Iterable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from drivers.base import SourceMeter
+from drivers.sim.cell import CellParameters
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-from labctl.engine import Engine, RunOutcome, clock_for_speed
+from labctl.engine import Detected, Engine, ResumePoint, RunOutcome, clock_for_speed
+from labctl.engine.clock import Clock
 from labctl.engine.events import Subscriber
 from labctl.station import InstrumentConfig, Station, load_station, open_instrument
-from labctl.store import RunFileWriter, write_results
+from labctl.store import RunFile, RunFileError, RunFileWriter, write_results
+from labctl.store.recover import RESUMABLE, recover, resume_point
 from labctl.yamlfile import FileError
-from protocols import ProtocolBase, load_protocol
+from protocols import ProtocolBase, load_protocol, load_protocol_text
 
 
 @dataclass(frozen=True)
 class SessionResult:
-    """What a finished run produced."""
+    """What a finished (or interrupted) run produced."""
 
     path: Path
     outcome: RunOutcome
@@ -40,6 +50,40 @@ def default_output_path(protocol: ProtocolBase, directory: str | Path = "runs") 
     """``runs/<UTC timestamp>_<kind>.h5``."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return Path(directory) / f"{stamp}_{protocol.kind}.h5"
+
+
+def _connect(protocol: ProtocolBase, stack: ExitStack, clock: Clock, *, station: Station | None,
+             station_source: str, cell: CellParameters | None) -> tuple[SourceMeter, Station]:
+    """The protocol's instrument: on ``station``, or on a simulator of ``cell`` started here."""
+    if cell is not None:
+        server = TcpServer(Keithley2400Simulator(cell, now=clock.now))
+        stack.callback(server.close)
+        station = Station(instruments={protocol.instrument: InstrumentConfig(driver="keithley2400", address=server.resource)})
+    config = station.instrument(protocol.instrument, station_source)
+    smu = open_instrument(config)
+    stack.callback(smu.close)
+    return smu, station
+
+
+def _execute(protocol: ProtocolBase, smu: SourceMeter, clock: Clock, writer: RunFileWriter,
+             subscribers: Iterable[Subscriber], on_engine: Any, resume: ResumePoint | None) -> tuple[RunOutcome, bool]:
+    engine = Engine(smu, clock, channel=protocol.instrument, subscribers=[writer, *subscribers])
+    if on_engine is not None:
+        on_engine(engine)
+    try:
+        return engine.run(protocol.program(), resume=resume), False
+    except KeyboardInterrupt:
+        return engine.last_outcome, True
+
+
+def _finish(protocol: ProtocolBase, writer: RunFileWriter, outcome: RunOutcome, interrupted: bool) -> SessionResult:
+    """Close the file, analyse every step it holds (a resumed run's too), store the results."""
+    writer.close()
+    with RunFile(writer.path) as run:
+        rows = [row for row in run.steps() if row["channel"] == protocol.instrument]
+    results = {**protocol.analyse(rows), "run_status": outcome.status, "run_end_reason": outcome.reason}
+    write_results(writer.path, results)
+    return SessionResult(writer.path, outcome, results, protocol.summary(results), interrupted)
 
 
 def run_protocol(
@@ -64,7 +108,7 @@ def run_protocol(
         output: run file to create; default ``runs/<timestamp>_<kind>.h5``.
         operator: overrides the protocol's ``operator``.
         cell_overrides: simulated-cell parameters (e.g. ``{"ccd_mA_cm2": 0.5, "seed": 3}``).
-        subscribers: extra event consumers (progress bar, live plot …).
+        subscribers: extra event consumers (progress bar, live plot, notifier …).
         on_engine: called with the :class:`Engine` before it runs (e.g. to wire a Stop button).
 
     Raises:
@@ -83,46 +127,94 @@ def run_protocol(
         raise FileError(["--speed applies to simulated runs only; real instruments run in real time"])
     clock = clock_for_speed(speed)
     with ExitStack() as stack:
+        cell = None
         if simulate:
             try:
                 cell = protocol.simulated_cell_parameters(**(cell_overrides or {}))
             except (TypeError, ValueError) as exc:
                 raise FileError([f"{Path(protocol_path).name}: simulated_cell: {exc}"]) from None
-            server = TcpServer(Keithley2400Simulator(cell, now=clock.now))
-            stack.callback(server.close)
-            station = Station(instruments={protocol.instrument: InstrumentConfig(driver="keithley2400", address=server.resource)})
-            extra = {"simulated": True, "simulated_cell": asdict(cell), "speed": speed}
-        else:
-            station = load_station(station_path)
-            extra = {"simulated": False}
-        config = station.instrument(protocol.instrument, str(station_path or "simulated station"))
-        smu = open_instrument(config)
-        stack.callback(smu.close)
-        program = protocol.program()
+        station = None if simulate else load_station(station_path)
+        smu, station = _connect(protocol, stack, clock, station=station,
+                                station_source=str(station_path or "simulated station"), cell=cell)
         path = Path(output) if output is not None else default_output_path(protocol)
         attrs = {
             **protocol.metadata(),
-            **extra,
+            "simulated": simulate,
+            "speed": speed,
             "protocol_text": protocol_text,
             "protocol_path": str(Path(protocol_path).resolve()),
             "station_text": station.to_yaml(),
             "instrument_idn": getattr(smu, "idn", ""),
         }
+        if cell is not None:
+            attrs["simulated_cell"] = asdict(cell)
         if operator is not None:
             attrs["operator"] = operator
         writer = RunFileWriter(path, [protocol.instrument], attrs)
         stack.callback(writer.close)
-        engine = Engine(smu, clock, channel=protocol.instrument, subscribers=[writer, *subscribers])
-        if on_engine is not None:
-            on_engine(engine)
-        interrupted = False
-        try:
-            outcome = engine.run(program)
-        except KeyboardInterrupt:
-            interrupted = True
-            outcome = engine.last_outcome
-        rows = [asdict(s) for s in outcome.steps]
-        results = {**protocol.analyse(rows), "run_status": outcome.status, "run_end_reason": outcome.reason}
-        writer.close()
-        write_results(path, results)
-    return SessionResult(path, outcome, results, protocol.summary(results), interrupted)
+        outcome, interrupted = _execute(protocol, smu, clock, writer, subscribers, on_engine, None)
+        return _finish(protocol, writer, outcome, interrupted)
+
+
+def resume_run(
+    path: str | Path,
+    *,
+    station_path: str | Path | None = None,
+    speed: float | None = None,
+    subscribers: Iterable[Subscriber] = (),
+    on_engine: Any = None,
+) -> SessionResult:
+    """Continue a run that was killed, interrupted or lost its instrument, in the same file.
+
+    The protocol, station and simulated cell are the ones stored in the file (a station file
+    given here replaces the stored one, e.g. after an instrument moved). Readings, step and
+    cycle numbers and test time continue where the file ends; the gap is recorded as a
+    ``resumed`` event. On real instruments test time includes the wall-clock gap; on a
+    simulated run it includes the gap times the clock speed.
+
+    Raises:
+        RunFileError: not a run file, or its run ended for a reason that forbids resuming
+            (completed, short, safety trip …).
+        FileError, drivers.base.InstrumentLost: as :func:`run_protocol`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{path}: no such file")
+    gap_s = max(0.0, time.time() - path.stat().st_mtime)  # the last flush was the last sign of life
+    recovered = recover(path)
+    with RunFile(path) as run:
+        attrs = run.attrs
+        if attrs.get("status") not in RESUMABLE:
+            raise RunFileError(f"{path}: the run ended with status {attrs.get('status')!r} "
+                               f"({attrs.get('end_reason')}); only interrupted or crashed runs resume")
+        channel = run.channels[0]
+        point = resume_point(run, channel)
+    protocol = load_protocol_text(attrs["protocol_text"], Path(attrs.get("protocol_path") or "protocol.yaml").name)
+    simulated = bool(attrs.get("simulated"))
+    if simulated and station_path is not None:
+        raise FileError(["this run was simulated; resume it without --station"])
+    if not simulated and speed not in (None, 1.0):
+        raise FileError(["--speed applies to simulated runs only; real instruments run in real time"])
+    speed = float(attrs.get("speed", 1.0)) if speed is None else speed
+    clock = clock_for_speed(speed)
+    if point.step_index >= protocol.program().n_steps:
+        raise RunFileError(f"{path}: every step of the program has already run")
+    point = replace(point, t_offset_s=point.t_offset_s + (0.0 if math.isinf(speed) else gap_s * speed))
+    with ExitStack() as stack:
+        cell = CellParameters(**json.loads(attrs["simulated_cell"])) if simulated else None
+        if simulated:
+            station = None
+        elif station_path is not None:
+            station = load_station(station_path)
+        else:
+            station = Station.model_validate(yaml.safe_load(attrs["station_text"]))
+        smu, _ = _connect(protocol, stack, clock, station=station,
+                          station_source=str(station_path or f"{path.name}: station_text"), cell=cell)
+        writer = RunFileWriter.append(path)
+        stack.callback(writer.close)
+        writer(Detected(point.t_offset_s, channel, "resumed",
+                        f"resumed at step {point.step_index} after {gap_s:.1f} s without recording"
+                        + ("; the file was recovered after its writer died" if recovered else ""),
+                        point.step_index))
+        outcome, interrupted = _execute(protocol, smu, clock, writer, subscribers, on_engine, point)
+        return _finish(protocol, writer, outcome, interrupted)

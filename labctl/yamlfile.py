@@ -36,6 +36,13 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None, str]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FileError([f"{path}: cannot read: {exc.strerror if isinstance(exc, OSError) else exc}"]) from None
+    data, node = parse_yaml(text, path)
+    return data, node, text
+
+
+def parse_yaml(text: str, path: str | Path) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML ``text`` that came from ``path`` (named in errors); see :func:`read_yaml`."""
+    path = Path(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -46,7 +53,7 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None, str]:
         raise FileError([f"{where}: YAML syntax error: {problem}"]) from None
     if not isinstance(data, dict):
         raise FileError([f"{path.name}:1: the file must be a mapping of field: value (got {type(data).__name__})"])
-    return data, node, text
+    return data, node
 
 
 def line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labctl.yamlfile import FileError, line_of, load_model, read_yaml
+from labctl.yamlfile import FileError, line_of, load_model, parse_yaml, read_yaml
 from protocols.base import CellInfo, ProtocolBase, SimulatedCell
 from protocols.ccd_staircase import CCDStaircase
 from protocols.symmetric_cycling import SymmetricCycling
@@ -23,6 +23,20 @@ def load_protocol(path: str | Path) -> ProtocolBase:
         FileError: one line per problem, ``<file>:<line>: <field>: <problem>``.
     """
     data, node, _ = read_yaml(path)
+    return _validate(path, data, node)
+
+
+def load_protocol_text(text: str, name: str | Path) -> ProtocolBase:
+    """Validate protocol YAML held in memory (e.g. the copy stored in a run file), named ``name``.
+
+    Raises:
+        FileError: as :func:`load_protocol`.
+    """
+    data, node = parse_yaml(text, name)
+    return _validate(name, data, node)
+
+
+def _validate(path: str | Path, data: dict, node) -> ProtocolBase:
     kind = data.get("kind")
     if kind not in KINDS:
         got = "missing" if kind is None else f"{kind!r} is not known"
@@ -30,4 +44,5 @@ def load_protocol(path: str | Path) -> ProtocolBase:
     return load_model(path, KINDS[kind], data, node)
 
 
-__all__ = ["KINDS", "CCDStaircase", "SymmetricCycling", "CellInfo", "FileError", "ProtocolBase", "SimulatedCell", "load_protocol"]
+__all__ = ["KINDS", "CCDStaircase", "CellInfo", "FileError", "ProtocolBase", "SimulatedCell", "SymmetricCycling",
+           "load_protocol", "load_protocol_text"]

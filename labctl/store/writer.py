@@ -6,7 +6,8 @@ Layout (one file per run, readable with plain h5py):
   ``station_text``, ``software_versions`` (JSON), ``operator``, ``cell_*`` metadata
   (``cell_area_cm2``, ``cell_electrolyte``, ``cell_electrolyte_thickness_um``,
   ``cell_li_thickness_um``, ``cell_stack_pressure_MPa``, ``cell_temperature_C``, …),
-  ``start_time_utc`` / ``end_time_utc`` (ISO 8601), ``status`` and ``end_reason``;
+  ``start_time_utc`` / ``end_time_utc`` (ISO 8601), ``start_unix_time_s``, ``status`` and
+  ``end_reason``;
 * ``channels/<name>``: one resizable, chunked, gzip-compressed 1-D dataset per column of
   :data:`~labctl.engine.events.READING_COLUMNS`, each with ``units`` and (where BDF has
   one) ``bdf_label`` attributes; the channel's step program as ``program_json``;
@@ -25,6 +26,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -96,22 +98,20 @@ class RunFileWriter:
         if self.path.exists():
             raise FileExistsError(f"{self.path}: a run file already exists there; choose another -o")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = h5py.File(self.path, "w", libver="latest")
-        f = self._file
+        f = h5py.File(self.path, "w", libver="latest")
         f.attrs["format"] = FORMAT
         f.attrs["software_versions"] = json.dumps(software_versions())
         f.attrs["start_time_utc"] = utc_now_iso()
+        f.attrs["start_unix_time_s"] = time.time()
         f.attrs["end_time_utc"] = ""
         f.attrs["status"] = "running"
         f.attrs["end_reason"] = ""
         for key, value in attrs.items():
             f.attrs[key] = _encode(value)
-        self._columns: dict[str, dict[str, h5py.Dataset]] = {}
         group = f.create_group("channels")
         for channel in channels:
             g = group.create_group(channel)
             g.attrs["program_json"] = ""
-            self._columns[channel] = {}
             for column in READING_COLUMNS:
                 ds = g.create_dataset(
                     column.name, shape=(0,), maxshape=(None,), dtype=column.dtype,
@@ -120,10 +120,35 @@ class RunFileWriter:
                 ds.attrs["units"] = column.units
                 if column.bdf_label:
                     ds.attrs["bdf_label"] = column.bdf_label
-                self._columns[channel][column.name] = ds
-        self._events = f.create_dataset("events", shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE, chunks=(256,))
-        self._steps = f.create_dataset("steps", shape=(0,), maxshape=(None,), dtype=STEP_DTYPE, chunks=(256,))
+        f.create_dataset("events", shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE, chunks=(256,))
+        f.create_dataset("steps", shape=(0,), maxshape=(None,), dtype=STEP_DTYPE, chunks=(256,))
         f.create_group("results")
+        self._attach(f)
+
+    @classmethod
+    def append(cls, path: str | Path) -> RunFileWriter:
+        """Reopen a run file to append a resumed run to it (status back to ``running``).
+
+        The file must be closed cleanly or repaired first (:func:`labctl.store.recover.recover`).
+
+        Raises:
+            OSError: the file cannot be opened for writing.
+        """
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        f = h5py.File(self.path, "r+", libver="latest")
+        f.attrs["status"] = "running"
+        f.attrs["end_reason"] = ""
+        f.attrs["end_time_utc"] = ""
+        self._attach(f)
+        return self
+
+    def _attach(self, f: h5py.File) -> None:
+        """Hold the datasets of an open file and switch it to SWMR writing."""
+        self._file = f
+        self._columns = {name: {c.name: g[c.name] for c in READING_COLUMNS} for name, g in f["channels"].items()}
+        self._events = f["events"]
+        self._steps = f["steps"]
         self._running = set(self._columns)
         self._programs: dict[str, str] = {}
         self._statuses: dict[str, tuple[str, str]] = {}

@@ -1,0 +1,96 @@
+"""Bring a run file back after its writer died, and find where the run must pick up.
+
+A writer killed in SWMR mode (SIGKILL, power loss) leaves the file consistent up to its last
+flush, but marked "open for write" in the superblock: HDF5 then opens it only for SWMR
+reading (``h5clear -s`` is the HDF Group's tool for the mark; it is not on every machine).
+:func:`recover` copies that consistent SWMR view into a new file with the plain h5py API and
+atomically replaces the original, so the run continues in the same path. Columns that a
+crash left at different lengths (a batch is appended column by column) are cut to the
+shortest, which loses at most the readings of the last, unflushed batch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from labctl.engine.runner import ResumePoint
+from labctl.store.reader import RunFile, RunFileError
+
+#: Step end reasons after which the next step starts afresh.
+_FINISHED = {"time", "voltage", "charge"}
+#: Run statuses a resume may continue; the others ended for a reason of the cell's.
+RESUMABLE = {"running", "interrupted", "instrument_lost", "error", "stopped", "unknown"}
+
+
+def needs_recovery(path: str | Path) -> bool:
+    """True if the file is still marked open by a writer that died."""
+    try:
+        with h5py.File(path, "r"):
+            return False
+    except OSError as exc:
+        if "already open for write" in str(exc):
+            return True
+        raise RunFileError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
+def recover(path: str | Path) -> bool:
+    """Make a crashed run file writable again in place; return True if it needed it.
+
+    Raises:
+        RunFileError: the file is not a readable run file even in SWMR mode.
+    """
+    path = Path(path)
+    if not needs_recovery(path):
+        return False
+    tmp = path.with_name(path.name + ".recovering")
+    try:
+        with h5py.File(path, "r", swmr=True, libver="latest") as src, h5py.File(tmp, "w", libver="latest") as dst:
+            for key, value in src.attrs.items():
+                dst.attrs[key] = value
+            for name in src:
+                src.copy(src[name], dst, name=name)
+            for group in dst["channels"].values():
+                n = min(ds.shape[0] for ds in group.values())
+                for ds in group.values():
+                    if ds.shape[0] != n:
+                        ds.resize((n,))
+            dst.attrs["status"] = "running"
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunFileError(f"{path}: cannot recover the run file ({exc})") from None
+    os.replace(tmp, path)
+    return True
+
+
+def resume_point(run: RunFile, channel: str) -> ResumePoint:
+    """Where the run of ``channel`` picks up.
+
+    The checkpoint is the ``steps`` table (a row after every step) plus the readings after it:
+    a step with readings but no row was cut by the crash, and only its remainder will run.
+    """
+    cols = run.columns(channel)
+    steps = [s for s in run.steps() if s["channel"] == channel]
+    t = cols["test_time_s"]
+    if len(t) == 0:
+        return ResumePoint(step_index=0, t_offset_s=0.0)
+    last_t = float(t[-1])
+    charge = float(cols["charge_C"][-1])
+    last_row = steps[-1] if steps else None
+    index = int(cols["step_index"][-1])
+    if last_row is not None and last_row["step_index"] == index:
+        if last_row["reason"] in _FINISHED:
+            return ResumePoint(step_index=index + 1, t_offset_s=last_t, charge_C=charge)
+        # A step ended early by a stop, an error or a lost instrument: its remainder runs.
+        return ResumePoint(step_index=index, t_offset_s=last_t, charge_C=charge,
+                           step_elapsed_s=last_row["end_s"] - last_row["start_s"],
+                           step_charge_C=last_row["charge_C"], step_start_s=last_row["start_s"])
+    in_step = np.flatnonzero(cols["step_index"] == index)
+    first = int(in_step[0])
+    return ResumePoint(step_index=index, t_offset_s=last_t, charge_C=charge,
+                       step_elapsed_s=last_t - float(t[first]),
+                       step_charge_C=charge - float(cols["charge_C"][first]),
+                       step_start_s=float(t[first]))
