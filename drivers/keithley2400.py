@@ -63,20 +63,41 @@ class Keithley2400:
 
     def __init__(self, address: str, *, visa_library: str = "@py", timeout_ms: int = 5000, baud_rate: int = 9600) -> None:
         self.address = address
-        read_term, write_term = terminations(address)
-        with _wire(address, "connecting"):
+        self._options = {"visa_library": visa_library, "timeout": timeout_ms, "asrl": {"baud_rate": baud_rate}}
+        self._open()
+
+    def _open(self) -> None:
+        read_term, write_term = terminations(self.address)
+        with _wire(self.address, "connecting"):
             self.instrument = _PymeasureKeithley2400(
-                address,
-                visa_library=visa_library,
-                read_termination=read_term,
-                write_termination=write_term,
-                timeout=timeout_ms,
-                asrl={"baud_rate": baud_rate},
-            )
-            if address.upper().startswith("TCPIP"):
+                self.address, read_termination=read_term, write_termination=write_term, **self._options)
+            if self.address.upper().startswith("TCPIP"):
                 _disable_nagle(self.instrument.adapter.connection)
             self.idn = self.instrument.id
         self._compliance_set = False
+
+    def reconnect(self) -> None:
+        """Drop the VISA session and open a new one (after a timeout or a dropped link).
+
+        The instrument may have been reset meanwhile: compliance must be configured again
+        before the output can go on. Raises :class:`InstrumentLost` if it does not answer.
+        """
+        try:
+            self.instrument.adapter.close()
+        except Exception as exc:  # noqa: BLE001 - the old session is dead anyway
+            log.debug("%s: closing the dead session: %s", self.address, exc)
+        self._open()
+
+    def state(self) -> dict[str, object]:
+        """What the instrument is doing: output on/off, source function and levels, compliance."""
+        inst = self.instrument
+
+        def ask() -> dict[str, object]:
+            return {"output_on": bool(inst.source_enabled), "source": inst.source_mode,
+                    "source_current_A": inst.source_current, "source_voltage_V": inst.source_voltage,
+                    "compliance_V": inst.compliance_voltage, "compliance_A": inst.compliance_current}
+
+        return self._call("reading the state", ask)
 
     # -- generic ----------------------------------------------------------------------------
     def _call(self, doing: str, fn: Callable[[], T]) -> T:

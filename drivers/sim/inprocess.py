@@ -45,5 +45,14 @@ class InProcessSourceMeter:
         v, i, _r, t, status = self.model.read()
         return Reading(v, i, t, status)
 
+    def reconnect(self) -> None:
+        """Nothing to reconnect in-process; compliance must be configured again."""
+        self._compliance_set = False
+
+    def state(self) -> dict[str, object]:
+        m = self.model
+        return {"output_on": m.output_enabled, "source": m.source_function, "source_current_A": m.source_current_A,
+                "source_voltage_V": m.source_voltage_V, "compliance_V": m.compliance_V, "compliance_A": m.compliance_A}
+
     def close(self) -> None:
         self.model.set_output(False)

@@ -700,6 +700,10 @@ def _loopback_ipv4(host: str) -> str:
     return address
 
 
+#: What :meth:`TcpServer.reply_garbage` sends instead of a reply: line noise, then LF.
+GARBAGE_REPLY = b"\xff\xfe#\x00@!\x1b[0m\n"
+
+
 class _ThreadingServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
@@ -708,7 +712,18 @@ class _ThreadingServer(socketserver.ThreadingTCPServer):
         self.sim = sim
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.hang_until = 0.0  # wall clock (time.monotonic)
+        self.down_until = 0.0
+        self.garbage_left = 0
         super().__init__(address, _TcpHandler)
+
+    def drop_connections(self) -> None:
+        with self.connections_lock:
+            for sock in list(self.connections):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 class _TcpHandler(socketserver.BaseRequestHandler):
@@ -716,16 +731,26 @@ class _TcpHandler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         sock: socket.socket = self.request
+        server = self.server
+        if time.monotonic() < server.down_until:  # powered off: the connection goes nowhere
+            sock.close()
+            return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.server.connections_lock:
-            self.server.connections.add(sock)
+        with server.connections_lock:
+            server.connections.add(sock)
         framer = _CommandFramer(b"\r\n")
         try:
             while data := sock.recv(65536):
                 for command in framer.feed(data):
-                    reply = _answer(self.server.sim, command)
+                    if time.monotonic() < server.hang_until:
+                        continue  # hung: commands vanish, nothing comes back
+                    reply = _answer(server.sim, command)
                     if reply is not None:
-                        sock.sendall(reply.encode("latin-1") + b"\n")
+                        if server.garbage_left > 0:
+                            server.garbage_left -= 1
+                            sock.sendall(GARBAGE_REPLY)
+                        else:
+                            sock.sendall(reply.encode("latin-1") + b"\n")
         except OSError:
             pass
         finally:
@@ -758,6 +783,26 @@ class TcpServer:
         host, port = self._server.server_address[:2]
         return str(host), int(port)
 
+    # -- fault injection (wall-clock durations), for the lost-instrument tests ----------------
+    def drop_connections(self) -> None:
+        """Cut every open connection, as a pulled cable or a rebooted LAN bridge does."""
+        self._server.drop_connections()
+
+    def hang(self, duration_s: float) -> None:
+        """Swallow every command for ``duration_s`` without replying (a wedged instrument)."""
+        self._server.hang_until = time.monotonic() + duration_s
+
+    def reply_garbage(self, count: int = 1) -> None:
+        """Replace the next ``count`` replies with bytes that are no SCPI reply."""
+        self._server.garbage_left = count
+
+    def power_cycle(self, off_s: float = 0.0) -> None:
+        """Mains off and on: output off, ``*RST`` state, error queue empty, connections cut,
+        and for ``off_s`` new connections are closed at once."""
+        self._server.down_until = time.monotonic() + off_s
+        self.sim.handle("*RST;*CLS")
+        self._server.drop_connections()
+
     @property
     def resource(self) -> str:
         """VISA resource string, e.g. ``TCPIP::127.0.0.1::50123::SOCKET``."""
@@ -767,12 +812,7 @@ class TcpServer:
     def close(self) -> None:
         """Stop listening and drop open connections."""
         self._server.shutdown()
-        with self._server.connections_lock:
-            for sock in list(self._server.connections):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        self._server.drop_connections()
         self._server.server_close()
         self._thread.join(timeout=1.0)
 

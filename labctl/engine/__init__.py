@@ -13,6 +13,7 @@ from labctl.engine.events import (
     StepStarted,
     StepSummary,
 )
+from labctl.engine.policy import ReconnectPolicy
 from labctl.engine.runner import Engine, EngineState, ResumePoint, RunOutcome
 from labctl.engine.steps import ConstantCurrent, Loop, Rest, SafetyLimits, ShortDetection, StepProgram
 
@@ -24,6 +25,7 @@ __all__ = [
     "Detected",
     "Engine",
     "Loop",
+    "ReconnectPolicy",
     "ResumePoint",
     "EngineState",
     "Readings",

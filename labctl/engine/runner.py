@@ -20,10 +20,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from drivers.base import InstrumentError, InstrumentLost, SourceMeter
 from labctl.engine.clock import Clock
 from labctl.engine.detection import ShortDetector
+from labctl.engine.policy import ReconnectPolicy
 from labctl.engine.events import (
     READING_COLUMNS,
     Detected,
@@ -102,6 +104,7 @@ class Engine:
         batch_size: readings per :class:`Readings` event at most.
         publish_interval_s: wall-clock seconds after which a partial batch is published,
             so subscribers (and the file) are never more than this behind.
+        reconnect: what to do when the instrument stops answering.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class Engine:
         subscribers: Iterable[Subscriber] = (),
         batch_size: int = 4096,
         publish_interval_s: float = 0.25,
+        reconnect: ReconnectPolicy = ReconnectPolicy(),
     ) -> None:
         self.smu = smu
         self.clock = clock
@@ -120,6 +124,7 @@ class Engine:
         self.subscribers: list[Subscriber] = list(subscribers)
         self.batch_size = batch_size
         self.publish_interval_s = publish_interval_s
+        self.reconnect = reconnect
         self.state = EngineState.IDLE
         self._stop_reason: str | None = None
         self.last_outcome: RunOutcome | None = None
@@ -183,6 +188,8 @@ class Engine:
             self._stop_reason = None
         t_offset = resume.t_offset_s if resume else 0.0
         self._t0 = self.clock.now() - t_offset
+        self._program = program
+        self._lost_since: float | None = None
         self._resume = resume
         self._buffer: dict[str, list] = {c.name: [] for c in READING_COLUMNS}
         self._last_publish_wall = time.monotonic()
@@ -251,7 +258,10 @@ class Engine:
             self._resume = None
         current_A = step.current_A if isinstance(step, ConstantCurrent) else 0.0
         density = current_A * 1e3 / program.area_cm2
-        smu.set_current(current_A)
+        try:
+            smu.set_current(current_A)
+        except InstrumentLost as exc:
+            self._reconnect(exc, index, current_A)
         t_start = clock.now() - t0
         self._publish(
             StepStarted(t_start, self.channel, index, step.kind, step.label, step.cycle, current_A)
@@ -299,7 +309,13 @@ class Engine:
                 if detector is not None:
                     detector.reset()
                 self._publish(Detected(resumed_at, self.channel, "resumed", "resumed", index))
-            reading = smu.read()
+            try:
+                reading = smu.read()
+            except InstrumentLost as exc:
+                self._reconnect(exc, index, 0.0 if paused_at is not None else current_A)
+                continue
+            if self._lost_since is not None:
+                self._lost_since = None
             t = clock.now() - t0
             v, i = reading.voltage_V, reading.current_A
             dq = i_prev * (t - t_prev)
@@ -383,6 +399,48 @@ class Engine:
             charge_C=q_step,
             cumulative_charge_C=self._charge_C,
         )
+
+    def _reconnect(self, exc: InstrumentLost, index: int, current_A: float) -> None:
+        """Reconnect under :attr:`reconnect`; on success the source is as before the loss.
+
+        Raises:
+            InstrumentLost: no answer within ``retry_for_s``, or the policy is not to re-apply.
+        """
+        policy = self.reconnect
+        t = self.clock.now() - self._t0
+        self._flush()
+        began = time.monotonic()
+        if self._lost_since is None:
+            self._lost_since = began
+        # The budget counts from the first failure since the last good reading, so an
+        # instrument that reconnects but never reads again cannot keep the run in limbo.
+        budget_s = policy.retry_for_s - (began - self._lost_since)
+        if budget_s <= 0:
+            raise exc
+        self._publish(Detected(t, self.channel, "instrument_error", f"{exc}; reconnecting", index))
+        seen: dict[str, object] = {}
+
+        def attempt() -> None:
+            self.smu.reconnect()
+            seen.update(self.smu.state())
+            self.smu.configure_current_source(self._program.safety.max_abs_voltage_V)
+            if policy.reapply:
+                self.smu.set_current(current_A)
+                self.smu.output_on()
+
+        for trial in Retrying(stop=stop_after_delay(budget_s), reraise=True,
+                              wait=wait_exponential(multiplier=policy.first_wait_s, max=policy.max_wait_s),
+                              retry=retry_if_exception_type(InstrumentLost)):
+            with trial:
+                attempt()
+        took = time.monotonic() - began
+        found = "output on" if seen.get("output_on") else "output off"
+        if not policy.reapply:
+            raise InstrumentLost(self.smu.address, f"reconnected after {took:.1f} s ({found}); the policy is "
+                                                   "to stop: output left off")
+        self._publish(Detected(self.clock.now() - self._t0, self.channel, "reconnected",
+                               f"reconnected after {took:.1f} s; the instrument had its {found}; "
+                               f"compliance and {current_A:.4g} A re-applied", index))
 
     def _flush(self) -> None:
         """Publish the buffered readings as one :class:`Readings` batch and start anew."""

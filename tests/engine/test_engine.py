@@ -160,8 +160,11 @@ class LosingSmu:
 
 
 def test_lost_instrument_ends_the_run_and_still_tries_output_off(clock):
-    lossy = LosingSmu(make_smu(clock), 5)
-    outcome = Engine(lossy, clock).run(program(cc(1e-3, 100)))
+    from labctl.engine import ReconnectPolicy
+
+    lossy = LosingSmu(make_smu(clock), 5)  # reconnects fine, but never reads again
+    engine = Engine(lossy, clock, reconnect=ReconnectPolicy(retry_for_s=0.3, first_wait_s=0.01, max_wait_s=0.05))
+    outcome = engine.run(program(cc(1e-3, 100)))
     assert outcome.status == "instrument_lost"
     assert "TCPIP::127.0.0.1::1::SOCKET" in outcome.reason
     assert lossy.calls[-1] == "output_off"
