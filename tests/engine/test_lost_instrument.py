@@ -50,6 +50,7 @@ def _run(clock, sim, smu, fault, policy=FAST, writer=None):
         if isinstance(event, StepStarted) and event.step_index == 1:
             fault()
         if isinstance(event, StepStarted) and event.step_index == 2:
+            smu.instrument.ask("*OPC?")  # the simulator has processed every command sent so far
             during["output_on"] = sim.model.output_enabled
             during["current_A"] = sim.model.source_current_A
 
