@@ -30,7 +30,7 @@ from labctl.engine.clock import Clock
 from labctl.engine.events import Subscriber
 from labctl.station import InstrumentConfig, Station, load_station, open_instrument
 from labctl.store import RunFile, RunFileError, RunFileWriter, write_results
-from labctl.store.recover import RESUMABLE, recover, resume_point
+from labctl.store.recover import RESUMABLE, resume_point
 from labctl.yamlfile import FileError
 from protocols import ProtocolBase, load_protocol, load_protocol_text
 
@@ -181,8 +181,7 @@ def resume_run(
     if not path.is_file():
         raise RunFileError(f"{path}: no such file")
     gap_s = max(0.0, time.time() - path.stat().st_mtime)  # the last flush was the last sign of life
-    recovered = recover(path)
-    with RunFile(path) as run:
+    with RunFile(path, swmr=True) as run:
         attrs = run.attrs
         if attrs.get("status") not in RESUMABLE:
             raise RunFileError(f"{path}: the run ended with status {attrs.get('status')!r} "
@@ -214,7 +213,7 @@ def resume_run(
         stack.callback(writer.close)
         writer(Detected(point.t_offset_s, channel, "resumed",
                         f"resumed at step {point.step_index} after {gap_s:.1f} s without recording"
-                        + ("; the file was recovered after its writer died" if recovered else ""),
+                        + ("; the file was recovered after its writer died" if writer.recovered else ""),
                         point.step_index))
         outcome, interrupted = _execute(protocol, smu, clock, writer, subscribers, on_engine, point)
         return _finish(protocol, writer, outcome, interrupted)

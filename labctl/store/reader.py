@@ -46,7 +46,8 @@ class RunFile:
         if not self.path.is_file():
             raise RunFileError(f"{self.path}: no such file")
         try:
-            self._file = h5py.File(self.path, "r", swmr=swmr, libver="latest" if swmr else None)
+            # Without a lock: a reader must never stop the writer from finishing the file.
+            self._file = h5py.File(self.path, "r", swmr=swmr, libver="latest" if swmr else None, locking=False)
         except OSError as exc:
             raise RunFileError(f"{self.path}: not a readable HDF5 file ({exc.__class__.__name__}: {exc})") from None
         if _decode(self._file.attrs.get("format", "")) != FORMAT or "channels" not in self._file:

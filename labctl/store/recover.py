@@ -3,15 +3,15 @@
 A writer killed in SWMR mode (SIGKILL, power loss) leaves the file consistent up to its last
 flush, but marked "open for write" in the superblock: HDF5 then opens it only for SWMR
 reading (``h5clear -s`` is the HDF Group's tool for the mark; it is not on every machine).
-:func:`recover` copies that consistent SWMR view into a new file with the plain h5py API and
-atomically replaces the original, so the run continues in the same path. Columns that a
-crash left at different lengths (a batch is appended column by column) are cut to the
-shortest, which loses at most the readings of the last, unflushed batch.
+:func:`copy_run` copies that consistent SWMR view into a new file with the plain h5py API;
+:meth:`labctl.store.RunFileWriter.append` then moves the copy over the original atomically,
+so the run continues in the same path. Columns that a crash left at different lengths (a
+batch is appended column by column) are cut to the shortest, which loses at most the
+readings of the last, unflushed batch.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
@@ -37,33 +37,31 @@ def needs_recovery(path: str | Path) -> bool:
         raise RunFileError(f"{path}: not a readable HDF5 file ({exc})") from None
 
 
-def recover(path: str | Path) -> bool:
-    """Make a crashed run file writable again in place; return True if it needed it.
+def copy_run(path: str | Path, dst: h5py.File) -> bool:
+    """Copy the run file at ``path`` into ``dst`` (a new file open for writing).
+
+    A file left open by a dead SWMR writer is read through its consistent SWMR view, and its
+    columns are cut to the shortest (a batch is appended column by column). Returns True in
+    that case.
 
     Raises:
-        RunFileError: the file is not a readable run file even in SWMR mode.
+        RunFileError: the file is not readable, even in SWMR mode.
     """
-    path = Path(path)
-    if not needs_recovery(path):
-        return False
-    tmp = path.with_name(path.name + ".recovering")
+    crashed = needs_recovery(path)
     try:
-        with h5py.File(path, "r", swmr=True, libver="latest") as src, h5py.File(tmp, "w", libver="latest") as dst:
+        with h5py.File(path, "r", swmr=crashed, libver="latest", locking=False) as src:
             for key, value in src.attrs.items():
                 dst.attrs[key] = value
             for name in src:
                 src.copy(src[name], dst, name=name)
-            for group in dst["channels"].values():
-                n = min(ds.shape[0] for ds in group.values())
-                for ds in group.values():
-                    if ds.shape[0] != n:
-                        ds.resize((n,))
-            dst.attrs["status"] = "running"
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RunFileError(f"{path}: cannot recover the run file ({exc})") from None
-    os.replace(tmp, path)
-    return True
+        raise RunFileError(f"{path}: cannot read the run file to continue it ({exc})") from None
+    for group in dst["channels"].values():
+        n = min(ds.shape[0] for ds in group.values())
+        for ds in group.values():
+            if ds.shape[0] != n:
+                ds.resize((n,))
+    return crashed
 
 
 def resume_point(run: RunFile, channel: str) -> ResumePoint:

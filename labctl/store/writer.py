@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
 import time
 from collections.abc import Iterable, Mapping
@@ -51,6 +52,11 @@ STEP_DTYPE = np.dtype(
      ("voltage_mean_V", "f8"), ("abs_voltage_max_V", "f8"), ("charge_C", "f8"),
      ("cumulative_charge_C", "f8")]
 )
+
+
+def _staging(path: Path) -> Path:
+    """Where a run file is built before it appears at ``path``."""
+    return path.with_name(f".{path.name}.staging")
 
 
 def utc_now_iso() -> str:
@@ -98,7 +104,7 @@ class RunFileWriter:
         if self.path.exists():
             raise FileExistsError(f"{self.path}: a run file already exists there; choose another -o")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(self.path, "w", libver="latest")
+        f = h5py.File(_staging(self.path), "w", libver="latest")
         f.attrs["format"] = FORMAT
         f.attrs["software_versions"] = json.dumps(software_versions())
         f.attrs["start_time_utc"] = utc_now_iso()
@@ -124,19 +130,31 @@ class RunFileWriter:
         f.create_dataset("steps", shape=(0,), maxshape=(None,), dtype=STEP_DTYPE, chunks=(256,))
         f.create_group("results")
         self._attach(f)
+        self.recovered = False
 
     @classmethod
     def append(cls, path: str | Path) -> RunFileWriter:
-        """Reopen a run file to append a resumed run to it (status back to ``running``).
+        """Continue a run file (status back to ``running``), also one whose writer died.
 
-        The file must be closed cleanly or repaired first (:func:`labctl.store.recover.recover`).
+        The file's content is copied into a new file, which replaces it atomically once it
+        is in SWMR mode (see :func:`labctl.store.recover.copy_run`): a crash at any moment
+        leaves either the old file or the new one, never a half-open one.
+        :attr:`recovered` tells whether the old file was left open by a dead writer.
 
         Raises:
-            OSError: the file cannot be opened for writing.
+            RunFileError: the file is not a readable run file.
         """
+        from labctl.store.recover import copy_run
+
         self = cls.__new__(cls)
         self.path = Path(path)
-        f = h5py.File(self.path, "r+", libver="latest")
+        f = h5py.File(_staging(self.path), "w", libver="latest")
+        try:
+            self.recovered = copy_run(self.path, f)
+        except Exception:
+            f.close()
+            _staging(self.path).unlink(missing_ok=True)
+            raise
         f.attrs["status"] = "running"
         f.attrs["end_reason"] = ""
         f.attrs["end_time_utc"] = ""
@@ -144,7 +162,9 @@ class RunFileWriter:
         return self
 
     def _attach(self, f: h5py.File) -> None:
-        """Hold the datasets of an open file and switch it to SWMR writing."""
+        """Hold the datasets of a file built at the staging path, switch it to SWMR writing,
+        and only then move it to :attr:`path` (rename is atomic): whoever finds the file at
+        its path finds it readable, whenever the process dies."""
         self._file = f
         self._columns = {name: {c.name: g[c.name] for c in READING_COLUMNS} for name, g in f["channels"].items()}
         self._events = f["events"]
@@ -154,6 +174,7 @@ class RunFileWriter:
         self._statuses: dict[str, tuple[str, str]] = {}
         f.swmr_mode = True
         f.flush()
+        os.replace(_staging(self.path), self.path)
         self._closed = False
 
     # -- subscriber ------------------------------------------------------------------------
@@ -213,7 +234,9 @@ class RunFileWriter:
         if len(statuses) > 1:
             status = "completed" if all(s == "completed" for s, _ in statuses) else "mixed"
             end_reason = "; ".join(f"{ch}: {s}" for ch, (s, _) in self._statuses.items())
-        with h5py.File(self.path, "r+") as f:
+        # No file locking: a reader (the GUI, `labctl inspect`) holding the file with HDF5's
+        # default lock must not make the run end without its status.
+        with h5py.File(self.path, "r+", locking=False) as f:
             f.attrs["status"] = status
             f.attrs["end_reason"] = end_reason
             f.attrs["end_time_utc"] = utc_now_iso()
@@ -230,7 +253,7 @@ def write_results(path: str | Path, results: Mapping[str, Any]) -> None:
     Scalars and strings become attributes; sequences of numbers become datasets; nested
     mappings become sub-groups. Existing entries of the same name are replaced.
     """
-    with h5py.File(path, "r+") as f:
+    with h5py.File(path, "r+", locking=False) as f:
         _write_mapping(f.require_group("results"), results)
 
 

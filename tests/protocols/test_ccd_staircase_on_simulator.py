@@ -144,16 +144,3 @@ def test_output_off_after_keyboard_interrupt(wired):
     with pytest.raises(KeyboardInterrupt):
         Engine(smu, clock, subscribers=[_on_step(1, ctrl_c)]).run(_program())
     assert sim.model.output_enabled is False
-
-
-def test_lost_instrument_ends_the_run_cleanly(wired):
-    clock, sim, smu = wired
-    server_close = []
-
-    def drop_link():
-        smu.instrument.adapter.connection.close()  # the VISA session dies mid-run
-        server_close.append(True)
-
-    outcome = Engine(smu, clock, subscribers=[_on_step(1, drop_link)]).run(_program())
-    assert outcome.status == "instrument_lost"
-    assert "TCPIP::127.0.0.1::" in outcome.reason

@@ -115,3 +115,34 @@ def test_bad_files_give_one_clear_error(tmp_path, clock):
     truncated.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(RunFileError, match=r"truncated\.h5"):
         RunFile(truncated)
+
+
+HOLDER = """
+import sys, time, h5py
+f = h5py.File(sys.argv[1], "r", swmr=True, libver="latest")  # h5py's default file locking
+print("holding", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_reader_holding_the_file_does_not_stop_the_writer_finishing_it(tmp_path, clock):
+    path = tmp_path / "watched.h5"
+    writer = RunFileWriter(path, ["smu"], ATTRS)
+    holders = []
+
+    def open_reader(event):
+        if isinstance(event, StepStarted) and event.step_index == 1:
+            holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True)
+            assert holder.stdout.readline().strip() == "holding"
+            holders.append(holder)
+
+    try:
+        Engine(make_smu(clock, ccd_mA_cm2=50), clock, channel="smu", subscribers=[writer, open_reader]).run(_program(2))
+        write_results(path, {"ccd_mA_cm2": 1.0})
+        assert holders[0].poll() is None  # still holding the file
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+    with RunFile(path) as rf:
+        assert rf.attrs["status"] == "completed" and rf.results()["ccd_mA_cm2"] == 1.0

@@ -1,0 +1,88 @@
+"""Station and protocol panels: identify, the generated form, errors at the field, save."""
+
+from __future__ import annotations
+
+from protocols import load_protocol
+from tests.conftest import EXAMPLES
+from ui.protocol_panel import ProtocolPanel
+from ui.schema_form import unit_of
+from ui.station_panel import StationPanel
+
+
+def test_units_come_from_the_field_names():
+    assert unit_of("start_mA_cm2") == "mA cm⁻²"
+    assert unit_of("areal_capacity_mAh_cm2") == "mAh cm⁻²"
+    assert unit_of("half_cycle_s") == "s" and unit_of("temperature_C") == "°C"
+    assert unit_of("electrolyte_thickness_um") == "µm" and unit_of("name") == ""
+
+
+def test_form_shows_errors_at_the_field_and_the_step_table(qtbot):
+    panel = ProtocolPanel()
+    qtbot.addWidget(panel)
+    assert panel.load(EXAMPLES / "ccd_llzo.yaml")
+    assert panel.protocol is not None and panel.step_model.rowCount() == 60
+    assert panel.duration_label.text() == "60 steps, planned 15.00 h"
+    form = panel.form
+    assert form.fields["cell.area_cm2"].editor.text() == "1"
+    form.fields["step_mA_cm2"].editor.setText("-2")
+    form.fields["cell.area_cm2"].editor.setText("one")
+    assert panel.validate() is None
+    errors = form.errors()
+    assert errors["step_mA_cm2"] == "Input should be greater than 0"
+    assert errors["cell.area_cm2"].startswith("Input should be a valid number")
+    assert form.fields["step_mA_cm2"].editor.property("validation_error")
+    form.fields["step_mA_cm2"].editor.setText("0.5")
+    form.fields["cell.area_cm2"].editor.setText("1")
+    form.fields["areal_capacity_mAh_cm2"].editor.setText("0.5")  # and half_cycle_s: one too many
+    assert panel.validate() is None
+    assert form.errors() == {"": "give exactly one of half_cycle_s and areal_capacity_mAh_cm2"}
+    form.fields["half_cycle_s"].editor.setText("")
+    protocol = panel.validate()
+    assert protocol is not None and protocol.step_mA_cm2 == 0.5 and protocol.half_cycle_s is None
+    assert panel.step_model.rowCount() == 2 * len(protocol.current_densities_mA_cm2)
+
+
+def test_new_protocol_saves_to_yaml_that_loads_back(qtbot, tmp_path):
+    panel = ProtocolPanel()
+    qtbot.addWidget(panel)
+    panel.new_protocol("ccd_staircase")
+    panel.form.fields["stop_mA_cm2"].editor.setText("1.0")
+    panel.form.fields["name"].editor.setText("short staircase")
+    saved = panel.save(tmp_path / "mine.yaml")
+    protocol = load_protocol(saved)
+    assert protocol.stop_mA_cm2 == 1.0 and protocol.name == "short staircase"
+    assert saved.read_text().startswith("kind: ccd_staircase\n")
+    assert panel.file_for_run(tmp_path / "run.h5") == saved  # unmodified: the file itself
+
+
+def test_bad_protocol_file_is_one_message(qtbot, tmp_path):
+    panel = ProtocolPanel()
+    qtbot.addWidget(panel)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: frobnicate\nname: x\n")
+    with qtbot.waitSignal(panel.message) as blocker:
+        assert not panel.load(bad)
+    assert blocker.args == ["bad.yaml:1: kind: 'frobnicate' is not known; one of ccd_staircase"] or \
+        blocker.args[0].startswith("bad.yaml:1: kind: 'frobnicate' is not known")
+
+
+def test_identify_the_simulated_2400_off_the_gui_thread(qtbot):
+    panel = StationPanel()
+    qtbot.addWidget(panel)
+    panel.set_simulate(True)
+    with qtbot.waitSignal(panel.identified, timeout=15_000) as blocker:
+        panel.identify("smu", None)
+    assert blocker.args[0] == "smu" and "MODEL 2400" in blocker.args[1]
+    assert "MODEL 2400" in panel.idn("smu")
+
+
+def test_unreachable_instrument_is_one_line_naming_the_address(qtbot, tmp_path):
+    station = tmp_path / "station.yaml"
+    station.write_text("instruments:\n  smu:\n    driver: keithley2400\n    address: TCPIP::127.0.0.1::9::SOCKET\n"
+                       "    timeout_ms: 1000\n")
+    panel = StationPanel()
+    qtbot.addWidget(panel)
+    assert panel.load(station) and not panel.simulate
+    with qtbot.waitSignal(panel.message, timeout=15_000) as blocker:
+        panel.identify("smu", panel.station.instruments["smu"])
+    assert blocker.args[0].startswith("cannot reach: TCPIP::127.0.0.1::9::SOCKET")

@@ -1,0 +1,37 @@
+"""``labctl gui``: create the Qt application and the bench window."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from ui.main_window import MainWindow
+from ui.protocol_panel import EXAMPLES
+
+
+def build_window(*, simulate: bool = False, station: Path | None = None, protocol: Path | None = None,
+                 attach: Path | None = None, runs_dir: Path | None = None) -> MainWindow:
+    """The window, loaded as asked. With ``simulate`` and no protocol, the CCD example is loaded
+    so that the simulated station is ready to start."""
+    window = MainWindow(simulate=simulate, runs_dir=runs_dir)
+    if station is not None:
+        window.station_panel.load(station)
+    if protocol is not None:
+        window.protocol_panel.load(protocol)
+    elif simulate:
+        window.protocol_panel.load(EXAMPLES / "ccd_llzo.yaml")
+    if attach is not None:
+        window.attach(attach)
+    return window
+
+
+def main(*, simulate: bool = False, station: Path | None = None, protocol: Path | None = None,
+         attach: Path | None = None) -> int:
+    """Run the window until it closes; return the exit code."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("labctl")
+    window = build_window(simulate=simulate, station=station, protocol=protocol, attach=attach)
+    window.show()
+    return app.exec()

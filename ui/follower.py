@@ -1,0 +1,214 @@
+"""Follow a run file while it is written: read only what was appended since the last look.
+
+:class:`RunFollower` is plain Python (no Qt) so the benchmark and tests can drive it directly;
+:mod:`ui.watcher` runs it on a worker thread. Each :meth:`RunFollower.poll` refreshes the
+file's datasets (HDF5 SWMR) and reads rows ``[seen, now)`` of each column, plus new rows of
+``events`` and ``steps``: the cost of a poll is proportional to the new data, not to the
+length of the run.
+
+End of a run: the writer leaves SWMR mode and rewrites the root attributes, then the session
+stores the analysis results. A reader must not hold the file during that, so once the
+``run_ended`` event is seen the follower closes its handle and waits until the run has settled
+(its control socket is gone, or — without one — its results are stored), then reads the rest
+once in normal mode. Files are opened with HDF5 file locking off: a reader holding a lock
+would make the writer's final re-open fail.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from labctl.store import FORMAT, RunFileError
+
+#: Seconds to wait for results after a run without control socket has ended.
+SETTLE_TIMEOUT_S = 2.0
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _records(data: np.ndarray) -> list[dict[str, Any]]:
+    return [{name: _decode(row[name]) for name in data.dtype.names} for row in data]
+
+
+def _read_group(group: h5py.Group) -> dict[str, Any]:
+    out: dict[str, Any] = {key: _decode(value) for key, value in group.attrs.items()}
+    for key, item in group.items():
+        out[key] = _read_group(item) if isinstance(item, h5py.Group) else item[()]
+    return out
+
+
+@dataclass
+class Update:
+    """What one :meth:`RunFollower.poll` found.
+
+    ``rows``: new readings (column name → 1-D array, equal lengths; empty dict if none);
+    ``step_starts``: (test time s, step index) of steps whose first reading is among the new
+    rows; ``events`` / ``steps``: new rows of those tables as dicts; ``attrs``: root attributes
+    (on the first poll and at the end); ``results``: the results group (at the end);
+    ``finished``: the run has ended and everything is read.
+    """
+
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
+    step_starts: list[tuple[float, int]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    attrs: dict[str, Any] | None = None
+    results: dict[str, Any] | None = None
+    finished: bool = False
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows.get("test_time_s", ()))
+
+
+class RunFollower:
+    """Incremental reader of one run file (see the module docstring).
+
+    Args:
+        path: the run's ``.h5`` file.
+        socket_path: its control socket, if it has one; its removal tells that the run
+            process has stored its results.
+        channel: channel group to follow (default: the first).
+
+    Raises:
+        RunFileError (from :meth:`poll`): the file is missing or not a labctl run file.
+    """
+
+    def __init__(self, path: str | Path, *, socket_path: str | Path | None = None, channel: str | None = None) -> None:
+        self.path = Path(path)
+        self.socket_path = None if socket_path is None else Path(socket_path)
+        self.channel = channel
+        self._file: h5py.File | None = None
+        self._seen_rows = 0
+        self._seen_events = 0
+        self._seen_steps = 0
+        self._last_step = -1
+        self._ended_at: float | None = None
+        self._sent_attrs = False
+        self.finished = False
+
+    # ------------------------------------------------------------------------------------
+    def _open(self, swmr: bool) -> h5py.File:
+        if not self.path.is_file():
+            raise RunFileError(f"{self.path}: no such file")
+        try:
+            f = h5py.File(self.path, "r", swmr=swmr, libver="latest" if swmr else None, locking=False)
+        except OSError as exc:
+            raise RunFileError(f"{self.path}: not a readable HDF5 file ({exc})") from None
+        if _decode(f.attrs.get("format", "")) != FORMAT or "channels" not in f:
+            f.close()
+            raise RunFileError(f"{self.path}: an HDF5 file, but not a labctl run file (no format '{FORMAT}')")
+        if self.channel is None:
+            channels = list(f["channels"])
+            if not channels:
+                f.close()
+                raise RunFileError(f"{self.path}: the run file has no channel")
+            self.channel = channels[0]
+        return f
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _read_new(self, f: h5py.File, update: Update, *, refresh: bool) -> None:
+        group = f["channels"][self.channel]
+        datasets = dict(group.items())
+        for name in ("events", "steps"):
+            if refresh:
+                f[name].refresh()
+        if refresh:
+            for ds in datasets.values():
+                ds.refresh()
+        n = min(ds.shape[0] for ds in datasets.values())
+        if n > self._seen_rows:
+            rows = {name: ds[self._seen_rows:n] for name, ds in datasets.items()}
+            steps = rows["step_index"]
+            prev = np.concatenate(([self._last_step], steps[:-1]))
+            starts = np.flatnonzero(steps != prev)
+            t = rows["test_time_s"]
+            update.step_starts = [(float(t[i]), int(steps[i])) for i in starts]
+            self._last_step = int(steps[-1])
+            self._seen_rows = n
+            update.rows = rows
+        events = f["events"]
+        if events.shape[0] > self._seen_events:
+            update.events = _records(events[self._seen_events:])
+            self._seen_events = events.shape[0]
+        steps_ds = f["steps"]
+        if steps_ds.shape[0] > self._seen_steps:
+            update.steps = _records(steps_ds[self._seen_steps:])
+            self._seen_steps = steps_ds.shape[0]
+
+    def _settled(self, results: dict[str, Any]) -> bool:
+        if self.socket_path is not None:
+            return not self.socket_path.exists()
+        return "run_status" in results or time.monotonic() - (self._ended_at or 0.0) > SETTLE_TIMEOUT_S
+
+    def poll(self) -> Update:
+        """Read what is new; see :class:`Update`. Returns an empty update once finished."""
+        update = Update()
+        if self.finished:
+            return update
+        if self._ended_at is None:
+            if self._file is None:
+                self._file = self._open(swmr=True)
+                if _decode(self._file.attrs.get("status", "")) != "running":  # finished: read it whole, once
+                    self.close()
+                    self._ended_at = time.monotonic()
+                    return self._finish(update)
+            try:
+                if not self._sent_attrs:
+                    update.attrs = {k: _decode(v) for k, v in self._file.attrs.items()}
+                    self._sent_attrs = True
+                self._read_new(self._file, update, refresh=True)
+            except (OSError, KeyError):  # the writer is closing the file under us
+                self.close()
+                self._ended_at = time.monotonic()
+                return update
+            ended = any(e["kind"] == "run_ended" for e in update.events)
+            gone = self.socket_path is not None and not self.socket_path.exists()
+            if ended or gone:
+                self.close()
+                self._ended_at = time.monotonic()
+            return update
+        return self._finish(update)
+
+    def _finish(self, update: Update) -> Update:
+        try:
+            f = self._open(swmr=False)
+        except RunFileError:
+            if not self.path.is_file():
+                raise
+            # Still open for writing, or left so by a writer that died: after the settling
+            # time, read it as it is.
+            waited = time.monotonic() - (self._ended_at or 0.0)
+            if waited < SETTLE_TIMEOUT_S and (self.socket_path is None or self.socket_path.exists()):
+                return update
+            f = self._open(swmr=True)
+        try:
+            attrs = {k: _decode(v) for k, v in f.attrs.items()}
+            results = _read_group(f["results"])
+            if not self._settled(results):
+                return update
+            self._read_new(f, update, refresh=False)
+            update.attrs = attrs
+            update.results = results
+        except (OSError, KeyError):
+            return update
+        finally:
+            f.close()
+        update.finished = self.finished = True
+        return update
