@@ -335,6 +335,10 @@ class Engine:
             b_c.append(cycle)
             b_st.append(reading.status)
             self._n_readings += 1
+            # Publish on a wall-clock cadence (and never per step): subscribers and the file are
+            # at most publish_interval_s behind, and a fast dry run does not flush per step.
+            if len(b_t) >= self.batch_size or time.monotonic() - self._last_publish_wall >= self.publish_interval_s:
+                self._flush()  # clears the lists in place; the local aliases stay valid
 
             if reading.compliance or abs(v) >= v_safe or abs(i) > i_safe:
                 what = "compliance" if reading.compliance else "safety limit"
@@ -379,9 +383,6 @@ class Engine:
                     next_sample = t_end
             else:
                 next_sample = t + interval  # paused: keep recording the open-circuit voltage
-            if len(b_t) >= self.batch_size or time.monotonic() - self._last_publish_wall >= self.publish_interval_s:
-                self._flush()  # clears the lists in place; the local aliases stay valid
-        self._flush()
         return StepSummary(
             step_index=index,
             kind=step.kind,

@@ -186,7 +186,7 @@ class RunFileWriter:
             self._append(self._steps, (event.channel, s.step_index, s.kind, s.label, s.cycle, s.current_A,
                                        s.current_density_mA_cm2, s.start_s, s.end_s, s.reason, s.n_points,
                                        s.voltage_end_V, s.voltage_mean_V, s.abs_voltage_max_V, s.charge_C,
-                                       s.cumulative_charge_C))
+                                       s.cumulative_charge_C), flush=False)  # goes out with the next readings
         elif isinstance(event, Detected):
             self._append(self._events, (event.t_s, event.channel, event.kind, event.step_index, event.message))
         elif isinstance(event, RunStarted):
@@ -210,11 +210,12 @@ class RunFileWriter:
             ds[start:] = values
         self._file.flush()
 
-    def _append(self, ds: h5py.Dataset, row: tuple) -> None:
+    def _append(self, ds: h5py.Dataset, row: tuple, *, flush: bool = True) -> None:
         start = ds.shape[0]
         ds.resize((start + 1,))
         ds[start] = np.array([row], dtype=ds.dtype)[0]
-        self._file.flush()
+        if flush:
+            self._file.flush()
 
     def close(self) -> None:
         """Finish the file: leave SWMR mode and record status, reason and end time.
