@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -75,6 +75,7 @@ class Keithley2400:
                 _disable_nagle(self.instrument.adapter.connection)
             self.idn = self.instrument.id
         self._compliance_set = False
+        self._source: str | None = None
 
     def reconnect(self) -> None:
         """Drop the VISA session and open a new one (after a timeout or a dropped link).
@@ -150,6 +151,7 @@ class Keithley2400:
         self._call(f"configuring {source} source", configure)
         self.check_errors()
         self._compliance_set = True
+        self._source = source
 
     def configure_current_source(self, compliance_V: float, *, current_range_A: float | None = None,
                                  voltage_range_V: float | None = None, nplc: float = 1.0) -> None:
@@ -204,6 +206,86 @@ class Keithley2400:
             raise InstrumentLost(self.address, f":READ? returned {len(values)} values, expected 5: {values!r}")
         v, i, _r, t, status = values
         return Reading(_nan(v), _nan(i), t, int(status))
+
+    def sweep_voltage(self, points_V: Sequence[float], compliance_A: float, *, abort_on_compliance: bool = True,
+                      nplc: float = 1.0, source_delay_s: float | None = None) -> list[Reading]:
+        """Run a source-V list sweep on the instrument and read it back in one transfer.
+
+        The 2400 steps through ``points_V`` with its own source-delay-measure cycle (manual
+        §10 "Sweep operation": ``:SOUR:VOLT:MODE LIST``, ``:SOUR:LIST:VOLT`` in chunks of
+        100 with ``:APP``, ``:TRIG:COUN`` = points, ``:SOUR:SWE:RANG BEST``), and ``:READ?``
+        returns every reading at once. With ``abort_on_compliance`` the sweep stops at the
+        first reading in compliance (``:SOUR:SWE:CAB EARL``, §18), so fewer readings than
+        points come back; the last one then has :attr:`Reading.compliance` set. Afterwards the
+        source is back in FIXed mode at its level, and the output in the state it was found
+        in (turned on for the sweep if it was off: the compliance is set first).
+
+        Args:
+            points_V: 1–2500 source values (V), |V| ≤ 210.
+            compliance_A: current compliance (A), (0, 1.05].
+            abort_on_compliance: stop the sweep at the first reading in compliance.
+            nplc: integration time per point, 0.01–10 power-line cycles.
+            source_delay_s: settling time per point (s); None = the instrument's auto delay.
+
+        Returns:
+            One :class:`Reading` per executed point (time = the instrument's timestamp, s).
+
+        Raises:
+            RuntimeError: the instrument was not configured as a voltage source
+                (:meth:`configure_voltage_source`).
+            ValueError: bad points, compliance, NPLC or delay (nothing sent).
+            InstrumentError: the instrument refused the sweep setup (its error queue).
+            InstrumentLost: no (complete) answer.
+        """
+        points = [float(v) for v in points_V]
+        if not 1 <= len(points) <= 2500:
+            raise ValueError(f"{self.address}: a sweep has 1–2500 points (manual §10), got {len(points)}")
+        if any(not math.isfinite(v) or abs(v) > 210.0 for v in points):
+            raise ValueError(f"{self.address}: sweep points must be finite and within ±210 V")
+        if not 0 < compliance_A <= 1.05:
+            raise ValueError(f"{self.address}: compliance {compliance_A:g} A outside (0, 1.05] A")
+        if not 0.01 <= nplc <= 10:
+            raise ValueError(f"{self.address}: NPLC {nplc:g} outside 0.01–10 (manual §7)")
+        if source_delay_s is not None and not 0 <= source_delay_s <= 999.9999:
+            raise ValueError(f"{self.address}: source delay {source_delay_s:g} s outside 0–999.9999 s")
+        if self._source != "VOLT" or not self._compliance_set:
+            raise RuntimeError(f"{self.address}: configure_voltage_source() before a voltage sweep")
+        inst = self.instrument
+        delay = ":SOUR:DEL:AUTO 1" if source_delay_s is None else f":SOUR:DEL {source_delay_s:g}"
+        setup = [f":SENS:CURR:PROT {compliance_A:g};:SENS:CURR:NPLC {nplc:g};{delay}",
+                 f":SOUR:VOLT:MODE LIST;:SOUR:SWE:RANG BEST;:SOUR:SWE:CAB {'EARL' if abort_on_compliance else 'NEV'}"]
+        for k in range(0, len(points), 100):
+            values = ",".join(f"{v:.6g}" for v in points[k:k + 100])
+            setup.append(f":SOUR:LIST:VOLT {values}" if k == 0 else f":SOUR:LIST:VOLT:APP {values}")
+        setup.append(f":ARM:COUN 1;:TRIG:COUN {len(points)}")
+        # One point is at most delay + NPLC at 50 Hz + ~2 ms of overhead; allow 1.5x and 2 s.
+        expected_s = len(points) * ((source_delay_s or 1e-3) + nplc / 50.0 + 2e-3)
+        connection = inst.adapter.connection
+        was_on = self.output_enabled
+
+        def sweep() -> list[float]:
+            for command in setup:
+                inst.write(command)
+            self.check_errors()
+            if not was_on:
+                inst.source_enabled = True
+            timeout = connection.timeout
+            connection.timeout = max(timeout or 0, 1.5 * expected_s * 1e3 + 2000)
+            try:
+                return inst.values(":READ?")
+            finally:
+                connection.timeout = timeout
+
+        try:
+            values = self._call(":READ? (sweep)", sweep)
+        finally:
+            self._call(":SOUR:VOLT:MODE FIX", lambda: inst.write(":SOUR:VOLT:MODE FIX;:TRIG:COUN 1"))
+            if not was_on:
+                self.output_off()
+        if len(values) % 5 or not values:
+            raise InstrumentLost(self.address, f"sweep returned {len(values)} values, not 5 per reading")
+        return [Reading(_nan(values[k]), _nan(values[k + 1]), values[k + 3], int(values[k + 4]))
+                for k in range(0, len(values), 5)]
 
     def close(self) -> None:
         """Output off (best effort: a failure is logged, not raised) and release the session.

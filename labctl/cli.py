@@ -7,6 +7,7 @@ end), 1 bad input (file, option, unreachable instrument), 3 the run ended on a f
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from drivers.base import InstrumentError
 from drivers.sim.cell import CELL_PRESETS
 from labctl.engine.events import Detected, Readings, RunEnded, RunStarted, StepStarted
 from labctl.engine.steps import StepProgram
+from labctl.engine.sweep_steps import SweepProgram
 from labctl.store import RunFile, RunFileError
 from labctl.yamlfile import FileError
 
@@ -62,7 +64,8 @@ class ProgressView:
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, RunStarted):
-            program = StepProgram.model_validate_json(event.program_json)
+            kind = json.loads(event.program_json).get("kind")  # a sweep program says so; a step program has none
+            program = (SweepProgram if kind == "sweep_program" else StepProgram).model_validate_json(event.program_json)
             self.progress.update(self.task, total=program.planned_duration_s or None)
             self.progress.start()
         elif isinstance(event, StepStarted):
@@ -96,6 +99,8 @@ def run(
                                  "control socket (<run file>.ctl), e.g. from `labctl gui`."),
     control_socket: Optional[Path] = typer.Option(None, "--control-socket",
                                                   help="Control socket path (implies --control)."),
+    notify: Optional[Path] = typer.Option(None, "--notify", help="Notification file (event log, desktop, "
+                                          "e-mail on run end and failures); replaces the station's notify: section."),
 ) -> None:
     """Run a protocol; write every reading to an HDF5 run file and print the result."""
     from labctl.control import ControlError, ControlServer, check_socket_path, default_socket_path
@@ -136,7 +141,7 @@ def run(
         try:
             result = run_protocol(protocol, station_path=station, simulate=simulate, speed=speed_value,
                                   output=output, operator=operator, cell_overrides=overrides,
-                                  subscribers=[view], on_engine=on_engine)
+                                  subscribers=[view], on_engine=on_engine, notify_path=notify)
         finally:
             progress.stop()
             for server in servers:
@@ -173,6 +178,8 @@ def resume(
     station: Optional[Path] = typer.Option(None, "--station", help="Station file replacing the one stored in the run."),
     speed: Optional[str] = typer.Option(None, "--speed", help="Simulated runs: clock speed (default: the run's own)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    notify: Optional[Path] = typer.Option(None, "--notify", help="Notification file; replaces the station's "
+                                          "notify: section."),
 ) -> None:
     """Continue a run in its own file: same protocol, steps, cycles and test time; the gap is logged."""
     from labctl.session import resume_run
@@ -183,7 +190,7 @@ def resume(
     try:
         try:
             result = resume_run(run_file, station_path=station, speed=None if speed is None else _speed(speed),
-                                subscribers=[ProgressView(progress)])
+                                subscribers=[ProgressView(progress)], notify_path=notify)
         finally:
             progress.stop()
     except FileError as exc:
@@ -369,6 +376,45 @@ def sim_keithley2400(
     finally:
         for server in servers:
             server.close()
+
+
+@sim_app.command("afm")
+def sim_afm(
+    port: int = typer.Option(0, "--port", help="TCP port of the Nanonis interface on 127.0.0.1 (0 = any free; Nanonis uses 6501)."),
+    smu_port: int = typer.Option(0, "--smu-port", help="TCP port of the Keithley 2400 on the same tip junction."),
+    layer: bool = typer.Option(False, "--homogenising-layer", help="The sample carries the H.L. (uniform triggering bias)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the junction's randomness."),
+    sample_seed: int = typer.Option(4, "--sample-seed", help="Seed of the grain map."),
+) -> None:
+    """Serve a simulated AFM controller (Nanonis TCP interface) over an LLZO grain map, with a
+    simulated Keithley 2400 measuring the tip junction, until Ctrl-C."""
+    from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
+    from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
+    from drivers.sim.tip import SampleParameters, TipJunction
+
+    junction = TipJunction(SampleParameters(homogenising_layer=layer, seed=sample_seed), seed=seed)
+    try:
+        afm = NanonisServer(NanonisAfmSimulator(junction), port=port)
+    except OSError as exc:
+        raise _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    try:
+        smu = TcpServer(Keithley2400Simulator(junction), port=smu_port)
+    except OSError as exc:
+        afm.close()
+        raise _fail(f"cannot listen on 127.0.0.1:{smu_port}: {exc.strerror}") from None
+    console.print(afm.resource)
+    console.print(smu.resource)
+    field = junction.sample.params
+    console.print(f"AFM (Nanonis TCP) at {afm.resource}, 2400 at {smu.resource}; LLZO grains of {field.grain_size_nm:g} nm "
+                  f"over {field.field_nm:g} nm{' with H.L.' if layer else ''}. Ctrl-C to stop.", style="dim")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        smu.close()
+        afm.close()
 
 
 @sim_app.command("neware")

@@ -28,6 +28,7 @@ from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
 from labctl.engine import Detected, Engine, ResumePoint, RunOutcome, clock_for_speed
 from labctl.engine.clock import Clock
 from labctl.engine.events import Subscriber
+from labctl.notify import NotifyConfig, load_notify_config, notifiers_for
 from labctl.station import InstrumentConfig, Station, load_station, open_instrument
 from labctl.store import RunFile, RunFileError, RunFileWriter, write_results
 from labctl.store.recover import RESUMABLE, resume_point
@@ -65,6 +66,14 @@ def _connect(protocol: ProtocolBase, stack: ExitStack, clock: Clock, *, station:
     return smu, station
 
 
+def _notifiers(stack: ExitStack, config: NotifyConfig | None, path: Path) -> list[Subscriber]:
+    """The notifiers ``config`` asks for; closed (queued e-mail sent, bounded) when the run is over."""
+    notifiers = notifiers_for(config, path)
+    for notifier in notifiers:
+        stack.callback(notifier.close)
+    return notifiers
+
+
 def _execute(protocol: ProtocolBase, smu: SourceMeter, clock: Clock, writer: RunFileWriter,
              subscribers: Iterable[Subscriber], on_engine: Any, resume: ResumePoint | None) -> tuple[RunOutcome, bool]:
     engine = Engine(smu, clock, channel=protocol.instrument, subscribers=[writer, *subscribers])
@@ -97,6 +106,7 @@ def run_protocol(
     cell_overrides: dict[str, Any] | None = None,
     subscribers: Iterable[Subscriber] = (),
     on_engine: Any = None,
+    notify_path: str | Path | None = None,
 ) -> SessionResult:
     """Run a protocol file and return its result.
 
@@ -110,9 +120,11 @@ def run_protocol(
         cell_overrides: simulated-cell parameters (e.g. ``{"ccd_mA_cm2": 0.5, "seed": 3}``).
         subscribers: extra event consumers (progress bar, live plot, notifier …).
         on_engine: called with the :class:`Engine` before it runs (e.g. to wire a Stop button).
+        notify_path: notification file (:class:`labctl.notify.NotifyConfig` YAML) replacing the
+            station's ``notify:`` section.
 
     Raises:
-        FileError: bad protocol or station file, or bad options (one line per problem).
+        FileError: bad protocol, station or notification file, or bad options (one line per problem).
         drivers.base.InstrumentLost: the instrument cannot be reached (names the address).
         FileExistsError: ``output`` exists.
 
@@ -120,7 +132,13 @@ def run_protocol(
     analysed); the result then has ``interrupted=True``.
     """
     protocol = load_protocol(protocol_path)
+    if getattr(protocol, "engine", "steps") == "sweeps":  # c-AFM / memristor kinds: the sweep engine
+        from labctl.sweep_session import run_sweep_protocol
+
+        return run_sweep_protocol(protocol, protocol_path, station_path=station_path, simulate=simulate, speed=speed,
+                                  output=output, operator=operator, subscribers=subscribers, on_engine=on_engine)
     protocol_text = Path(protocol_path).read_text(encoding="utf-8")
+    notify = load_notify_config(notify_path) if notify_path is not None else None
     if simulate == (station_path is not None):
         raise FileError(["give either a station file (--station) or --simulate"])
     if not simulate and speed != 1.0:
@@ -150,9 +168,10 @@ def run_protocol(
             attrs["simulated_cell"] = asdict(cell)
         if operator is not None:
             attrs["operator"] = operator
+        notifiers = _notifiers(stack, notify if notify is not None else station.notify, path)
         writer = RunFileWriter(path, [protocol.instrument], attrs)
         stack.callback(writer.close)
-        outcome, interrupted = _execute(protocol, smu, clock, writer, subscribers, on_engine, None)
+        outcome, interrupted = _execute(protocol, smu, clock, writer, [*subscribers, *notifiers], on_engine, None)
         return _finish(protocol, writer, outcome, interrupted)
 
 
@@ -163,6 +182,7 @@ def resume_run(
     speed: float | None = None,
     subscribers: Iterable[Subscriber] = (),
     on_engine: Any = None,
+    notify_path: str | Path | None = None,
 ) -> SessionResult:
     """Continue a run that was killed, interrupted or lost its instrument, in the same file.
 
@@ -170,7 +190,8 @@ def resume_run(
     given here replaces the stored one, e.g. after an instrument moved). Readings, step and
     cycle numbers and test time continue where the file ends; the gap is recorded as a
     ``resumed`` event. On real instruments test time includes the wall-clock gap; on a
-    simulated run it includes the gap times the clock speed.
+    simulated run it includes the gap times the clock speed. Notifications: ``notify_path``
+    (a :class:`labctl.notify.NotifyConfig` file), else the station's ``notify:`` section.
 
     Raises:
         RunFileError: not a run file, or its run ended for a reason that forbids resuming
@@ -189,6 +210,7 @@ def resume_run(
         channel = run.channels[0]
         point = resume_point(run, channel)
     protocol = load_protocol_text(attrs["protocol_text"], Path(attrs.get("protocol_path") or "protocol.yaml").name)
+    notify = load_notify_config(notify_path) if notify_path is not None else None
     simulated = bool(attrs.get("simulated"))
     if simulated and station_path is not None:
         raise FileError(["this run was simulated; resume it without --station"])
@@ -209,11 +231,12 @@ def resume_run(
             station = Station.model_validate(yaml.safe_load(attrs["station_text"]))
         smu, _ = _connect(protocol, stack, clock, station=station,
                           station_source=str(station_path or f"{path.name}: station_text"), cell=cell)
+        notifiers = _notifiers(stack, notify if notify is not None or station is None else station.notify, path)
         writer = RunFileWriter.append(path)
         stack.callback(writer.close)
         writer(Detected(point.t_offset_s, channel, "resumed",
                         f"resumed at step {point.step_index} after {gap_s:.1f} s without recording"
                         + ("; the file was recovered after its writer died" if writer.recovered else ""),
                         point.step_index))
-        outcome, interrupted = _execute(protocol, smu, clock, writer, subscribers, on_engine, point)
+        outcome, interrupted = _execute(protocol, smu, clock, writer, [*subscribers, *notifiers], on_engine, point)
         return _finish(protocol, writer, outcome, interrupted)

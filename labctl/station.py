@@ -8,6 +8,8 @@ instruments:
     visa_library: "@py"      # pyvisa-py; "@ivi" for a vendor VISA library
     timeout_ms: 5000
     baud_rate: 9600          # serial (ASRL) resources only
+notify:                      # optional: labctl.notify.NotifyConfig (event log, desktop, e-mail)
+  email: {host: smtp.example.org, from: labctl@example.org, to: [operator@example.org]}
 ```
 """
 
@@ -20,13 +22,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.base import SourceMeter
+from labctl.notify import NotifyConfig
 from labctl.yamlfile import FileError, load_model
 
 
 class InstrumentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    driver: Literal["keithley2400"]
+    driver: Literal["keithley2400", "nanonis"]  # nanonis: an AFM controller's TCP interface, address host:port
     address: str = Field(min_length=1)
     visa_library: str = "@py"
     timeout_ms: int = Field(default=5000, gt=0)
@@ -37,9 +40,10 @@ class Station(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     instruments: dict[str, InstrumentConfig] = Field(min_length=1)
+    notify: NotifyConfig | None = None  # notifications on run end and failures (labctl.notify)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(), sort_keys=False)
+        return yaml.safe_dump(self.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False)
 
     def instrument(self, name: str, source: str = "station") -> InstrumentConfig:
         """The instrument called ``name``.

@@ -10,10 +10,13 @@ from pathlib import Path
 from labctl.yamlfile import FileError, line_of, load_model, parse_yaml, read_yaml
 from protocols.base import CellInfo, ProtocolBase, SimulatedCell
 from protocols.ccd_staircase import CCDStaircase
+from protocols.cafm_trigger_sweep import CafmTriggerSweep
+from protocols.memristor_cycling import MemristorCycling
 from protocols.symmetric_cycling import SymmetricCycling
 
 #: Protocol kinds by the value of their ``kind:`` field.
-KINDS: dict[str, type[ProtocolBase]] = {"ccd_staircase": CCDStaircase, "symmetric_cycling": SymmetricCycling}
+KINDS: dict[str, type[ProtocolBase]] = {"ccd_staircase": CCDStaircase, "symmetric_cycling": SymmetricCycling,
+                                         "cafm_trigger_sweep": CafmTriggerSweep, "memristor_cycling": MemristorCycling}
 
 
 def load_protocol(path: str | Path) -> ProtocolBase:
@@ -44,5 +47,5 @@ def _validate(path: str | Path, data: dict, node) -> ProtocolBase:
     return load_model(path, KINDS[kind], data, node)
 
 
-__all__ = ["KINDS", "CCDStaircase", "CellInfo", "FileError", "ProtocolBase", "SimulatedCell", "SymmetricCycling",
+__all__ = ["KINDS", "CafmTriggerSweep", "CCDStaircase", "MemristorCycling", "CellInfo", "FileError", "ProtocolBase", "SimulatedCell", "SymmetricCycling",
            "load_protocol", "load_protocol_text"]

@@ -102,6 +102,10 @@ _RST_SETTINGS: dict[str, Any] = {
     "trigger_output_line": 2, "trigger_output": ("NONE",), "trigger_input": ("SENS",),
     "feed": "SENS", "feed_control": "NEV", "timestamp_format": "ABS", "statistic": "MEAN",
     "elements": frozenset(ELEMENTS), "data_format": "ASC",
+    "source_mode:CURR": "FIX", "source_mode:VOLT": "FIX",
+    "sweep_start:CURR": 0.0, "sweep_start:VOLT": 0.0, "sweep_stop:CURR": 0.0, "sweep_stop:VOLT": 0.0,
+    "sweep_points": MAX_READINGS, "sweep_spacing": "LIN", "sweep_ranging": "BEST", "sweep_abort": "NEV",
+    "sweep_direction": "UP", "list:CURR": (0.0,), "list:VOLT": (0.0,),
 }
 #: Settings that ``*RST`` leaves alone (power-on values).
 _POWER_ON_SETTINGS: dict[str, Any] = {
@@ -169,6 +173,12 @@ class Keithley2400Simulator:
     * source (§18 SOURce, OUTPut): ``:SOUR:FUNC[:MODE] VOLT|CURR``, ``:SOUR:CURR|VOLT[:LEV]``
       (±1.05 A / ±210 V, else -222), ``:SOUR:CURR|VOLT:RANG[:AUTO]``, ``:SOUR:DEL[:AUTO]``,
       ``:SOUR:CLE[:IMM]``, ``:SOUR:CLE:AUTO[:MODE]``, ``:OUTP[:STAT]``, ``:OUTP:SMOD``
+    * sweeps (§10, §18 SOURce): ``:SOUR:CURR|VOLT:MODE FIX|SWE|LIST``, ``:STAR``, ``:STOP``,
+      ``:STEP``, ``:SOUR:SWE:POIN`` (2–2500), ``:SWE:SPAC LIN|LOG``, ``:SWE:RANG``,
+      ``:SWE:CAB NEV|EARL|LATE`` (abort on compliance), ``:SWE:DIR``,
+      ``:SOUR:LIST:CURR|VOLT`` and ``:APP`` (≤ 100 values a command, ≤ 2500 in all),
+      ``:LIST:CURR|VOLT:POIN?``; with ``:TRIG:COUN`` = points, ``:READ?`` (or ``:INIT`` +
+      ``:TRAC:DATA?``) returns the whole sweep in one transfer
     * sense (§18 SENSe): ``[:SENS]:FUNC[:ON] "VOLT","CURR",...``, ``:FUNC:OFF``,
       ``:FUNC[:ON]:ALL``, ``:FUNC:OFF:ALL``, ``:FUNC:CONC``, ``:FUNC:STAT?``,
       ``:FUNC[:ON]|OFF:COUN?``, ``:CURR|VOLT:PROT[:LEV]`` (compliance), ``:PROT:TRIP?``,
@@ -221,6 +231,7 @@ class Keithley2400Simulator:
         self._tree = CommandTree(self.errors)
         self._declare_common()
         self._declare_source()
+        self._declare_sweep()
         self._declare_sense()
         self._declare_measurement()
         self._declare_trigger_model()
@@ -370,6 +381,111 @@ class Keithley2400Simulator:
         self._tree.query(pattern + upper, query)
         self._setting(f"{pattern}:AUTO", auto_key, Boolean(), _bool)
 
+    # -- sweeps (manual §10 "Sweep operation", §18 SOURce SWEep/LIST) -----------------------
+    def _declare_sweep(self) -> None:
+        t = self._tree
+        for function, long in _SOURCE_LONG.items():
+            limit = _LIMIT[function]
+            level = Numeric(-limit, limit, default=0.0)
+            self._setting(f":SOURce[1]:{long}:MODE", f"source_mode:{function}",
+                          Choice("FIXed", "SWEep", "LIST"), _char)
+            self._setting(f":SOURce[1]:{long}:STARt", f"sweep_start:{function}", level, nr3)
+            self._setting(f":SOURce[1]:{long}:STOP", f"sweep_stop:{function}", level, nr3)
+            t.command(f":SOURce[1]:{long}:STEP", lambda v, f=function: self._set_step(f, v), Numeric(-2 * limit, 2 * limit))
+            t.query(f":SOURce[1]:{long}:STEP", lambda f=function: nr3(self._step(f)))
+            t.command(f":SOURce[1]:LIST:{long}[:VALues]", lambda *v, f=function: self._set_list(f, v, append=False),
+                      level, variadic=True)
+            t.query(f":SOURce[1]:LIST:{long}[:VALues]", lambda f=function: ",".join(nr3(v) for v in self._settings[f"list:{f}"]))
+            t.command(f":SOURce[1]:LIST:{long}:APPend", lambda *v, f=function: self._set_list(f, v, append=True),
+                      level, variadic=True)
+            t.query(f":SOURce[1]:LIST:{long}:POINts", lambda f=function: _nr1(len(self._settings[f"list:{f}"])))
+        self._setting(":SOURce[1]:SWEep:POINts", "sweep_points", Numeric(2, MAX_READINGS, default=MAX_READINGS, integer=True), _nr1)
+        self._setting(":SOURce[1]:SWEep:SPACing", "sweep_spacing", Choice("LINear", "LOGarithmic"), _char)
+        self._setting(":SOURce[1]:SWEep:RANGing", "sweep_ranging", Choice("BEST", "AUTO", "FIXed"), _char)
+        self._setting(":SOURce[1]:SWEep:CABort", "sweep_abort", Choice("NEVer", "EARLy", "LATE"), _char)
+        self._setting(":SOURce[1]:SWEep:DIRection", "sweep_direction", Choice("UP", "DOWN"), _char)
+
+    def _step(self, function: str) -> float:
+        span = self._settings[f"sweep_stop:{function}"] - self._settings[f"sweep_start:{function}"]
+        return span / (self._settings["sweep_points"] - 1)
+
+    def _set_step(self, function: str, step: float) -> None:
+        """``:SOUR:<f>:STEP``: sets the point count to span/step + 1 (manual §18: step and
+        points are two views of one setting); a step of 0 or over the span is -222."""
+        span = self._settings[f"sweep_stop:{function}"] - self._settings[f"sweep_start:{function}"]
+        if step == 0 or abs(step) > abs(span) > 0:
+            raise ScpiError(-222)
+        points = int(round(abs(span / step))) + 1
+        if points > MAX_READINGS:
+            raise ScpiError(-222)
+        self._settings["sweep_points"] = max(points, 2)
+
+    def _set_list(self, function: str, values: tuple[float, ...], append: bool) -> None:
+        """``:SOUR:LIST:<f>`` (replace) or ``:APPend``: at most 100 values per command and
+        2500 in the list (manual §18 SOURce LIST); more is -223 "Too much data"."""
+        if len(values) > 100:
+            raise ScpiError(-223)
+        current = self._settings[f"list:{function}"] if append else ()
+        if len(current) + len(values) > MAX_READINGS:
+            raise ScpiError(-223)
+        self._settings[f"list:{function}"] = tuple(current) + tuple(values)
+
+    def _sweep_points(self) -> list[float] | None:
+        """Source values of the sweep the trigger model steps through, None in FIXed mode.
+
+        SWEep: linear (or logarithmic) staircase from start to stop in ``:SWE:POIN`` points
+        (DOWN runs it stop to start); LIST: the source list (manual §10).
+        """
+        function = self.model.source_function
+        mode = self._settings[f"source_mode:{function}"]
+        if mode == "FIX":
+            return None
+        if mode == "LIST":
+            return list(self._settings[f"list:{function}"])
+        start, stop = self._settings[f"sweep_start:{function}"], self._settings[f"sweep_stop:{function}"]
+        n = self._settings["sweep_points"]
+        if self._settings["sweep_spacing"] == "LOG":
+            if start <= 0 or stop <= 0:
+                raise ScpiError(-221)
+            values = [start * (stop / start) ** (k / (n - 1)) for k in range(n)]
+        else:
+            values = [start + (stop - start) * k / (n - 1) for k in range(n)]
+        return values[::-1] if self._settings["sweep_direction"] == "DOWN" else values
+
+    def _point_period_s(self) -> float:
+        """One source-delay-measure cycle (manual §10): trigger delay + source delay (auto:
+        1 ms) + integration time NPLC / line frequency."""
+        source_delay = 1e-3 if self._settings["source_delay_auto"] else self._settings["source_delay_s"]
+        return (self._settings["trigger_delay_s"] + source_delay
+                + self._settings["nplc"] / self._settings["line_frequency_Hz"])
+
+    def _sweep(self, points: list[float], count: int) -> list[Reading]:
+        """Source-measure ``count`` points of the sweep (point k mod len(points)).
+
+        With ``:SOUR:SWE:CAB EARL|LATE`` the sweep stops at the first reading in compliance
+        (that reading is returned; on the instrument EARLy and LATE differ only in where
+        in the cycle the abort falls). Afterwards the source returns to its FIXed level
+        (manual §10 "Sweep waveforms": the bias level). The simulated clock does not move
+        during the sweep; each reading carries the timestamp its source-delay-measure cycle
+        would have on the instrument.
+        """
+        m = self.model
+        function = m.source_function
+        fixed = m.source_current_A if function == "CURR" else m.source_voltage_V
+        period = self._point_period_s()
+        abort = self._settings["sweep_abort"] != "NEV"
+        readings: list[Reading] = []
+        try:
+            for k in range(count):
+                m.set_level(function, points[k % len(points)])
+                v, i, r, t, status = m.read()
+                readings.append((v, i, r, t + k * period, status))
+                if abort and status & STATUS_COMPLIANCE:
+                    break
+        finally:
+            m.set_level(function, fixed)
+        return readings
+
     # -- sense (manual §18 SENSe) ----------------------------------------------------------
     def _declare_sense(self) -> None:
         t, m = self._tree, self.model
@@ -448,7 +564,11 @@ class Keithley2400Simulator:
         if not (self.model.output_enabled or self.model.auto_output_off):
             raise ScpiError(*ERROR_OUTPUT_OFF)
         count = self._settings["arm_count"] * self._settings["trigger_count"]
-        readings = [self.model.read() for _ in range(count)]
+        points = self._sweep_points()
+        if points is None:
+            readings = [self.model.read() for _ in range(count)]
+        else:
+            readings = self._sweep(points, count)
         if any(r[4] & STATUS_COMPLIANCE for r in readings):
             self._registers["MEAS"].event |= MEAS_COMPLIANCE
         if self._settings["feed_control"] == "NEXT":

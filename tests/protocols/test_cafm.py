@@ -1,0 +1,109 @@
+"""c-AFM triggering-bias sweeps end to end on the simulated 2400 + AFM (seed 004 numbers),
+and the sweep engine's safe endings."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+
+from drivers.afm import NanonisAfm
+from drivers.keithley2400 import Keithley2400
+from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
+from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
+from drivers.sim.tip import TipJunction
+from labctl.engine import VirtualClock
+from labctl.engine.events import Readings
+from labctl.engine.sweeps import SweepEngine
+from labctl.session import run_protocol
+from labctl.store import RunFile
+from labctl.sweep_session import simulated_junction
+from labctl.yamlfile import FileError
+from protocols import load_protocol
+from tests.conftest import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def cafm_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cafm") / "run.h5"
+    result = run_protocol(EXAMPLES / "cafm_gb_vs_gi.yaml", simulate=True, speed=math.inf, output=path)
+    return result
+
+
+def test_triggering_bias_found_within_one_step_at_boundaries_and_in_grains(cafm_run):
+    protocol = load_protocol(EXAMPLES / "cafm_gb_vs_gi.yaml")
+    truth = simulated_junction(protocol)
+    sites = cafm_run.results["sites"]
+    step = protocol.sweep.step_V
+    assert len(sites["triggering_bias_V"]) == 17
+    for x, y, found in zip(sites["x_nm"], sites["y_nm"], sites["triggering_bias_V"]):
+        expected = truth.triggering_bias_V(x, y)
+        assert expected - step - 1e-9 < found <= expected + 1e-9, (x, y, found, expected)
+    stats = cafm_run.results["statistics"]
+    assert stats["GB"]["median"] == pytest.approx(-0.12, abs=0.011)  # [004 L54]
+    assert stats["GI"]["median"] < -9.0  # [004 L56]
+    assert all(sites["back_scan_ohmic"])
+    assert cafm_run.results["contact_area_nm2"] == pytest.approx(67.7, abs=0.1)
+    assert cafm_run.outcome.status == "completed"
+
+
+def test_compliance_never_exceeded_and_maps_stored_as_images(cafm_run):
+    with RunFile(cafm_run.path) as run:
+        columns = run.columns("smu")
+    assert np.max(np.abs(columns["current_A"])) <= 1e-3 * (1 + 1e-9)
+    assert np.max(np.abs(columns["voltage_V"])) <= 10.0 + 1e-9
+    with h5py.File(cafm_run.path, "r") as f:
+        before = f["results/current_map_before/current_A"]
+        after = f["results/current_map_after/current_A"][()]
+        assert before.shape == (64, 64) and before.attrs["CLASS"] == "IMAGE"
+        assert np.nanmax(np.abs(after)) > 1e3 * np.nanmax(np.abs(before[()]))  # conductive bumps [004 L56]
+
+
+def test_bad_protocol_is_one_line_naming_the_field(tmp_path):
+    text = (EXAMPLES / "cafm_gb_vs_gi.yaml").read_text().replace("step_V: 0.01 ", "step_V: 0.001 ")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(FileError) as info:
+        load_protocol(bad)
+    assert len(info.value.lines) == 1 and "bad.yaml" in info.value.lines[0] and "2500" in info.value.lines[0]
+
+
+class _Boom:
+    """Subscriber raising ``exc`` at the ``after``-th readings batch."""
+
+    def __init__(self, exc: BaseException, after: int) -> None:
+        self.exc, self.after, self.seen = exc, after, 0
+
+    def __call__(self, event) -> None:
+        if isinstance(event, Readings):
+            self.seen += 1
+            if self.seen == self.after:
+                raise self.exc
+
+
+@pytest.mark.parametrize("ending", ["normal", "exception", "ctrl_c"])
+def test_output_off_and_tip_withdrawn_after_every_ending(ending):
+    protocol = load_protocol(EXAMPLES / "cafm_gb_vs_gi.yaml")
+    program = protocol.program().model_copy(update={"steps": protocol.program().steps[1:6]})
+    junction = TipJunction(seed=0)
+    clock = VirtualClock()
+    k2400 = Keithley2400Simulator(junction, now=clock.now)
+    afm_sim = NanonisAfmSimulator(junction)
+    with TcpServer(k2400) as smu_server, NanonisServer(afm_sim) as afm_server:
+        smu, afm = Keithley2400(smu_server.resource, timeout_ms=2000), NanonisAfm(afm_server.resource)
+        subscribers = {"normal": [], "exception": [_Boom(RuntimeError("disk full"), 2)],
+                       "ctrl_c": [_Boom(KeyboardInterrupt(), 1)]}[ending]
+        engine = SweepEngine(smu, clock, afm=afm, channel="smu", subscribers=subscribers)
+        if ending == "ctrl_c":
+            with pytest.raises(KeyboardInterrupt):
+                engine.run(program)
+        else:
+            engine.run(program)
+        outcome = engine.last_outcome
+        assert outcome.status == {"normal": "completed", "exception": "error", "ctrl_c": "interrupted"}[ending]
+        assert k2400.model.output_enabled is False
+        assert afm_sim.withdrawn and not junction.in_contact
+        smu.close()
+        afm.close()
