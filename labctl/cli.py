@@ -85,7 +85,8 @@ class ProgressView:
 
 @app.command()
 def run(
-    protocol: Path = typer.Argument(..., help="Protocol file (YAML)."),
+    protocols: list[str] = typer.Argument(..., help="Protocol file (YAML); several for several cells, each "
+                                          "optionally as FILE@INSTRUMENT."),
     station: Optional[Path] = typer.Option(None, "--station", help="Station file naming the instrument's address."),
     simulate: bool = typer.Option(False, "--simulate", help="Run on the simulated instrument (started here)."),
     speed: str = typer.Option("1", "--speed", help="Simulated time per wall second, or 'max'."),
@@ -102,13 +103,25 @@ def run(
     notify: Optional[Path] = typer.Option(None, "--notify", help="Notification file (event log, desktop, "
                                           "e-mail on run end and failures); replaces the station's notify: section."),
 ) -> None:
-    """Run a protocol; write every reading to an HDF5 run file and print the result."""
+    """Run a protocol; write every reading to an HDF5 run file and print the result.
+
+    Several protocol files run several cells side by side, each on its own instrument and in
+    its own run file (``-o`` is then a directory); one cell's short or lost instrument ends
+    only that cell.
+    """
     from labctl.control import ControlError, ControlServer, check_socket_path, default_socket_path
-    from labctl.session import default_output_path, run_protocol  # imports the drivers only when running
+    from labctl.session import CellSpec, default_output_path, run_protocol  # imports the drivers only when running
 
     speed_value = _speed(speed)
     if not simulate and station is None:
         raise _fail("give a station file (--station FILE) or --simulate")
+    specs = [CellSpec.parse(text) for text in protocols]
+    if len(specs) > 1 or specs[0].instrument is not None:
+        if control or control_socket is not None or cell or cell_ccd is not None or seed is not None:
+            raise _fail("--control, --cell, --cell-ccd-mA-cm2 and --seed apply to one cell; set them per protocol file")
+        _run_cells(specs, station, simulate, speed_value, output or Path("runs"), notify)
+        return
+    protocol = specs[0].protocol_path
     overrides: dict[str, Any] = {"ccd_mA_cm2": cell_ccd, "seed": seed}
     if cell is not None:
         if cell not in CELL_PRESETS:
@@ -155,6 +168,35 @@ def run(
     except FileExistsError as exc:
         raise _fail(str(exc)) from None
     _report(result, time.perf_counter() - wall)
+
+
+def _run_cells(specs: list[Any], station: Optional[Path], simulate: bool, speed: float, output_dir: Path,
+               notify: Optional[Path]) -> None:
+    """Several cells at once; a line per noteworthy event, a table at the end."""
+    from labctl.session import run_cells
+
+    def subscribers_for(name: str) -> list[Any]:
+        def echo(event: Any) -> None:
+            if isinstance(event, (Detected, RunEnded)):
+                what = event.kind if isinstance(event, Detected) else f"run ended: {event.status}"
+                console.print(f"[cyan]{name}[/cyan] t = {event.t_s / 3600:.3f} h  {what}: {event.reason if isinstance(event, RunEnded) else event.message}")
+        return [echo]
+
+    try:
+        cells = run_cells(specs, station_path=station, simulate=simulate, speed=speed, output_dir=output_dir,
+                          subscribers_for=subscribers_for, notify_path=notify)
+    except FileError as exc:
+        raise _fail(exc.lines) from None
+    table = Table("cell", "instrument", "ended", "result", "run file")
+    for c in cells:
+        if c.result is None:
+            table.add_row(str(c.spec.protocol_path), c.instrument, "[red]not run[/red]", c.error or "", "")
+        else:
+            table.add_row(str(c.spec.protocol_path), c.instrument, c.result.outcome.status,
+                          c.result.summary[0], str(c.result.path))
+    console.print(table)
+    if any(c.result is None or c.result.outcome.status in FAULT_STATUSES for c in cells):
+        raise typer.Exit(3)
 
 
 def _report(result: Any, wall_s: float) -> None:

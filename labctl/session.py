@@ -15,6 +15,7 @@ import json
 import math
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from drivers.base import SourceMeter
+from drivers.base import InstrumentError, SourceMeter
 from drivers.sim.cell import CellParameters
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
 from labctl.engine import Detected, Engine, ResumePoint, RunOutcome, clock_for_speed
@@ -107,6 +108,7 @@ def run_protocol(
     subscribers: Iterable[Subscriber] = (),
     on_engine: Any = None,
     notify_path: str | Path | None = None,
+    instrument: str | None = None,
 ) -> SessionResult:
     """Run a protocol file and return its result.
 
@@ -122,6 +124,8 @@ def run_protocol(
         on_engine: called with the :class:`Engine` before it runs (e.g. to wire a Stop button).
         notify_path: notification file (:class:`labctl.notify.NotifyConfig` YAML) replacing the
             station's ``notify:`` section.
+        instrument: run on this station instrument instead of the protocol's ``instrument``
+            (one protocol file for several cells); it also names the channel.
 
     Raises:
         FileError: bad protocol, station or notification file, or bad options (one line per problem).
@@ -132,6 +136,8 @@ def run_protocol(
     analysed); the result then has ``interrupted=True``.
     """
     protocol = load_protocol(protocol_path)
+    if instrument is not None:
+        protocol = protocol.model_copy(update={"instrument": instrument})
     if getattr(protocol, "engine", "steps") == "sweeps":  # c-AFM / memristor kinds: the sweep engine
         from labctl.sweep_session import run_sweep_protocol
 
@@ -210,6 +216,7 @@ def resume_run(
         channel = run.channels[0]
         point = resume_point(run, channel)
     protocol = load_protocol_text(attrs["protocol_text"], Path(attrs.get("protocol_path") or "protocol.yaml").name)
+    protocol = protocol.model_copy(update={"instrument": channel})  # the cell's instrument, if overridden
     notify = load_notify_config(notify_path) if notify_path is not None else None
     simulated = bool(attrs.get("simulated"))
     if simulated and station_path is not None:
@@ -240,3 +247,79 @@ def resume_run(
                         point.step_index))
         outcome, interrupted = _execute(protocol, smu, clock, writer, [*subscribers, *notifiers], on_engine, point)
         return _finish(protocol, writer, outcome, interrupted)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One cell of a multi-cell run: a protocol file and, optionally, the instrument to use."""
+
+    protocol_path: Path
+    instrument: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> CellSpec:
+        """``protocol.yaml`` or ``protocol.yaml@instrument``."""
+        path, _, instrument = text.rpartition("@") if "@" in text else (text, "", "")
+        return cls(Path(path), instrument or None)
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One cell's ending: its result, or the one-line reason it could not run."""
+
+    spec: CellSpec
+    instrument: str
+    result: SessionResult | None
+    error: str | None
+
+
+def run_cells(
+    specs: list[CellSpec],
+    *,
+    station_path: str | Path | None = None,
+    simulate: bool = False,
+    speed: float = 1.0,
+    output_dir: str | Path = "runs",
+    subscribers_for: Any = None,
+    notify_path: str | Path | None = None,
+) -> list[CellResult]:
+    """Run several cells side by side, each on its own instrument, in its own thread and file.
+
+    A cell that shorts, loses its instrument or cannot start ends alone; the others go on.
+    Ctrl-C stops every cell safely (output off, files closed). Files are
+    ``<output_dir>/<UTC time>_<kind>_<instrument>.h5``.
+
+    Raises:
+        FileError: a protocol file is invalid, or two cells name the same instrument (nothing
+            has started then).
+    """
+    protocols = [load_protocol(spec.protocol_path) for spec in specs]
+    instruments = [spec.instrument or p.instrument for spec, p in zip(specs, protocols)]
+    doubles = sorted({name for name in instruments if instruments.count(name) > 1})
+    if doubles:
+        raise FileError([f"instrument {name!r} is named by more than one cell; give each cell its own "
+                         f"(protocol.yaml@instrument)" for name in doubles])
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    engines: list[Engine] = []
+    with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix="cell") as pool:
+        futures = [
+            pool.submit(run_protocol, spec.protocol_path, station_path=station_path, simulate=simulate, speed=speed,
+                        output=Path(output_dir) / f"{stamp}_{protocol.kind}_{name}.h5", instrument=name,
+                        subscribers=subscribers_for(name) if subscribers_for else (), on_engine=engines.append,
+                        notify_path=notify_path)
+            for spec, protocol, name in zip(specs, protocols, instruments)
+        ]
+        pending = set(futures)
+        while pending:
+            try:
+                _, pending = wait(pending, timeout=0.5)
+            except KeyboardInterrupt:
+                for engine in list(engines):
+                    engine.request_stop("interrupted (Ctrl-C)")
+    cells = []
+    for spec, name, future in zip(specs, instruments, futures):
+        try:
+            cells.append(CellResult(spec, name, future.result(), None))
+        except (FileError, InstrumentError, RunFileError, FileExistsError, OSError) as exc:
+            cells.append(CellResult(spec, name, None, str(exc).replace("\n", "; ")))
+    return cells
