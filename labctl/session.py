@@ -75,9 +75,10 @@ def _notifiers(stack: ExitStack, config: NotifyConfig | None, path: Path) -> lis
     return notifiers
 
 
-def _execute(protocol: ProtocolBase, smu: SourceMeter, clock: Clock, writer: RunFileWriter,
+def _execute(protocol: ProtocolBase, smu: SourceMeter, station: Station, clock: Clock, writer: RunFileWriter,
              subscribers: Iterable[Subscriber], on_engine: Any, resume: ResumePoint | None) -> tuple[RunOutcome, bool]:
-    engine = Engine(smu, clock, channel=protocol.instrument, subscribers=[writer, *subscribers])
+    engine = Engine(smu, clock, channel=protocol.instrument, subscribers=[writer, *subscribers],
+                    reconnect=station.instruments[protocol.instrument].on_lost)
     if on_engine is not None:
         on_engine(engine)
     try:
@@ -177,7 +178,7 @@ def run_protocol(
         notifiers = _notifiers(stack, notify if notify is not None else station.notify, path)
         writer = RunFileWriter(path, [protocol.instrument], attrs)
         stack.callback(writer.close)
-        outcome, interrupted = _execute(protocol, smu, clock, writer, [*subscribers, *notifiers], on_engine, None)
+        outcome, interrupted = _execute(protocol, smu, station, clock, writer, [*subscribers, *notifiers], on_engine, None)
         return _finish(protocol, writer, outcome, interrupted)
 
 
@@ -236,16 +237,17 @@ def resume_run(
             station = load_station(station_path)
         else:
             station = Station.model_validate(yaml.safe_load(attrs["station_text"]))
-        smu, _ = _connect(protocol, stack, clock, station=station,
-                          station_source=str(station_path or f"{path.name}: station_text"), cell=cell)
-        notifiers = _notifiers(stack, notify if notify is not None or station is None else station.notify, path)
+        notify = notify if notify is not None or station is None else station.notify
+        smu, station = _connect(protocol, stack, clock, station=station,
+                                station_source=str(station_path or f"{path.name}: station_text"), cell=cell)
+        notifiers = _notifiers(stack, notify, path)
         writer = RunFileWriter.append(path)
         stack.callback(writer.close)
         writer(Detected(point.t_offset_s, channel, "resumed",
                         f"resumed at step {point.step_index} after {gap_s:.1f} s without recording"
                         + ("; the file was recovered after its writer died" if writer.recovered else ""),
                         point.step_index))
-        outcome, interrupted = _execute(protocol, smu, clock, writer, [*subscribers, *notifiers], on_engine, point)
+        outcome, interrupted = _execute(protocol, smu, station, clock, writer, [*subscribers, *notifiers], on_engine, point)
         return _finish(protocol, writer, outcome, interrupted)
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.base import SourceMeter
 from labctl.notify import NotifyConfig
+from labctl.engine.policy import ReconnectPolicy
 from labctl.yamlfile import FileError, load_model
 
 
@@ -34,6 +35,8 @@ class InstrumentConfig(BaseModel):
     visa_library: str = "@py"
     timeout_ms: int = Field(default=5000, gt=0)
     baud_rate: int = Field(default=9600, gt=0)
+    on_lost: ReconnectPolicy = ReconnectPolicy()
+    """What to do when the instrument stops answering (retry, then re-apply or stop safely)."""
 
 
 class Station(BaseModel):

@@ -105,3 +105,13 @@ def test_an_instrument_gone_for_good_ends_the_run_with_its_data(bench, tmp_path)
         assert len(run.columns("ch1")["test_time_s"]) == 61  # all of step 0; step 1 never read
         assert [e["kind"] for e in run.events()][-2:] == ["instrument_lost", "run_ended"]
     assert sim.model.output_enabled is False  # the power cycle left it off; nothing turned it on
+
+
+def test_the_station_file_sets_the_policy(tmp_path):
+    from labctl.station import load_station
+
+    station = tmp_path / "station.yaml"
+    station.write_text("instruments:\n  smu:\n    driver: keithley2400\n    address: GPIB0::24::INSTR\n"
+                       "    on_lost: {retry_for_s: 600, reapply: false}\n")
+    policy = load_station(station).instruments["smu"].on_lost
+    assert policy.retry_for_s == 600 and policy.reapply is False and policy.max_wait_s == 30.0
