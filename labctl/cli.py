@@ -371,6 +371,35 @@ def import_(
         console.print(f"short detection: {result.n_shorts} step(s) flagged (see `labctl inspect`)")
     console.print(f"run file: {result.path}")
 
+def _sim_cell(cell: str, speed: str, **changes: Optional[float]) -> tuple[Any, Any]:
+    """A simulator's cell parameters (preset + overrides) and its scaled clock, or a one-line exit."""
+    from dataclasses import replace
+
+    from labctl.engine.clock import ScaledClock
+
+    speed_value = _speed(speed)
+    if math.isinf(speed_value):
+        raise _fail("--speed max needs the client in the same process; give a number")
+    if cell not in CELL_PRESETS:
+        raise _fail(f"--cell: unknown preset {cell!r}; known: {', '.join(CELL_PRESETS)}")
+    try:
+        params = replace(CELL_PRESETS[cell], **{k: v for k, v in changes.items() if v is not None})
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    return params, ScaledClock(speed_value)
+
+
+def _serve_until_ctrl_c(servers: list[Any]) -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:
+            server.close()
+
+
 @sim_app.command("keithley2400")
 def sim_keithley2400(
     port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0 = any free port)."),
@@ -382,22 +411,10 @@ def sim_keithley2400(
     speed: str = typer.Option("1", "--speed", help="Simulated time per wall second (the client must match)."),
 ) -> None:
     """Serve a simulated Keithley 2400 with a Li|SSE|Li cell until Ctrl-C."""
-    from dataclasses import replace
-
     from drivers.sim.keithley2400 import Keithley2400Simulator, PtyServer, TcpServer
-    from labctl.engine.clock import ScaledClock
 
-    speed_value = _speed(speed)
-    if math.isinf(speed_value):
-        raise _fail("--speed max needs the engine in the same process; give a number")
-    if cell not in CELL_PRESETS:
-        raise _fail(f"--cell: unknown preset {cell!r}; known: {', '.join(CELL_PRESETS)}")
-    changes = {k: v for k, v in {"ccd_mA_cm2": cell_ccd, "area_cm2": cell_area, "seed": seed}.items() if v is not None}
-    try:
-        params = replace(CELL_PRESETS[cell], **changes)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    sim = Keithley2400Simulator(params, now=ScaledClock(speed_value).now)
+    params, clock = _sim_cell(cell, speed, ccd_mA_cm2=cell_ccd, area_cm2=cell_area, seed=seed)
+    sim = Keithley2400Simulator(params, now=clock.now)
     try:
         tcp = TcpServer(sim, port=port)
     except OSError as exc:
@@ -409,15 +426,8 @@ def sim_keithley2400(
         servers.append(serial)
         console.print(serial.resource)
     console.print(f"cell: {cell}, CCD {params.ccd_mA_cm2:g} mA cm⁻², area {params.area_cm2:g} cm², "
-                  f"speed ×{speed_value:g}. Ctrl-C to stop.", style="dim")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for server in servers:
-            server.close()
+                  f"speed ×{clock.speed:g}. Ctrl-C to stop.", style="dim")
+    _serve_until_ctrl_c(servers)
 
 
 @sim_app.command("afm")
@@ -449,14 +459,7 @@ def sim_afm(
     field = junction.sample.params
     console.print(f"AFM (Nanonis TCP) at {afm.resource}, 2400 at {smu.resource}; LLZO grains of {field.grain_size_nm:g} nm "
                   f"over {field.field_nm:g} nm{' with H.L.' if layer else ''}. Ctrl-C to stop.", style="dim")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        smu.close()
-        afm.close()
+    _serve_until_ctrl_c([smu, afm])
 
 
 @sim_app.command("neware")
@@ -469,20 +472,11 @@ def sim_neware(
     speed: str = typer.Option("1", "--speed", help="Simulated time per wall second."),
 ) -> None:
     """Serve a simulated NEWARE BTS (client API, XML over TCP) with a Li|SSE|Li cell per channel until Ctrl-C."""
-    from dataclasses import replace
-
     from drivers.sim.neware import BtsServer, NewareBtsSimulator
-    from labctl.engine.clock import ScaledClock
 
-    speed_value = _speed(speed)
-    if math.isinf(speed_value):
-        raise _fail("--speed max needs the client in the same process; give a number")
-    if cell not in CELL_PRESETS:
-        raise _fail(f"--cell: unknown preset {cell!r}; known: {', '.join(CELL_PRESETS)}")
-    changes = {k: v for k, v in {"ccd_mA_cm2": cell_ccd, "seed": seed}.items() if v is not None}
+    params, clock = _sim_cell(cell, speed, ccd_mA_cm2=cell_ccd, seed=seed)
     try:
-        params = replace(CELL_PRESETS[cell], **changes)
-        sim = NewareBtsSimulator(channels, cell=params, now=ScaledClock(speed_value).now)
+        sim = NewareBtsSimulator(channels, cell=params, now=clock.now)
     except ValueError as exc:
         raise _fail(f"--channels/--cell: {exc}") from None
     try:
@@ -493,14 +487,8 @@ def sim_neware(
     ids = [f"{d}-{s}-{c}" for (_t, d, s, c) in sim.channels]
     console.print(f"{host}:{bound}")
     console.print(f"{len(ids)} channels (devid-subdevid-chlid): {ids[0]} … {ids[-1]}; cell: {cell}, "
-                  f"CCD {params.ccd_mA_cm2:g} mA cm⁻², speed ×{speed_value:g}. Ctrl-C to stop.", style="dim")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+                  f"CCD {params.ccd_mA_cm2:g} mA cm⁻², speed ×{clock.speed:g}. Ctrl-C to stop.", style="dim")
+    _serve_until_ctrl_c([server])
 
 
 def main() -> None:

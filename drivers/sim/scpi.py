@@ -34,6 +34,8 @@ dictionary look-up per keyword.
 
 from __future__ import annotations
 
+import abc
+
 import itertools
 import math
 import re
@@ -229,12 +231,12 @@ def _unquote(token: str) -> str:
     return token[1:-1].replace(quote * 2, quote)
 
 
-class Parameter:
+class Parameter(abc.ABC):
     """One parameter of a command: :meth:`parse` turns its token into a Python value or
     raises :class:`ScpiError` (-104 wrong type, -222 out of range, -224 illegal value)."""
 
-    def parse(self, token: str) -> Any:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def parse(self, token: str) -> Any: ...
 
 
 class Numeric(Parameter):
