@@ -80,17 +80,19 @@ class RunView:
 
     @property
     def state(self) -> str:
-        if self.status is not None:
-            return self.status["state"]
+        # The run's end (its run_ended event, or the finished file) outranks the last status
+        # poll, which may predate the end by up to a poll interval.
         if self.finished or self.ended:
             return f"ended ({self.attrs.get('status') or 'see the log'})"
+        if self.status is not None:
+            return self.status["state"]
         return "running (no control socket)" if self.attrs.get("status") == "running" else "opening"
 
     @property
     def output(self) -> str:
-        if self.status is not None:
-            return self.status["output"]
-        return "off" if self.ended or self.finished else "unknown"
+        if self.ended or self.finished:  # the engine turns the output off on every ending
+            return "off"
+        return self.status["output"] if self.status is not None else "unknown"
 
 
 class _Relay(QObject):
