@@ -25,28 +25,10 @@ import h5py
 import numpy as np
 
 from labctl.store import FORMAT, RunFileError
+from labctl.store.reader import decode, read_group, records
 
 #: Seconds to wait for results after a run without control socket has ended.
 SETTLE_TIMEOUT_S = 2.0
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _records(data: np.ndarray) -> list[dict[str, Any]]:
-    return [{name: _decode(row[name]) for name in data.dtype.names} for row in data]
-
-
-def _read_group(group: h5py.Group) -> dict[str, Any]:
-    out: dict[str, Any] = {key: _decode(value) for key, value in group.attrs.items()}
-    for key, item in group.items():
-        out[key] = _read_group(item) if isinstance(item, h5py.Group) else item[()]
-    return out
 
 
 @dataclass
@@ -107,7 +89,7 @@ class RunFollower:
             f = h5py.File(self.path, "r", swmr=swmr, libver="latest" if swmr else None, locking=False)
         except OSError as exc:
             raise RunFileError(f"{self.path}: not a readable HDF5 file ({exc})") from None
-        if _decode(f.attrs.get("format", "")) != FORMAT or "channels" not in f:
+        if decode(f.attrs.get("format", "")) != FORMAT or "channels" not in f:
             f.close()
             raise RunFileError(f"{self.path}: an HDF5 file, but not a labctl run file (no format '{FORMAT}')")
         if self.channel is None:
@@ -145,11 +127,11 @@ class RunFollower:
             update.rows = rows
         events = f["events"]
         if events.shape[0] > self._seen_events:
-            update.events = _records(events[self._seen_events:])
+            update.events = records(events[self._seen_events:])
             self._seen_events = events.shape[0]
         steps_ds = f["steps"]
         if steps_ds.shape[0] > self._seen_steps:
-            update.steps = _records(steps_ds[self._seen_steps:])
+            update.steps = records(steps_ds[self._seen_steps:])
             self._seen_steps = steps_ds.shape[0]
 
     def _settled(self, results: dict[str, Any]) -> bool:
@@ -165,13 +147,13 @@ class RunFollower:
         if self._ended_at is None:
             if self._file is None:
                 self._file = self._open(swmr=True)
-                if _decode(self._file.attrs.get("status", "")) != "running":  # finished: read it whole, once
+                if decode(self._file.attrs.get("status", "")) != "running":  # finished: read it whole, once
                     self.close()
                     self._ended_at = time.monotonic()
                     return self._finish(update)
             try:
                 if not self._sent_attrs:
-                    update.attrs = {k: _decode(v) for k, v in self._file.attrs.items()}
+                    update.attrs = {k: decode(v) for k, v in self._file.attrs.items()}
                     self._sent_attrs = True
                 self._read_new(self._file, update, refresh=True)
             except (OSError, KeyError):  # the writer is closing the file under us
@@ -199,8 +181,8 @@ class RunFollower:
                 return update
             f = self._open(swmr=True)
         try:
-            attrs = {k: _decode(v) for k, v in f.attrs.items()}
-            results = _read_group(f["results"])
+            attrs = {k: decode(v) for k, v in f.attrs.items()}
+            results = read_group(f["results"])
             if not self._settled(results):
                 return update
             self._read_new(f, update, refresh=False)

@@ -51,7 +51,7 @@ class Resistor:
     resistance_ohm: float
 
     def advance(self, dt_s: float, current_A: float) -> None:
-        pass
+        """A resistor has no state to integrate."""
 
     def voltage_V(self, current_A: float) -> float:
         return current_A * self.resistance_ohm

@@ -15,7 +15,8 @@ class RunFileError(Exception):
     """A file is missing, not HDF5, or not a labctl run file; the message names it."""
 
 
-def _decode(value: Any) -> Any:
+def decode(value: Any) -> Any:
+    """An HDF5 value as plain Python: bytes → str (UTF-8), numpy scalars → Python numbers."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, np.generic):
@@ -23,10 +24,14 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def records(data: np.ndarray) -> list[dict[str, Any]]:
+    """Rows of a structured array (the ``events`` / ``steps`` tables) as dicts of Python values."""
+    return [{name: decode(row[name]) for name in data.dtype.names} for row in data]
+
+
 def _rows(dataset: h5py.Dataset) -> list[dict[str, Any]]:
     dataset.refresh()
-    data = dataset[()]
-    return [{name: _decode(row[name]) for name in data.dtype.names} for row in data]
+    return records(dataset[()])
 
 
 class RunFile:
@@ -50,7 +55,7 @@ class RunFile:
             self._file = h5py.File(self.path, "r", swmr=swmr, libver="latest" if swmr else None, locking=False)
         except OSError as exc:
             raise RunFileError(f"{self.path}: not a readable HDF5 file ({exc.__class__.__name__}: {exc})") from None
-        if _decode(self._file.attrs.get("format", "")) != FORMAT or "channels" not in self._file:
+        if decode(self._file.attrs.get("format", "")) != FORMAT or "channels" not in self._file:
             self._file.close()
             raise RunFileError(f"{self.path}: an HDF5 file, but not a labctl run file (no format '{FORMAT}')")
 
@@ -66,14 +71,14 @@ class RunFile:
     @property
     def attrs(self) -> dict[str, Any]:
         """Root attributes, decoded to Python values."""
-        return {key: _decode(value) for key, value in self._file.attrs.items()}
+        return {key: decode(value) for key, value in self._file.attrs.items()}
 
     @property
     def channels(self) -> list[str]:
         return list(self._file["channels"])
 
     def channel_attrs(self, channel: str) -> dict[str, Any]:
-        return {key: _decode(value) for key, value in self._file["channels"][channel].attrs.items()}
+        return {key: decode(value) for key, value in self._file["channels"][channel].attrs.items()}
 
     def columns(self, channel: str) -> dict[str, np.ndarray]:
         """All columns of a channel as arrays of equal length (name → 1-D array)."""
@@ -84,7 +89,7 @@ class RunFile:
         return {name: ds[:n] for name, ds in group.items()}
 
     def units(self, channel: str) -> dict[str, str]:
-        return {name: _decode(ds.attrs.get("units", "")) for name, ds in self._file["channels"][channel].items()}
+        return {name: decode(ds.attrs.get("units", "")) for name, ds in self._file["channels"][channel].items()}
 
     def events(self) -> list[dict[str, Any]]:
         return _rows(self._file["events"])
@@ -94,7 +99,7 @@ class RunFile:
 
     def results(self) -> dict[str, Any]:
         """The ``results`` group: attributes and datasets, nested groups as dicts."""
-        return _read_group(self._file["results"])
+        return read_group(self._file["results"])
 
     def refresh(self) -> None:
         """See rows appended since the file was opened (SWMR mode)."""
@@ -103,8 +108,9 @@ class RunFile:
                 ds.refresh()
 
 
-def _read_group(group: h5py.Group) -> dict[str, Any]:
-    out: dict[str, Any] = {key: _decode(value) for key, value in group.attrs.items()}
+def read_group(group: h5py.Group) -> dict[str, Any]:
+    """A group's attributes and datasets as a dict, sub-groups as nested dicts."""
+    out: dict[str, Any] = {key: decode(value) for key, value in group.attrs.items()}
     for key, item in group.items():
-        out[key] = _read_group(item) if isinstance(item, h5py.Group) else item[()]
+        out[key] = read_group(item) if isinstance(item, h5py.Group) else item[()]
     return out
