@@ -14,7 +14,8 @@ from labctl.engine.events import (
     StepSummary,
 )
 from labctl.engine.policy import ReconnectPolicy
-from labctl.engine.runner import Engine, EngineState, ResumePoint, RunOutcome
+from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome
+from labctl.engine.runner import Engine, ResumePoint
 from labctl.engine.steps import ConstantCurrent, Loop, Rest, SafetyLimits, ShortDetection, StepProgram
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Readings",
     "Rest",
     "RunEnded",
+    "RunLifecycle",
     "RunOutcome",
     "RunStarted",
     "SafetyLimits",

@@ -12,9 +12,7 @@ turned off on every exit path — normal end, short, safety trip, error, Ctrl-C
 
 from __future__ import annotations
 
-import enum
 import math
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 from drivers.base import InstrumentError, InstrumentLost, SourceMeter
 from labctl.engine.clock import Clock
 from labctl.engine.detection import ShortDetector
+from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome
 from labctl.engine.policy import ReconnectPolicy
 from labctl.engine.events import (
     READING_COLUMNS,
@@ -45,16 +44,6 @@ _DTYPES = {c.name: c.dtype for c in READING_COLUMNS}
 RUN_ENDING_REASONS = frozenset({"short", "soft_short", "polarisation", "safety", "stopped"})
 
 
-class EngineState(enum.Enum):
-    """idle → running ⇄ paused → stopping → ended (bluesky's RunEngine states, fewer of them)."""
-
-    IDLE = "idle"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPING = "stopping"
-    ENDED = "ended"
-
-
 @dataclass(frozen=True)
 class ResumePoint:
     """Where a resumed run picks up, read from its run file (see :mod:`labctl.store.recover`).
@@ -73,27 +62,7 @@ class ResumePoint:
     step_start_s: float | None = None
 
 
-@dataclass(frozen=True)
-class RunOutcome:
-    """How a run ended. ``status`` as in :class:`~labctl.engine.events.RunEnded`."""
-
-    status: str
-    reason: str
-    steps: tuple[StepSummary, ...]
-    n_readings: int
-    end_s: float
-
-
-class _StepEnd(Exception):
-    """Internal: ends the run early with a status (short, safety, stopped)."""
-
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-class Engine:
+class Engine(RunLifecycle):
     """Executes step programs on one channel and publishes the event stream.
 
     Args:
@@ -118,53 +87,19 @@ class Engine:
         publish_interval_s: float = 0.25,
         reconnect: ReconnectPolicy = ReconnectPolicy(),
     ) -> None:
+        super().__init__(channel=channel, subscribers=subscribers)
         self.smu = smu
         self.clock = clock
-        self.channel = channel
-        self.subscribers: list[Subscriber] = list(subscribers)
         self.batch_size = batch_size
         self.publish_interval_s = publish_interval_s
         self.reconnect = reconnect
-        self.state = EngineState.IDLE
-        self._stop_reason: str | None = None
-        self.last_outcome: RunOutcome | None = None
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-
-    def subscribe(self, subscriber: Subscriber) -> None:
-        self.subscribers.append(subscriber)
-
-    def request_stop(self, reason: str = "stopped by the operator") -> None:
-        """End the run after the reading in progress (thread-safe; wakes a waiting engine).
-
-        The output is turned off as on every ending; the latency is one instrument round
-        trip, not the record interval.
-        """
-        with self._lock:
-            if self.state in (EngineState.RUNNING, EngineState.PAUSED):
-                self._stop_reason = reason
-                self.state = EngineState.STOPPING
-        self._wake.set()
 
     def request_pause(self) -> None:
         """Hold the cell at 0 A (still recording its voltage) until :meth:`request_resume`.
 
         A paused step's clock stops: its remaining duration runs after the resume.
         """
-        with self._lock:
-            if self.state is EngineState.RUNNING:
-                self.state = EngineState.PAUSED
-        self._wake.set()
-
-    def request_resume(self) -> None:
-        with self._lock:
-            if self.state is EngineState.PAUSED:
-                self.state = EngineState.RUNNING
-        self._wake.set()
-
-    def _publish(self, event) -> None:
-        for subscriber in self.subscribers:
-            subscriber(event)
+        super().request_pause()
 
     # ------------------------------------------------------------------------------------
     def run(self, program: StepProgram, *, start_step: int = 0, resume: ResumePoint | None = None) -> RunOutcome:
@@ -181,11 +116,7 @@ class Engine:
             start_step = resume.step_index
         if not 0 <= start_step < program.n_steps:
             raise ValueError(f"start_step {start_step} outside the program's {program.n_steps} steps")
-        with self._lock:
-            if self.state in (EngineState.RUNNING, EngineState.STOPPING):
-                raise RuntimeError("engine is already running")
-            self.state = EngineState.RUNNING
-            self._stop_reason = None
+        self._begin()
         t_offset = resume.t_offset_s if resume else 0.0
         self._t0 = self.clock.now() - t_offset
         self._program = program
@@ -234,8 +165,7 @@ class Engine:
                 self._publish(Detected(t_end, self.channel, status, reason))
             self._publish(RunEnded(t_end, self.channel, status, reason, time.time(), tuple(summaries)))
         finally:
-            with self._lock:
-                self.state = EngineState.ENDED
+            self._end()
         self.last_outcome = RunOutcome(status, reason, tuple(summaries), self._n_readings, t_end)
         if interrupted is not None:
             raise interrupted

@@ -16,15 +16,13 @@ path (normal end, compliance/safety, reset-failure count, error, lost instrument
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable
-from typing import Protocol
 
 import numpy as np
 
 from drivers.afm import TipPositioner
-from drivers.base import InstrumentError, InstrumentLost, Reading
+from drivers.base import InstrumentError, InstrumentLost, Reading, SweepingSourceMeter
 from labctl.engine.events import (
     READING_COLUMNS,
     Detected,
@@ -36,35 +34,14 @@ from labctl.engine.events import (
     StepSummary,
     Subscriber,
 )
-from labctl.engine.runner import EngineState, RunOutcome
+from labctl.engine.lifecycle import EngineState, RunEnd, RunLifecycle, RunOutcome
 from labctl.engine.sweep_steps import CurrentMap, SweepProgram, TipMove, VoltageSweep
 from labctl.engine.switching import reset_seen
 
 _DTYPES = {c.name: c.dtype for c in READING_COLUMNS}
 
 
-class SweepingSourceMeter(Protocol):
-    """A source-measure unit that runs voltage list sweeps itself (Keithley 2400 driver)."""
-
-    address: str
-
-    def configure_voltage_source(self, compliance_A: float, *, voltage_range_V: float | None = None,
-                                 current_range_A: float | None = None, nplc: float = 1.0) -> None: ...
-    def set_voltage(self, voltage_V: float) -> None: ...
-    def output_on(self) -> None: ...
-    def output_off(self) -> None: ...
-    def read(self) -> Reading: ...
-    def sweep_voltage(self, points_V: list[float], compliance_A: float, *, abort_on_compliance: bool = True,
-                      nplc: float = 1.0, source_delay_s: float | None = None) -> list[Reading]: ...
-
-
-class _RunEnd(Exception):
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-
-
-class SweepEngine:
+class SweepEngine(RunLifecycle):
     """Executes sweep programs on one channel and publishes the event stream.
 
     Args:
@@ -77,45 +54,14 @@ class SweepEngine:
 
     def __init__(self, smu: SweepingSourceMeter, clock, *, afm: TipPositioner | None = None, channel: str = "ch1",
                  subscribers: Iterable[Subscriber] = ()) -> None:
+        super().__init__(channel=channel, subscribers=subscribers)
         self.smu = smu
         self.clock = clock
         self.afm = afm
-        self.channel = channel
-        self.subscribers: list[Subscriber] = list(subscribers)
-        self.state = EngineState.IDLE
-        self.last_outcome: RunOutcome | None = None
-        self._lock = threading.Lock()
-        self._stop_reason: str | None = None
-        self._resume = threading.Event()
-        self._resume.set()
-
-    def subscribe(self, subscriber: Subscriber) -> None:
-        self.subscribers.append(subscriber)
-
-    def request_stop(self, reason: str = "stopped by the operator") -> None:
-        """End the run after the sweep (or map point) in progress; thread-safe."""
-        with self._lock:
-            if self.state in (EngineState.RUNNING, EngineState.PAUSED):
-                self._stop_reason = reason
-                self.state = EngineState.STOPPING
-        self._resume.set()
 
     def request_pause(self) -> None:
         """Hold at 0 V between steps until :meth:`request_resume` (a sweep is never cut)."""
-        with self._lock:
-            if self.state is EngineState.RUNNING:
-                self.state = EngineState.PAUSED
-                self._resume.clear()
-
-    def request_resume(self) -> None:
-        with self._lock:
-            if self.state is EngineState.PAUSED:
-                self.state = EngineState.RUNNING
-        self._resume.set()
-
-    def _publish(self, event) -> None:
-        for subscriber in self.subscribers:
-            subscriber(event)
+        super().request_pause()
 
     def _t(self) -> float:
         return self.clock.now() - self._t0
@@ -132,11 +78,7 @@ class SweepEngine:
         """
         if program.electrode == "tip" and self.afm is None:
             raise ValueError("a tip-electrode sweep program needs an AFM controller (afm=...)")
-        with self._lock:
-            if self.state in (EngineState.RUNNING, EngineState.STOPPING, EngineState.PAUSED):
-                raise RuntimeError("engine is already running")
-            self.state = EngineState.RUNNING
-            self._stop_reason = None
+        self._begin()
         self._t0 = self.clock.now()
         self._charge_C = 0.0
         self._n = 0
@@ -150,22 +92,22 @@ class SweepEngine:
             self.smu.set_voltage(0.0)
             self.smu.output_on()
             for index, step, cycle in program.iter_steps():
-                if not self._resume.is_set():
+                if not self._resumed.is_set():
                     self._publish(Detected(self._t(), self.channel, "paused", "paused by the operator: 0 V", index))
-                    self._resume.wait()
+                    self._resumed.wait()
                     self._publish(Detected(self._t(), self.channel, "resumed", "resumed", index))
                 if self.state is EngineState.STOPPING:
-                    raise _RunEnd("stopped", self._stop_reason or "stopped")
+                    raise RunEnd("stopped", self._stop_reason or "stopped")
                 summary = self._run_step(index, step, cycle, program)
                 summaries.append(summary)
                 self._publish(StepEnded(summary.end_s, self.channel, summary))
                 if summary.reason == "safety":
-                    raise _RunEnd("safety", self._safety_reason)
+                    raise RunEnd("safety", self._safety_reason)
                 limit = program.stop_after_reset_failures
                 if limit is not None and self._reset_failures >= limit:
-                    raise _RunEnd("reset_failures", f"{self._reset_failures} failed resets (limit {limit}) "
+                    raise RunEnd("reset_failures", f"{self._reset_failures} failed resets (limit {limit}) "
                                                     f"by step {index}")
-        except _RunEnd as end:
+        except RunEnd as end:
             status, reason = end.status, end.reason
         except KeyboardInterrupt as exc:
             status, reason, interrupted = "interrupted", "interrupted (Ctrl-C)", exc
@@ -185,8 +127,7 @@ class SweepEngine:
                 self._publish(Detected(t_end, self.channel, status, reason))
             self._publish(RunEnded(t_end, self.channel, status, reason, time.time(), tuple(summaries)))
         finally:
-            with self._lock:
-                self.state = EngineState.ENDED
+            self._end()
         self.last_outcome = RunOutcome(status, reason, tuple(summaries), self._n, t_end)
         if interrupted is not None:
             raise interrupted
