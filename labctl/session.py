@@ -143,7 +143,8 @@ def run_protocol(
         from labctl.sweep_session import run_sweep_protocol
 
         return run_sweep_protocol(protocol, protocol_path, station_path=station_path, simulate=simulate, speed=speed,
-                                  output=output, operator=operator, subscribers=subscribers, on_engine=on_engine)
+                                  output=output, operator=operator, subscribers=subscribers, on_engine=on_engine,
+                                  notify_path=notify_path)
     protocol_text = Path(protocol_path).read_text(encoding="utf-8")
     notify = load_notify_config(notify_path) if notify_path is not None else None
     if simulate == (station_path is not None):

@@ -27,6 +27,7 @@ from labctl.engine import RunOutcome, clock_for_speed
 from labctl.engine.clock import Clock
 from labctl.engine.events import Subscriber
 from labctl.engine.sweeps import SweepEngine
+from labctl.notify import load_notify_config
 from labctl.station import InstrumentConfig, Station, load_station, open_instrument
 from labctl.store import RunFile, RunFileWriter, write_results
 from labctl.yamlfile import FileError
@@ -70,16 +71,18 @@ def _open_afm(station: Station, name: str, source: str) -> TipPositioner:
 
 def run_sweep_protocol(protocol: Any, protocol_path: str | Path, *, station_path: str | Path | None, simulate: bool,
                        speed: float, output: str | Path | None, operator: str | None,
-                       subscribers: Iterable[Subscriber] = (), on_engine: Any = None) -> Any:
+                       subscribers: Iterable[Subscriber] = (), on_engine: Any = None,
+                       notify_path: str | Path | None = None) -> Any:
     """Run a loaded sweep protocol; same arguments, errors and result as
     :func:`labctl.session.run_protocol` (which hands sweep kinds over to this)."""
-    from labctl.session import SessionResult, default_output_path
+    from labctl.session import SessionResult, _notifiers, default_output_path
 
     if simulate == (station_path is not None):
         raise FileError(["give either a station file (--station) or --simulate"])
     if not simulate and speed != 1.0:
         raise FileError(["--speed applies to simulated runs only; real instruments run in real time"])
     protocol_text = Path(protocol_path).read_text(encoding="utf-8")
+    notify = load_notify_config(notify_path) if notify_path is not None else None
     program = protocol.program()
     clock: Clock = clock_for_speed(speed)
     with ExitStack() as stack:
@@ -114,9 +117,11 @@ def run_sweep_protocol(protocol: Any, protocol_path: str | Path, *, station_path
         })
         if operator is not None:
             attrs["operator"] = operator
+        notifiers = _notifiers(stack, notify if notify is not None else station.notify, path)
         writer = RunFileWriter(path, [protocol.instrument], attrs)
         stack.callback(writer.close)
-        engine = SweepEngine(smu, clock, afm=afm, channel=protocol.instrument, subscribers=[writer, *subscribers])
+        engine = SweepEngine(smu, clock, afm=afm, channel=protocol.instrument,
+                             subscribers=[writer, *subscribers, *notifiers])
         if on_engine is not None:
             on_engine(engine)
         interrupted = False

@@ -371,3 +371,14 @@ def test_cli_run_notifies_through_the_event_log(tmp_path):
     assert proc.returncode == 0, proc.stderr
     [line] = (tmp_path / "events.log").read_text().splitlines()
     assert line.split("\t")[1:3] == ["smu", "run_ended"] and "\tshort: short circuit" in line
+
+
+def test_a_sweep_run_notifies_its_ending_too(tmp_path):
+    """Sweep kinds (memristor, c-AFM) go through the same notifiers as constant-current runs."""
+    notify = tmp_path / "notify.yaml"
+    notify.write_text(f"log: {{path: {tmp_path / 'events.log'}}}\ndesktop: {{enabled: false}}\n")
+    result = run_protocol(EXAMPLES / "memristor_pad.yaml", simulate=True, speed=math.inf,
+                          output=tmp_path / "pad.h5", notify_path=notify)
+    assert result.outcome.status == "reset_failures"
+    lines = (tmp_path / "events.log").read_text().splitlines()
+    assert any(line.split("\t")[2] == "run_ended" and "reset_failures" in line for line in lines), lines
