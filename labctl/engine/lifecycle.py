@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from labctl.engine.events import StepSummary, Subscriber
+from drivers.base import InstrumentError, InstrumentLost
+from labctl.engine.events import Detected, RunEnded, StepSummary, Subscriber
 
 
 class EngineState(enum.Enum):
@@ -46,6 +48,24 @@ class RunEnd(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+def ending_of(exc: BaseException) -> tuple[str, str]:
+    """The run status and reason for an exception that ended a run.
+
+    :class:`RunEnd` carries its own; Ctrl-C → ``interrupted``; a lost instrument →
+    ``instrument_lost`` and an instrument's refusal → ``error`` (both messages name the
+    address); anything else (a subscriber, a bug) → ``error`` naming the exception type.
+    """
+    if isinstance(exc, RunEnd):
+        return exc.status, exc.reason
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", "interrupted (Ctrl-C)"
+    if isinstance(exc, InstrumentLost):
+        return "instrument_lost", str(exc)
+    if isinstance(exc, InstrumentError):
+        return "error", str(exc)
+    return "error", f"{type(exc).__name__}: {exc}"
 
 
 class RunLifecycle:
@@ -124,3 +144,20 @@ class RunLifecycle:
     def _end(self) -> None:
         with self._lock:
             self.state = EngineState.ENDED
+
+    def _conclude(self, t_end_s: float, status: str, reason: str, summaries: list[StepSummary], n_readings: int,
+                  *, announced: frozenset[str]) -> RunOutcome:
+        """Publish the run's ending and enter ENDED; returns (and keeps) the outcome.
+
+        A ``Detected`` event precedes ``RunEnded`` unless ``status`` is in ``announced``
+        (endings the engine already published when it saw them, and ``completed``).
+        Call it after the output is safe: subscribers (the run file) must see the end.
+        """
+        try:
+            if status not in announced:
+                self._publish(Detected(t_end_s, self.channel, status, reason))
+            self._publish(RunEnded(t_end_s, self.channel, status, reason, time.time(), tuple(summaries)))
+        finally:
+            self._end()
+        self.last_outcome = RunOutcome(status, reason, tuple(summaries), n_readings, t_end_s)
+        return self.last_outcome

@@ -20,16 +20,15 @@ from dataclasses import dataclass
 import numpy as np
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from drivers.base import InstrumentError, InstrumentLost, SourceMeter
+from drivers.base import InstrumentLost, SourceMeter
 from labctl.engine.clock import Clock
 from labctl.engine.detection import ShortDetector
-from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome
+from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome, ending_of
 from labctl.engine.policy import ReconnectPolicy
 from labctl.engine.events import (
     READING_COLUMNS,
     Detected,
     Readings,
-    RunEnded,
     RunStarted,
     StepEnded,
     StepStarted,
@@ -39,6 +38,9 @@ from labctl.engine.events import (
 from labctl.engine.steps import ConstantCurrent, StepProgram
 
 _DTYPES = {c.name: c.dtype for c in READING_COLUMNS}
+
+#: Endings published as ``Detected`` when they happen (so not again at the run's end).
+_ANNOUNCED = frozenset({"completed", "short", "soft_short", "polarisation", "safety"})
 
 #: Step end reasons that end the whole run (the others move on to the next step).
 RUN_ENDING_REASONS = frozenset({"short", "soft_short", "polarisation", "safety", "stopped"})
@@ -146,14 +148,9 @@ class Engine(RunLifecycle):
                         continue
                     status, reason = summary.reason, self._end_reason
                     break
-        except KeyboardInterrupt as exc:
-            status, reason, interrupted = "interrupted", "interrupted (Ctrl-C)", exc
-        except InstrumentLost as exc:
-            status, reason = "instrument_lost", str(exc)
-        except InstrumentError as exc:
-            status, reason = "error", str(exc)
-        except Exception as exc:  # a subscriber or a bug: end safely, say what it was
-            status, reason = "error", f"{type(exc).__name__}: {exc}"
+        except (KeyboardInterrupt, Exception) as exc:  # a subscriber or a bug too: end safely, say what it was
+            status, reason = ending_of(exc)
+            interrupted = exc if isinstance(exc, KeyboardInterrupt) else None
         finally:
             off_error = self._output_off()
         t_end = self.clock.now() - self._t0
@@ -161,15 +158,11 @@ class Engine(RunLifecycle):
             reason = f"{reason}; {off_error}"
         try:
             self._flush()
-            if status not in ("completed", "short", "soft_short", "polarisation", "safety"):  # published when seen
-                self._publish(Detected(t_end, self.channel, status, reason))
-            self._publish(RunEnded(t_end, self.channel, status, reason, time.time(), tuple(summaries)))
         finally:
-            self._end()
-        self.last_outcome = RunOutcome(status, reason, tuple(summaries), self._n_readings, t_end)
+            outcome = self._conclude(t_end, status, reason, summaries, self._n_readings, announced=_ANNOUNCED)
         if interrupted is not None:
             raise interrupted
-        return self.last_outcome
+        return outcome
 
     def _output_off(self) -> str | None:
         """Turn the output off; return a message if even that failed."""

@@ -22,19 +22,18 @@ from collections.abc import Iterable
 import numpy as np
 
 from drivers.afm import TipPositioner
-from drivers.base import InstrumentError, InstrumentLost, Reading, SweepingSourceMeter
+from drivers.base import InstrumentError, Reading, SweepingSourceMeter
 from labctl.engine.events import (
     READING_COLUMNS,
     Detected,
     Readings,
-    RunEnded,
     RunStarted,
     StepEnded,
     StepStarted,
     StepSummary,
     Subscriber,
 )
-from labctl.engine.lifecycle import EngineState, RunEnd, RunLifecycle, RunOutcome
+from labctl.engine.lifecycle import EngineState, RunEnd, RunLifecycle, RunOutcome, ending_of
 from labctl.engine.sweep_steps import CurrentMap, SweepProgram, TipMove, VoltageSweep
 from labctl.engine.switching import reset_seen
 
@@ -107,31 +106,17 @@ class SweepEngine(RunLifecycle):
                 if limit is not None and self._reset_failures >= limit:
                     raise RunEnd("reset_failures", f"{self._reset_failures} failed resets (limit {limit}) "
                                                     f"by step {index}")
-        except RunEnd as end:
-            status, reason = end.status, end.reason
-        except KeyboardInterrupt as exc:
-            status, reason, interrupted = "interrupted", "interrupted (Ctrl-C)", exc
-        except InstrumentLost as exc:
-            status, reason = "instrument_lost", str(exc)
-        except InstrumentError as exc:
-            status, reason = "error", str(exc)
-        except Exception as exc:  # a subscriber or a bug: end safely, say what it was
-            status, reason = "error", f"{type(exc).__name__}: {exc}"
+        except (KeyboardInterrupt, Exception) as exc:  # a subscriber or a bug too: end safely, say what it was
+            status, reason = ending_of(exc)
+            interrupted = exc if isinstance(exc, KeyboardInterrupt) else None
         finally:
             problems = self._make_safe()
         if problems:
             reason = f"{reason}; {problems}"
-        t_end = self._t()
-        try:
-            if status not in ("completed", "safety"):
-                self._publish(Detected(t_end, self.channel, status, reason))
-            self._publish(RunEnded(t_end, self.channel, status, reason, time.time(), tuple(summaries)))
-        finally:
-            self._end()
-        self.last_outcome = RunOutcome(status, reason, tuple(summaries), self._n, t_end)
+        outcome = self._conclude(self._t(), status, reason, summaries, self._n, announced=frozenset({"completed", "safety"}))
         if interrupted is not None:
             raise interrupted
-        return self.last_outcome
+        return outcome
 
     def _make_safe(self) -> str:
         """Output off, then tip withdrawn; what failed, if anything (never raises)."""

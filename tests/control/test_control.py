@@ -120,6 +120,8 @@ def test_labctl_run_with_control_is_stopped_from_another_process(tmp_path):
     try:
         assert wait_for(ctl.exists, 30), proc.stderr.read() if proc.poll() is not None else "no socket"
         client = ControlClient(ctl)
+        # The socket opens before the engine turns the output on; under load that gap is visible.
+        assert wait_for(lambda: client.status()["output"] == "on", 30)
         status = client.status()
         assert status["state"] == "running" and status["output"] == "on"
         assert status["pid"] == proc.pid and status["run_file"] == str(out)
