@@ -1,0 +1,228 @@
+"""Compile a labctl step program into a BioLogic technique list (:mod:`drivers.biologic`).
+
+The mapping (units: A, V, s; sign: + = plating onto the working electrode, as in the program):
+
+* ``Rest`` → OCV (``Rest_time_T`` = ``duration_s``); a 0 A ``ConstantCurrent`` with a
+  duration and no voltage stop is a rest too;
+* ``ConstantCurrent`` → a one-step CP: ``Current_step`` = ``current_A``, ``Duration_step`` =
+  ``duration_s``, shortened to ``stop_charge_C`` / |I| when that comes first (a CP's current
+  is constant, so the charge stop is a time; the limit tests have no charge variable, §3.2);
+  ``stop_voltage_above_V`` → limit test ``Ewe > x`` and ``stop_voltage_below_V`` → ``Ewe < x``
+  with ``Exit_Cond`` = next technique (CPLIMIT); ``I_Range`` the smallest fixed range holding
+  |I|; ``Record_every_dT`` = ``record_interval_s``, no dE recording;
+* a ``Loop`` → its steps, then a Loop technique back to the first of them with
+  ``loop_N_times`` = ``count`` − 1 (none when ``count`` is 1);
+* ``SafetyLimits`` → the channel's safety limits (:class:`drivers.biologic.ChannelSafetyLimits`):
+  Ewe within ±``max_abs_voltage_V``, |I| ≤ ``max_abs_current_A``; and ``E_Range`` the smallest
+  fixed range holding ±``max_abs_voltage_V``;
+* short detection's floor (``ShortDetection.floor_V``, when enabled and the run ends on a
+  short) → on each CP without a voltage stop, a limit test ``Ewe < +floor`` on a charge or
+  ``Ewe > −floor`` on a discharge with ``Exit_Cond`` = stop, as neware_compile.py turns it
+  into a per-step ``Protect``: a hard short (V = I·R_short) ends the run in the instrument,
+  even while no PC is watching. A CPLIMIT step has a single ``Exit_Cond`` for all its tests,
+  so a step with a voltage stop (next technique) cannot also stop the channel on the floor:
+  for those steps the floor stays with the engine (:attr:`BiologicProgram.software_floor_steps`).
+
+The running-mean drop and noise tests of short detection, and ``polarisation_limit_V``, stay
+with the engine, which sees the points.
+
+Step indices: the channel tags its points with (technique index, loop count); the loop
+count rises by one at each jump of any Loop (:func:`drivers.biologic.execution_runs`).
+:meth:`BiologicProgram.step_indices` maps them back to the program's executed step index
+(``StepProgram.iter_steps``), which is also what checkpoints refer to.
+:meth:`BiologicProgram.to_json` / :meth:`BiologicProgram.from_json` carry the compiled list
+(ECC parameter names) and that map as text, for a run file and for reattaching after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from pydantic import TypeAdapter, ValidationError
+
+from drivers.biologic import (
+    CP,
+    OCV,
+    ChannelSafetyLimits,
+    ChannelStatus,
+    CPStep,
+    EndReason,
+    ERange,
+    ExitCondition,
+    LimitTest,
+    Loop,
+    Technique,
+    e_range_for,
+    i_range_for,
+)
+from labctl.engine.steps import ConstantCurrent, Loop as ProgramLoop, Rest, StepProgram
+
+
+#: Format tag of :meth:`BiologicProgram.to_json`.
+JSON_FORMAT = "labctl-biologic-techniques/1"
+_TECHNIQUES = TypeAdapter(list[Technique])
+
+
+class BiologicCompileError(ValueError):
+    """A program that a BioLogic technique list cannot express; names the program step."""
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Techniques ``first``…``first + body − 1`` run ``passes`` times from loop count
+    ``loop0``, as program steps ``base`` onwards."""
+
+    first: int
+    body: int
+    base: int
+    loop0: int
+    passes: int
+
+
+@dataclass(frozen=True)
+class BiologicProgram:
+    """A compiled program: what to load (``techniques``, ``safety``) and how to read back.
+
+    ``software_floor_steps``: executed-step indices of the first pass of CP steps that got no
+    in-instrument short floor (they have a voltage stop). ``n_steps``: the program's executed
+    steps.
+    """
+
+    techniques: tuple[OCV | CP | Loop, ...]
+    safety: ChannelSafetyLimits
+    software_floor_steps: tuple[int, ...]
+    n_steps: int
+    _blocks: tuple[_Block | None, ...]
+
+    def step_index(self, technique_index: int, loop: int) -> int:
+        """The program's executed step index of a point tagged (``technique_index``, ``loop``).
+        Raises ValueError if no executed step has that tag."""
+        return int(self.step_indices(np.array([technique_index]), np.array([loop]))[0])
+
+    def step_indices(self, technique_index: np.ndarray, loop: np.ndarray) -> np.ndarray:
+        """Vectorised :meth:`step_index` (int64 array of the inputs' shape)."""
+        ti = np.asarray(technique_index, dtype=np.int64)
+        lp = np.asarray(loop, dtype=np.int64)
+        table = np.array([(b.first, b.body, b.base, b.loop0, b.passes) if b else (-1, 0, -1, 0, 0)
+                          for b in self._blocks], dtype=np.int64)
+        bad = (ti < 0) | (ti >= len(table))
+        rows = table[np.clip(ti, 0, len(table) - 1)]
+        first, body, base, loop0, passes = rows.T
+        pass_ = lp - loop0
+        bad |= (body == 0) | (pass_ < 0) | (pass_ >= passes)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"no program step runs as technique {int(ti[k])} at loop {int(lp[k])}")
+        return base + pass_ * body + (ti - first)
+
+    def to_json(self) -> str:
+        """The compiled program as text (the "native program" a run file stores): techniques
+        and safety limits with their ECC parameter names, and the step map."""
+        return json.dumps({
+            "format": JSON_FORMAT,
+            "techniques": _TECHNIQUES.dump_python(list(self.techniques), mode="json", by_alias=True),
+            "safety": self.safety.model_dump(mode="json", by_alias=True),
+            "software_floor_steps": list(self.software_floor_steps), "n_steps": self.n_steps,
+            "blocks": [asdict(b) if b else None for b in self._blocks]}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> BiologicProgram:
+        """Read :meth:`to_json`'s text back. Raises ValueError (one line) if it is not that."""
+        try:
+            data = json.loads(text)
+            if data.get("format") != JSON_FORMAT:
+                raise ValueError(f"format is {data.get('format')!r}, not {JSON_FORMAT!r}")
+            return cls(tuple(_TECHNIQUES.validate_python(data["techniques"])),
+                       ChannelSafetyLimits.model_validate(data["safety"]), tuple(data["software_floor_steps"]),
+                       int(data["n_steps"]), tuple(_Block(**b) if b else None for b in data["blocks"]))
+        except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"not a compiled Biologic program: {first}") from None
+
+    def end_reason(self, status: ChannelStatus) -> str | None:
+        """The run's end in the engine's words: ``finished``, ``safety_limit``, ``short``
+        (the only *stop* limit tests compiled here are the short floor's) or ``stopped``;
+        None while the channel runs."""
+        return {EndReason.NONE: None, EndReason.FINISHED: "finished", EndReason.SAFETY_LIMIT: "safety_limit",
+                EndReason.LIMIT_STOP: "short", EndReason.STOPPED: "stopped"}[status.end_reason]
+
+
+def _where(index: int, step: Rest | ConstantCurrent) -> str:
+    return f"step {index}" + (f" ({step.label})" if step.label else "")
+
+
+def compile_program(program: StepProgram) -> BiologicProgram:
+    """The technique list and safety limits that run ``program`` on one channel.
+
+    Raises BiologicCompileError naming the program step (or ``safety``) that BioLogic cannot
+    express: a current above the 1 A range, a step with neither a duration nor a charge stop
+    that would never end without a voltage stop, a voltage window beyond ±10 V.
+    """
+    limits = program.safety
+    try:
+        e_range = e_range_for(limits.max_abs_voltage_V)
+    except ValueError as exc:
+        raise BiologicCompileError(f"safety.max_abs_voltage_V: {exc}") from None
+    detection = program.short_detection
+    floor_V = detection.floor_V if detection.enabled and program.end_run_on_short and detection.floor_V > 0 else None
+    techniques: list[OCV | CP | Loop] = []
+    blocks: list[_Block | None] = []
+    software_floor: list[int] = []
+    index = loop0 = 0
+    for entry in program.steps:
+        body = entry.steps if isinstance(entry, ProgramLoop) else [entry]
+        passes = entry.count if isinstance(entry, ProgramLoop) else 1
+        first = len(techniques)
+        for k, step in enumerate(body):
+            technique, floor_in_software = _technique(index + k, step, floor_V, e_range)
+            techniques.append(technique)
+            blocks.append(_Block(first, len(body), index, loop0, passes))
+            if floor_in_software:
+                software_floor.append(index + k)
+        if passes > 1:
+            techniques.append(Loop(repeat_count=passes - 1, target_index=first))
+            blocks.append(None)
+            loop0 += passes - 1
+        index += len(body) * passes
+    safety = ChannelSafetyLimits(ewe_max_V=limits.max_abs_voltage_V, ewe_min_V=-limits.max_abs_voltage_V,
+                                 abs_current_max_A=limits.max_abs_current_A)
+    return BiologicProgram(tuple(techniques), safety, tuple(software_floor), program.n_steps, tuple(blocks))
+
+
+def _technique(index: int, step: Rest | ConstantCurrent, floor_V: float | None,
+               e_range: ERange) -> tuple[OCV | CP, bool]:
+    """One program step's technique, and whether its short floor is left to the engine."""
+    where = _where(index, step)
+    voltage_tests = []
+    if isinstance(step, ConstantCurrent):
+        if step.stop_voltage_above_V is not None:
+            voltage_tests.append(LimitTest(comparison=">", value=step.stop_voltage_above_V))
+        if step.stop_voltage_below_V is not None:
+            voltage_tests.append(LimitTest(comparison="<", value=step.stop_voltage_below_V))
+    current_A = step.current_A if isinstance(step, ConstantCurrent) else 0.0
+    duration_s = step.duration_s
+    if isinstance(step, ConstantCurrent) and step.stop_charge_C is not None and current_A != 0:
+        by_charge = step.stop_charge_C / abs(current_A)
+        duration_s = by_charge if duration_s is None else min(duration_s, by_charge)
+    if duration_s is None and not voltage_tests:
+        raise BiologicCompileError(f"{where}: a 0 A step needs duration_s (its charge stop is never reached)")
+    if current_A == 0 and not voltage_tests:
+        return OCV(rest_time_s=duration_s, record_every_dT_s=step.record_interval_s, e_range=e_range), False
+    if duration_s is None:
+        raise BiologicCompileError(f"{where}: a BioLogic CP step needs a Duration_step; give duration_s or "
+                                   "stop_charge_C as well as the voltage stop")
+    try:
+        i_range = i_range_for(current_A)
+    except ValueError as exc:
+        raise BiologicCompileError(f"{where}: {exc}") from None
+    tests, exit_condition, software_floor = voltage_tests, ExitCondition.NEXT_TECHNIQUE, False
+    if floor_V is not None and current_A != 0:
+        if voltage_tests:
+            software_floor = True
+        else:
+            tests = [LimitTest(comparison="<", value=floor_V) if current_A > 0 else LimitTest(comparison=">", value=-floor_V)]
+            exit_condition = ExitCondition.STOP
+    cp_step = CPStep(current_A=current_A, duration_s=duration_s, limits=tuple(tests), exit_condition=exit_condition)
+    return CP(steps=(cp_step,), record_every_dT_s=step.record_interval_s, i_range=i_range, e_range=e_range), software_floor
