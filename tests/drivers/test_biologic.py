@@ -180,6 +180,9 @@ def test_compiled_symmetric_cycling_runs_to_its_end() -> None:
     live = channel.current_values()
     assert live.state == ChannelState.RUN and live.I_A == pytest.approx(0.8e-3, rel=1e-6)
     assert live.Ewe_V == pytest.approx(0.144, abs=0.005)  # 0.8 mA × (30 + 2·50) Ω + 2 Butler–Volmer η
+    assert (live.technique_index, live.loop) == (None, None)  # nothing read yet
+    channel.poll()
+    assert (channel.current_values().technique_index, channel.current_values().loop) == (0, 0)
     clock.t = 1e5
     status = channel.status()
     assert (status.end_reason, compiled.end_reason(status), sim.channel(0).end_reason) == (EndReason.FINISHED, "finished", "finished")
