@@ -17,6 +17,7 @@ would make the writer's final re-open fail.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,15 +64,20 @@ class RunFollower:
         socket_path: its control socket, if it has one; its removal tells that the run
             process has stored its results.
         channel: channel group to follow (default: the first).
+        columns: the reading columns to read (default: all); ``test_time_s`` and
+            ``step_index`` are always read (step starts need them). A grid of many channels
+            reads only what its small plots show.
 
     Raises:
         RunFileError (from :meth:`poll`): the file is missing or not a labctl run file.
     """
 
-    def __init__(self, path: str | Path, *, socket_path: str | Path | None = None, channel: str | None = None) -> None:
+    def __init__(self, path: str | Path, *, socket_path: str | Path | None = None, channel: str | None = None,
+                 columns: Iterable[str] | None = None) -> None:
         self.path = Path(path)
         self.socket_path = None if socket_path is None else Path(socket_path)
         self.channel = channel
+        self.columns = None if columns is None else {"test_time_s", "step_index", *columns}
         self._file: h5py.File | None = None
         self._seen_rows = 0
         self._seen_events = 0
@@ -107,7 +113,7 @@ class RunFollower:
 
     def _read_new(self, f: h5py.File, update: Update, *, refresh: bool) -> None:
         group = f["channels"][self.channel]
-        datasets = dict(group.items())
+        datasets = {name: ds for name, ds in group.items() if self.columns is None or name in self.columns}
         for name in ("events", "steps"):
             if refresh:
                 f[name].refresh()
@@ -194,3 +200,17 @@ class RunFollower:
             f.close()
         update.finished = self.finished = True
         return update
+
+
+def run_channels(path: str | Path) -> list[str]:
+    """The channel groups of a run file (one for a single-cell run).
+
+    Raises:
+        RunFileError: the file is missing or not a labctl run file.
+    """
+    follower = RunFollower(path)
+    f = follower._open(swmr=True)
+    try:
+        return list(f["channels"])
+    finally:
+        f.close()

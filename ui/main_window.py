@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -37,11 +39,13 @@ from protocols import KINDS
 from ui.buffers import ColumnBuffer
 from ui.event_log import EventLog
 from ui.follower import Update
-from ui.launcher import LaunchedRun, LaunchError, launch_run
-from ui.plots import PLOTTED_COLUMNS, RunPlots
+from ui.launcher import LaunchedRun, LaunchError, launch_run, socket_for
+from ui.plot_set import PlotSet, plot_set_name
+from ui.plots import RunPlots
 from ui.protocol_panel import ProtocolPanel, format_duration
 from ui.run_panel import RunPanel
 from ui.station_panel import StationPanel
+from ui.sweep_plots import SweepPlots
 from ui.watcher import RunWatcher
 
 #: Frames per second of the live plots at most.
@@ -62,11 +66,13 @@ def planned_duration_s(protocol_text: str) -> float | None:
 class RunView:
     """What the window knows about the run in view (a live run or a file under review)."""
 
-    def __init__(self, path: Path, socket_path: Path | None, launched: LaunchedRun | None = None) -> None:
+    def __init__(self, path: Path, socket_path: Path | None, launched: LaunchedRun | None = None, *,
+                 columns: dict[str, str] = RunPlots.COLUMNS, channel: str | None = None) -> None:
         self.path = path
         self.socket_path = socket_path
         self.launched = launched
-        self.buffer = ColumnBuffer(PLOTTED_COLUMNS)
+        self.channel = channel
+        self.buffer = ColumnBuffer(columns)  # the columns of the run's plot set
         self.step_starts: list[float] = []
         self.steps: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
@@ -135,17 +141,25 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
 
         self.run_panel = RunPanel()
-        self.plots = RunPlots()
+        self.plots = RunPlots()  # constant-current kinds
+        self.sweep_plots = SweepPlots()  # sweep kinds
+        self.plot_sets: dict[str, PlotSet] = {"time": self.plots, "sweeps": self.sweep_plots}
+        self.plot_stack = QStackedWidget()
+        for plot_set in self.plot_sets.values():
+            self.plot_stack.addWidget(plot_set)
+        self.plot_set: PlotSet = self.plots
         self.event_log = EventLog()
         middle = QSplitter(Qt.Orientation.Vertical)
-        middle.addWidget(self.plots)
+        middle.addWidget(self.plot_stack)
         middle.addWidget(self.event_log)
         middle.setSizes([600, 170])
+        self.tabs = QTabWidget()
+        self.tabs.addTab(middle, "Run")
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.run_panel)
-        layout.addWidget(middle, 1)
+        layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
         self.file_label = QLabel("no run")
@@ -161,7 +175,7 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.emergency_stop)
         self.station_panel.simulate_changed.connect(self._setup_changed)
         self.station_panel.message.connect(self._message)
-        self.protocol_panel.validity_changed.connect(lambda _ok: self._setup_changed())
+        self.protocol_panel.validity_changed.connect(self._protocol_changed)
         self.protocol_panel.message.connect(self._message)
         self.run_panel.start_requested.connect(self.start_run)
         self.run_panel.command_requested.connect(self.send)
@@ -193,6 +207,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 15000)
         t = float(self.view.buffer.view("test_time_s")[-1]) if self.view is not None and len(self.view.buffer) else 0.0
         self.event_log.add_note(t, "note", text)
+
+    def _protocol_changed(self, _valid: bool) -> None:
+        self.station_panel.set_simulated_instruments(self.protocol_panel.instruments())
+        self._setup_changed()
 
     def _setup_changed(self) -> None:
         simulated = self.station_panel.simulate
@@ -277,13 +295,15 @@ class MainWindow(QMainWindow):
         or review a finished run file. Returns whether there was something to follow."""
         path = Path(path)
         if path.suffix == ".ctl":
+            if path.is_symlink():  # RUN.h5.ctl → a short socket path (ui.launcher)
+                path = socket_for(path.with_suffix(""))
             try:
                 status = ControlClient(path).status()
             except ControlError as exc:
                 self._message(str(exc))
                 return False
             return self.follow(Path(status["run_file"]), path)
-        socket_path = default_socket_path(path)
+        socket_path = socket_for(path)
         return self.follow(path, socket_path if socket_path.exists() else None)
 
     def open_run_file(self, path: str | Path) -> bool:
@@ -301,22 +321,25 @@ class MainWindow(QMainWindow):
         if name:
             self.attach(name)
 
-    def follow(self, path: Path, socket_path: Path | None, *, launched: LaunchedRun | None = None) -> bool:
-        """Show the run of ``path`` (replacing the run in view; that run itself goes on)."""
+    def follow(self, path: Path, socket_path: Path | None, *, launched: LaunchedRun | None = None,
+               channel: str | None = None) -> bool:
+        """Show the run of ``path`` (replacing the run in view; that run itself goes on);
+        ``channel``: which channel of a multi-channel run file (default: the first)."""
         path = Path(path).resolve()
         if not path.is_file():
             self._message(f"{path}: no such file")
             return False
         if self.view is not None and self.view.watcher is not None:
             self.view.watcher.stop()
-        view = RunView(path, socket_path, launched)
+        self._use_plot_set("time")
+        view = RunView(path, socket_path, launched, columns=self.plot_set.COLUMNS, channel=channel)
         self.view = view
         self.runs[path] = view
-        self.plots.clear()
         self.event_log.setRowCount(0)
-        self.file_label.setText(str(path))
+        self.file_label.setText(str(path) + (f" [{channel}]" if channel else ""))
         self.setWindowTitle(f"labctl — {path.name}")
-        watcher = RunWatcher(path, socket_path, self)
+        self.tabs.setCurrentIndex(0)
+        watcher = RunWatcher(path, socket_path, self, channel=channel)
         view.watcher = watcher
         watcher.update.connect(lambda update, v=view: self._on_update(v, update))
         watcher.status.connect(lambda status, v=view: self._on_status(v, status))
@@ -326,11 +349,23 @@ class MainWindow(QMainWindow):
         return True
 
     # -- following -----------------------------------------------------------------------------
+    def _use_plot_set(self, name: str) -> None:
+        """Show the plot set ``name`` (``time`` or ``sweeps``), cleared."""
+        self.plot_set = self.plot_sets[name]
+        self.plot_stack.setCurrentWidget(self.plot_set)
+        self.plot_set.clear()
+
     def _on_update(self, view: RunView, update: Update) -> None:
         if view is not self.view:
             return
         if update.attrs is not None:
+            first = not view.attrs
             view.attrs = update.attrs
+            if first:  # the protocol kind is known: its plots, and the columns they need
+                self._use_plot_set(plot_set_name(update.attrs.get("protocol_kind")))
+                if not len(view.buffer):
+                    view.buffer = ColumnBuffer(self.plot_set.COLUMNS)
+                self.plot_set.start(update.attrs)
             if view.planned_s is None:
                 view.planned_s = planned_duration_s(str(update.attrs.get("protocol_text", "")))
         if update.n_rows:
@@ -338,10 +373,11 @@ class MainWindow(QMainWindow):
             self._dirty = True
         if update.step_starts:
             view.step_starts.extend(t for t, _ in update.step_starts)
-            self.plots.set_step_markers(np.asarray(view.step_starts))
+            self.plot_set.set_step_starts(np.asarray(view.step_starts))
         if update.steps:
             view.steps.extend(update.steps)
-            self._show_overpotentials(view)
+            self.plot_set.add_steps(update.steps)
+            self._dirty = True
         if update.events:
             view.events.extend(update.events)
             self.event_log.add_events(update.events)
@@ -350,6 +386,9 @@ class MainWindow(QMainWindow):
         if update.finished:
             view.finished = True
             view.ended = True
+            link = default_socket_path(view.path)
+            if link.is_symlink() and not link.exists():  # a short socket's link (ui.launcher), now dangling
+                link.unlink(missing_ok=True)
             view.results = update.results
             self._show_results(view)
         self._refresh_controls()
@@ -365,15 +404,9 @@ class MainWindow(QMainWindow):
         else:
             self.statusBar().showMessage(f"{command}: run {reply['state']}, output {reply['output']}", 5000)
 
-    def _show_overpotentials(self, view: RunView) -> None:
-        rows = [s for s in view.steps if s.get("current_density_mA_cm2")]
-        index = np.array([s["step_index"] for s in rows], dtype=float)
-        end_mV = np.array([abs(s["voltage_end_V"]) * 1e3 for s in rows])
-        mean_mV = np.array([abs(s["voltage_mean_V"]) * 1e3 for s in rows])
-        self.plots.set_overpotentials(index, end_mV, mean_mV)
-
     def _show_results(self, view: RunView) -> None:
         results = view.results or {}
+        self.plot_set.show_results(results)
         kind = view.attrs.get("protocol_kind")
         lines: list[str] = []
         summary = getattr(KINDS.get(kind), "summary", None) if kind else None
@@ -394,8 +427,7 @@ class MainWindow(QMainWindow):
             return
         if self._dirty:
             self._dirty = False
-            b = view.buffer
-            self.plots.set_series(b.view("test_time_s"), b.view("voltage_V"), b.view("current_density_mA_cm2"))
+            self.plot_set.draw(view.buffer)
         n = len(view.buffer)
         elapsed = float(view.buffer.view("test_time_s")[-1]) if n else 0.0
         self.points_label.setText(f"{n:,} readings")

@@ -1,5 +1,5 @@
-"""Live plots of a run: voltage and current density vs test time with step markers, and the
-overpotential of each step beside them.
+"""Live plots of a constant-current run (CCD staircase, cycling): voltage and current density
+vs test time with step markers, and the overpotential of each step beside them.
 
 Fed from in-memory buffers (:mod:`ui.buffers`), never from the file. A frame hands pyqtgraph
 at most :data:`MAX_POINTS` points per curve — the block extremes of :mod:`ui.decimate` for the
@@ -11,12 +11,16 @@ hours by the axis (no per-frame array arithmetic).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from ui.buffers import ColumnBuffer
 from ui.decimate import MinMaxPyramid
+from ui.plot_set import PlotSet
 
 #: Points per curve handed to pyqtgraph per frame at most (zoomed in further: raw readings).
 MAX_POINTS = 50_000
@@ -29,22 +33,37 @@ _MARKER_SPAN = 1e4
 pg.setConfigOptions(antialias=False, background="w", foreground="k")
 
 
-def _time_axis(plot: pg.PlotItem) -> None:
+def time_axis(plot: pg.PlotItem) -> None:
+    """Seconds in the data, hours on the axis."""
     axis = plot.getAxis("bottom")
     axis.setScale(1 / 3600)
     axis.enableAutoSIPrefix(False)
     plot.setLabel("bottom", "test time", units="h")
 
 
-def _fast(curve: pg.PlotDataItem) -> None:
+def fast(curve: pg.PlotDataItem) -> None:
+    """Peak downsampling and clip-to-view for a long curve (pyqtgraph reduces to the pixel width)."""
     curve.setDownsampling(auto=True, method="peak")
     curve.setClipToView(True)
     curve.setSkipFiniteCheck(True)
 
 
-class RunPlots(QWidget):
+def view_rows(plot: pg.PlotItem, t: np.ndarray) -> tuple[int, int]:
+    """Rows ``[lo, hi)`` of the time series ``t`` to draw in ``plot``: all while it
+    auto-ranges, else the part in view and one view width either side (for panning)."""
+    n = len(t)
+    if not n or plot.getViewBox().autoRangeEnabled()[0]:
+        return 0, n
+    x0, x1 = plot.getViewBox().viewRange()[0]
+    width = x1 - x0
+    return max(0, int(np.searchsorted(t, x0 - width)) - 1), min(n, int(np.searchsorted(t, x1 + width)) + 1)
+
+
+class RunPlots(PlotSet):
     """Voltage (V) and current density (mA cm⁻²) vs test time, linked in time, with a dashed
     marker at each step start; overpotential (mV) per step on the right."""
+
+    COLUMNS = PLOTTED_COLUMNS
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,12 +81,12 @@ class RunPlots(QWidget):
         self.canvas.ci.layout.setColumnStretchFactor(0, 3)
         self.canvas.ci.layout.setColumnStretchFactor(1, 1)
         for plot in (self.voltage_plot, self.density_plot):
-            _time_axis(plot)
+            time_axis(plot)
             plot.showGrid(x=True, y=True, alpha=0.2)
         self.voltage_curve = self.voltage_plot.plot(pen=pg.mkPen("#1565c0", width=1))
         self.density_curve = self.density_plot.plot(pen=pg.mkPen("#c62828", width=1))
         for curve in (self.voltage_curve, self.density_curve):
-            _fast(curve)
+            fast(curve)
         marker_pen = pg.mkPen((120, 120, 120, 110), width=1, style=pg.QtCore.Qt.PenStyle.DashLine)
         self.voltage_markers = pg.PlotCurveItem(pen=marker_pen, connect="pairs", skipFiniteCheck=True)
         self.density_markers = pg.PlotCurveItem(pen=marker_pen, connect="pairs", skipFiniteCheck=True)
@@ -85,6 +104,7 @@ class RunPlots(QWidget):
         self.overpotential_mean = op.plot(pen=None, symbol="t", symbolSize=5, symbolBrush="#ef6c00",
                                           symbolPen=None, name="step mean")
         self._empty = np.empty(0)
+        self._steps: list[dict[str, Any]] = []
         self._t = self._v = self._j = self._empty
         self._pyramid_v = MinMaxPyramid()
         self._pyramid_j = MinMaxPyramid()
@@ -116,13 +136,7 @@ class RunPlots(QWidget):
     def redraw(self) -> None:
         """Hand the curves the points of the part in view (all of the run while auto-ranging)."""
         t = self._t
-        n = len(t)
-        lo, hi = 0, n
-        if n and not self.voltage_plot.getViewBox().autoRangeEnabled()[0]:
-            x0, x1 = self.voltage_plot.getViewBox().viewRange()[0]
-            width = x1 - x0
-            lo = max(0, int(np.searchsorted(t, x0 - width)) - 1)
-            hi = min(n, int(np.searchsorted(t, x1 + width)) + 1)
+        lo, hi = view_rows(self.voltage_plot, t)
         idx_v = self._pyramid_v.indices(lo, hi, MAX_POINTS)
         idx_j = self._pyramid_j.indices(lo, hi, MAX_POINTS)
         self.voltage_curve.setData(t[idx_v], self._v[idx_v])
@@ -141,8 +155,24 @@ class RunPlots(QWidget):
         self.overpotential_end.setData(step_index, end_mV)
         self.overpotential_mean.setData(step_index, mean_mV)
 
+    # -- PlotSet -------------------------------------------------------------------------------
+    def draw(self, buffer: ColumnBuffer) -> None:
+        self.set_series(buffer.view("test_time_s"), buffer.view("voltage_V"), buffer.view("current_density_mA_cm2"))
+
+    def set_step_starts(self, starts_s: np.ndarray) -> None:
+        self.set_step_markers(starts_s)
+
+    def add_steps(self, rows: list[dict[str, Any]]) -> None:
+        """Overpotentials of the galvanostatic steps (rows with a current) among ``rows``."""
+        self._steps.extend(s for s in rows if s.get("current_density_mA_cm2"))
+        index = np.array([s["step_index"] for s in self._steps], dtype=float)
+        end_mV = np.array([abs(s["voltage_end_V"]) * 1e3 for s in self._steps])
+        mean_mV = np.array([abs(s["voltage_mean_V"]) * 1e3 for s in self._steps])
+        self.set_overpotentials(index, end_mV, mean_mV)
+
     def clear(self) -> None:
         """Forget the series (before showing another run)."""
+        self._steps = []
         empty = self._empty
         self._pyramid_v.clear()
         self._pyramid_j.clear()

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from labctl.engine.steps import StepProgram
 from labctl.yamlfile import FileError, read_yaml
 from protocols import KINDS, ProtocolBase, load_protocol
 from ui.schema_form import SchemaForm
@@ -40,26 +39,53 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-class StepTableModel(QAbstractTableModel):
-    """The expanded step program: one row per step, with its planned start time."""
+def format_clock(seconds: float) -> str:
+    """``5400`` → ``"1:30:00"`` (h:mm:ss)."""
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
-    HEADERS = ("step", "label", "kind", "cycle", "current (mA)", "j (mA cm⁻²)", "duration (s)", "starts at (h)")
+
+def set_point(step: Any, area_cm2: float) -> str:
+    """What a step applies, in one short line: the current of a galvanostatic step, the bias
+    range of a voltage sweep, where a tip move goes, the grid of a current map."""
+    if step.kind == "voltage_sweep":
+        v = step.points_V
+        return f"{min(v):+.3g} … {max(v):+.3g} V, {len(v)} points"
+    if step.kind == "tip_move":
+        return f"tip to ({step.x_nm:g}, {step.y_nm:g}) nm" + (f", {step.site_class}" if step.site_class else "")
+    if step.kind == "current_map":
+        return f"{step.nx}×{step.ny} map, {step.pitch_nm:g} nm pitch at {step.bias_V:+g} V"
+    current_A = getattr(step, "current_A", None)
+    if current_A is None:
+        return ""
+    return f"{current_A * 1e3:+.4g} mA ({current_A * 1e3 / area_cm2:+.4g} mA cm⁻²)"
+
+
+class StepTableModel(QAbstractTableModel):
+    """The executed step sequence (loops unrolled, at most :attr:`MAX_ROWS` rows shown), with
+    each step's set point and planned start."""
+
+    HEADERS = ("step", "label", "kind", "cycle", "set point", "duration (s)", "starts at")
+    MAX_ROWS = 5000
 
     def __init__(self) -> None:
         super().__init__()
         self._rows: list[tuple[Any, ...]] = []
 
-    def set_program(self, program: StepProgram | None) -> None:
+    def set_program(self, program: Any) -> None:
+        """Show a :class:`~labctl.engine.steps.StepProgram` or sweep program (``None``: empty)."""
         self.beginResetModel()
         self._rows = []
         if program is not None:
             start = 0.0
-            for index, step in enumerate(program.steps):
-                current_A = getattr(step, "current_A", 0.0)
-                self._rows.append((index, step.label, step.kind, step.cycle, f"{current_A * 1e3:+.4g}",
-                                   f"{current_A * 1e3 / program.area_cm2:+.4g}",
-                                   "—" if step.duration_s is None else f"{step.duration_s:g}", f"{start / 3600:.3f}"))
-                start += step.duration_s or 0.0
+            for index, step, cycle in program.iter_steps():
+                if index >= self.MAX_ROWS:
+                    self._rows.append(("…", f"{program.n_steps - index} more steps", "", "", "", "", ""))
+                    break
+                duration = step.duration_s
+                self._rows.append((index, step.label, step.kind, cycle, set_point(step, program.area_cm2),
+                                   "—" if duration is None else f"{duration:g}", format_clock(start)))
+                start += duration or 0.0
         self.endResetModel()
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 - Qt API
@@ -94,7 +120,7 @@ class ProtocolPanel(QWidget):
         self.path: Path | None = None
         self.modified = False
         self.protocol: ProtocolBase | None = None
-        self.program: StepProgram | None = None
+        self.program: Any = None  # StepProgram or SweepProgram
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         self.kind_box = QComboBox()
@@ -211,12 +237,23 @@ class ProtocolPanel(QWidget):
                 self.protocol = None
         self.step_model.set_program(self.program)
         if self.program is not None:
-            self.duration_label.setText(f"{len(self.program.steps)} steps, planned "
+            self.duration_label.setText(f"{self.program.n_steps:,} steps, planned "
                                         f"{format_duration(self.program.planned_duration_s)}")
         else:
             self.duration_label.setText("not valid: see the fields marked in red")
         self.validity_changed.emit(self.protocol is not None)
         return self.protocol
+
+    def instruments(self) -> dict[str, str]:
+        """The instruments the valid protocol uses, name in the station file → driver: its
+        sourcemeter, and for a tip electrode the AFM controller ({} while invalid)."""
+        protocol, program = self.protocol, self.program
+        if protocol is None or program is None:
+            return {}
+        out = {protocol.instrument: "keithley2400"}
+        if getattr(program, "electrode", None) == "tip":
+            out[protocol.afm] = "nanonis"
+        return out
 
     def yaml_text(self) -> str:
         """The validated protocol as YAML (``kind`` first). Raises ValueError if invalid."""

@@ -1,9 +1,12 @@
 """A form generated from a pydantic model's JSON schema, with units and errors at the field.
 
 Every property becomes a row: its name as in the YAML file, an editor (line edit for numbers
-and text, check box for booleans, a fixed label for constants such as ``kind``) and the
-unit read from the name's suffix (house rule: units in names, ``half_cycle_s`` → s).
-Nested models (``cell``, ``detection``) become group boxes. :meth:`SchemaForm.validate`
+and text, check box for booleans, a choice for enumerations such as ``site_class``, a fixed
+label for constants such as ``kind``, comma-separated text for lists of numbers) and the unit
+read from the name's suffix (house rule: units in names, ``half_cycle_s`` → s). Nested models
+(``cell``, ``detection``) become group boxes; optional ones (``map``, ``activation``) a box
+with a tick (unticked: left out). Lists of small models (the ``sites`` and ``transects`` of a
+c-AFM protocol) become tables with a row per item. :meth:`SchemaForm.validate`
 runs the model's own validation and puts each error beside its field; errors of the whole
 model (e.g. "give exactly one of half_cycle_s and areal_capacity_mAh_cm2") go to a line at
 the top. Keys the form does not show (extra keys of ``simulated_cell``) are kept.
@@ -18,11 +21,16 @@ from pydantic import BaseModel, ValidationError
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -71,27 +79,78 @@ def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _object(schema: dict[str, Any], defs: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+    """(the object schema, optional) of a nested model property (``X`` or ``anyOf [X, null]``),
+    or ``(None, False)`` for anything else."""
+    options = schema.get("anyOf", [schema])
+    objects = [_resolve(s, defs) for s in options if s.get("type") != "null"]
+    if len(objects) == 1 and objects[0].get("type") == "object" and "properties" in objects[0]:
+        return objects[0], len(options) > 1
+    return None, False
+
+
 def _scalar(schema: dict[str, Any]) -> tuple[str, bool]:
-    """(JSON type, optional) of a property; ``anyOf [X, null]`` is an optional X."""
+    """(kind, optional) of a leaf property; ``anyOf [X, null]`` is an optional X.
+
+    Kinds: the JSON types ``number``, ``integer``, ``string``, ``boolean``; ``const``
+    (a fixed value such as ``kind``); ``enum`` (one of a few strings); ``array`` (a list of
+    numbers or strings, edited as comma-separated text).
+    """
+    optional = False
     if "anyOf" in schema:
-        types = [s.get("type") for s in schema["anyOf"]]
-        optional = "null" in types
-        rest = [t for t in types if t != "null"]
-        return (rest[0] if rest else "string"), optional
+        rest = [s for s in schema["anyOf"] if s.get("type") != "null"]
+        optional = len(rest) < len(schema["anyOf"])
+        schema = rest[0] if rest else {"type": "string"}
     if "const" in schema:
-        return "const", False
-    return schema.get("type", "string"), False
+        return "const", optional
+    if "enum" in schema:
+        return "enum", optional
+    return schema.get("type", "string"), optional
+
+
+def _parse_number(text: str, kind: str) -> Any:
+    """Text → int/float for the model; unparsable text is passed on for the model to name."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if kind == "integer" and number.is_integer() else number
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_format(v) for v in value)
+    return str(value)
+
+
+def _parse(text: str, kind: str, item_kind: str = "string") -> Any:
+    """The model's value for an editor's text (``None`` for empty text)."""
+    text = text.strip()
+    if text == "":
+        return None
+    if kind in ("number", "integer"):
+        return _parse_number(text, kind)
+    if kind == "array":
+        parts = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+        return [_parse_number(part, item_kind) if item_kind in ("number", "integer") else part for part in parts]
+    return text
 
 
 class _Field:
     """One editable leaf of the form."""
 
-    def __init__(self, path: tuple[str, ...], kind: str, optional: bool, editor: QWidget, error: QLabel) -> None:
+    def __init__(self, path: tuple[str, ...], kind: str, optional: bool, editor: QWidget, error: QLabel,
+                 item_kind: str = "string") -> None:
         self.path = path
         self.kind = kind
         self.optional = optional
         self.editor = editor
         self.error = error
+        self.item_kind = item_kind
 
     def set_value(self, value: Any) -> None:
         if self.kind == "boolean":
@@ -99,8 +158,10 @@ class _Field:
         elif self.kind == "const":
             if value is not None:
                 self.editor.setText(str(value))
+        elif self.kind == "enum":
+            self.editor.setCurrentText("" if value is None else str(value))
         else:
-            self.editor.setText("" if value is None else (f"{value:g}" if isinstance(value, float) else str(value)))
+            self.editor.setText(_format(value))
 
     def value(self) -> Any:
         """The editor's value as the model wants it; unparsable text is passed on as text so
@@ -109,16 +170,9 @@ class _Field:
             return self.editor.isChecked()
         if self.kind == "const":
             return self.editor.text()
-        text = self.editor.text().strip()
-        if self.kind in ("number", "integer"):
-            if text == "":
-                return None
-            try:
-                number = float(text)
-            except ValueError:
-                return text
-            return int(number) if self.kind == "integer" and number.is_integer() else number
-        return text
+        if self.kind == "enum":
+            return self.editor.currentText() or None
+        return _parse(self.editor.text(), self.kind, self.item_kind)
 
     def show_error(self, message: str | None) -> None:
         self.error.setText(message or "")
@@ -126,6 +180,87 @@ class _Field:
         if self.kind != "boolean":
             self.editor.setStyleSheet(_ERROR_STYLE if message else "")
         self.editor.setProperty("validation_error", message or "")
+
+
+class _TableField(_Field):
+    """A list of small models (the sites of a c-AFM protocol): one table row per item, one
+    column per property; *Add row* / *Remove row* below it."""
+
+    def __init__(self, path: tuple[str, ...], item_schema: dict[str, Any], defs: dict[str, Any],
+                 error: QLabel, changed: Signal) -> None:
+        self.columns = list(item_schema.get("properties", {}))
+        self.kinds: list[tuple[str, str]] = []
+        for name in self.columns:
+            prop = _resolve(item_schema["properties"][name], defs)
+            kind, _ = _scalar(prop)
+            items = prop.get("items", {}) if kind == "array" else {}
+            self.kinds.append((kind, items.get("type", "string")))
+        self.enums = {n: _resolve(item_schema["properties"][n], defs).get("enum") for n in self.columns}
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.table = QTableWidget(0, len(self.columns))
+        self.table.setHorizontalHeaderLabels([f"{c} ({unit_of(c)})" if unit_of(c) else c for c in self.columns])
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setObjectName(".".join(path))
+        self.table.itemChanged.connect(lambda _item: changed.emit())
+        tips = [f"{c}: one of {', '.join(self.enums[c])}" for c in self.columns if self.enums.get(c)]
+        self.table.setToolTip("; ".join(tips + ["lists: comma-separated numbers"]))
+        layout.addWidget(self.table)
+        buttons = QHBoxLayout()
+        add, remove = QPushButton("Add row"), QPushButton("Remove row")
+        add.clicked.connect(lambda: (self._add_row({}), changed.emit()))
+        remove.clicked.connect(lambda: (self._remove_row(), changed.emit()))
+        buttons.addWidget(add)
+        buttons.addWidget(remove)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        super().__init__(path, "table", False, box, error)
+
+    def _fit(self) -> None:
+        rows = min(self.table.rowCount(), 8)
+        self.table.setFixedHeight(self.table.horizontalHeader().height() + 22 * rows + 6)
+
+    def _add_row(self, item: dict[str, Any]) -> None:
+        self.table.blockSignals(True)
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        for col, name in enumerate(self.columns):
+            self.table.setItem(row, col, QTableWidgetItem(_format(item.get(name))))
+        self.table.blockSignals(False)
+        self._fit()
+
+    def _remove_row(self) -> None:
+        rows = sorted({index.row() for index in self.table.selectedIndexes()}, reverse=True)
+        for row in rows or [self.table.rowCount() - 1]:
+            if row >= 0:
+                self.table.removeRow(row)
+        self._fit()
+
+    def set_value(self, value: Any) -> None:
+        self.table.setRowCount(0)
+        for item in value or []:
+            self._add_row(item if isinstance(item, dict) else {})
+        self._fit()
+
+    def value(self) -> list[dict[str, Any]]:
+        out = []
+        for row in range(self.table.rowCount()):
+            item: dict[str, Any] = {}
+            for col, (name, (kind, item_kind)) in enumerate(zip(self.columns, self.kinds)):
+                cell = self.table.item(row, col)
+                value = _parse(cell.text() if cell is not None else "", kind, item_kind)
+                if value is not None:
+                    item[name] = value
+            out.append(item)
+        return out
+
+    def show_error(self, message: str | None) -> None:
+        self.error.setText(message or "")
+        self.error.setVisible(bool(message))
+        self.table.setStyleSheet(_ERROR_STYLE if message else "")
+        self.table.setProperty("validation_error", message or "")
 
 
 class SchemaForm(QWidget):
@@ -147,6 +282,7 @@ class SchemaForm(QWidget):
         self.schema = model.model_json_schema()
         self._defs = self.schema.get("$defs", {})
         self.fields: dict[str, _Field] = {}
+        self.optional_groups: dict[str, QGroupBox] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.general_error = QLabel()
@@ -160,31 +296,64 @@ class SchemaForm(QWidget):
         self.set_data(data or {})
 
     # -- building ----------------------------------------------------------------------------
-    def _build(self, schema: dict[str, Any], path: tuple[str, ...]) -> QWidget:
-        box = QWidget() if not path else QGroupBox(path[-1])
+    def _build(self, schema: dict[str, Any], path: tuple[str, ...], *, optional: bool = False) -> QWidget:
+        if not path:
+            box: QWidget = QWidget()
+        else:
+            box = QGroupBox(path[-1])
+            if optional:  # an optional nested model: ticked = present
+                box.setCheckable(True)
+                box.toggled.connect(self.changed)
+                box.setToolTip(f"untick: no {path[-1]}")
+                self.optional_groups[".".join(path)] = box
         form = QFormLayout(box)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         required = set(schema.get("required", ()))
         for name, prop in schema.get("properties", {}).items():
             prop = _resolve(prop, self._defs)
-            if prop.get("type") == "object" and "properties" in prop:
-                form.addRow(self._build(prop, (*path, name)))
+            nested, nested_optional = _object(prop, self._defs)
+            if nested is not None:
+                form.addRow(self._build(nested, (*path, name), optional=nested_optional))
                 continue
-            kind, optional = _scalar(prop)
+            key = ".".join((*path, name))
+            error = QLabel()
+            error.setObjectName(f"{key}:error")
+            error.setStyleSheet("color: #d32f2f;")
+            error.setWordWrap(True)
+            error.setVisible(False)
+            items = _resolve(prop.get("items", {}), self._defs) if prop.get("type") == "array" else {}
+            if items.get("type") == "object":
+                field: _Field = _TableField((*path, name), items, self._defs, error, self.changed)
+                row = QWidget()
+                row_layout = QVBoxLayout(row)
+                row_layout.setContentsMargins(0, 0, 0, 0)
+                row_layout.addWidget(field.editor)
+                row_layout.addWidget(error)
+                form.addRow(QLabel(name))
+                form.addRow(row)
+                self.fields[key] = field
+                continue
+            kind, optional_leaf = _scalar(prop)
             if kind == "boolean":
                 editor: QWidget = QCheckBox()
                 editor.toggled.connect(self.changed)
             elif kind == "const":
                 editor = QLineEdit(str(prop["const"]))
                 editor.setReadOnly(True)
+            elif kind == "enum":
+                editor = QComboBox()
+                choices = next((s["enum"] for s in prop.get("anyOf", [prop]) if "enum" in s), [])
+                editor.addItems(([""] if optional_leaf else []) + [str(c) for c in choices])
+                editor.currentTextChanged.connect(self.changed)
             else:
                 editor = QLineEdit()
                 editor.textEdited.connect(self.changed)
-                if optional:
+                if kind == "array":
+                    editor.setPlaceholderText("comma-separated")
+                elif optional_leaf:
                     editor.setPlaceholderText("(none)")
                 elif name in required:
                     editor.setPlaceholderText("required")
-            key = ".".join((*path, name))
             editor.setObjectName(key)
             tip = prop.get("description", "")
             limits = [f"{word} {prop[k]:g}" for k, word in (("exclusiveMinimum", ">"), ("minimum", "≥"),
@@ -200,24 +369,29 @@ class SchemaForm(QWidget):
             unit.setMinimumWidth(60)
             line.addWidget(unit)
             row_layout.addLayout(line)
-            error = QLabel()
-            error.setObjectName(f"{key}:error")
-            error.setStyleSheet("color: #d32f2f;")
-            error.setWordWrap(True)
-            error.setVisible(False)
             row_layout.addWidget(error)
             form.addRow(name, row)
-            self.fields[key] = _Field((*path, name), kind, optional, editor, error)
+            self.fields[key] = _Field((*path, name), kind, optional_leaf, editor, error,
+                                      items.get("type", "string"))
         return box
 
     # -- data ----------------------------------------------------------------------------------
+    @staticmethod
+    def _lookup(data: Any, path: tuple[str, ...]) -> Any:
+        for part in path:
+            data = data.get(part) if isinstance(data, dict) else None
+        return data
+
     def set_data(self, data: dict[str, Any]) -> None:
         """Show ``data`` (schema defaults fill what it lacks); clears the errors."""
         self._data = copy.deepcopy(data)
+        for key, box in self.optional_groups.items():
+            box.blockSignals(True)
+            present = self._lookup(data, tuple(key.split("."))) is not None
+            box.setChecked(present or self._default(tuple(key.split("."))) is not None)
+            box.blockSignals(False)
         for key, field in self.fields.items():
-            value: Any = data
-            for part in field.path:
-                value = value.get(part) if isinstance(value, dict) else None
+            value = self._lookup(data, field.path)
             if value is None and field.kind != "const":
                 value = self._default(field.path)
             field.set_value(value)
@@ -233,23 +407,37 @@ class SchemaForm(QWidget):
                 default = default.get(part)
             if "default" in prop:
                 default = prop["default"]
-            schema = prop
+            nested, _ = _object(prop, self._defs)
+            schema = nested if nested is not None else prop
         return default
+
+    def _absent(self, path: tuple[str, ...]) -> bool:
+        """Whether ``path`` lies in an optional group that is unticked."""
+        return any(not self.optional_groups[key].isChecked() for key in
+                   (".".join(path[:n]) for n in range(1, len(path) + 1)) if key in self.optional_groups)
 
     def data(self) -> dict[str, Any]:
         """The form's values merged into the data it was given (kept keys stay)."""
         out = copy.deepcopy(self._data)
         for field in self.fields.values():
+            if self._absent(field.path):
+                continue
             target = out
             for part in field.path[:-1]:
-                target = target.setdefault(part, {})
-                if not isinstance(target, dict):
-                    break
+                if not isinstance(target.get(part), dict):
+                    target[part] = {}
+                target = target[part]
             value = field.value()
             if value is None:
                 target.pop(field.path[-1], None)
             else:
                 target[field.path[-1]] = value
+        for key, box in self.optional_groups.items():
+            if not box.isChecked():
+                *parents, last = key.split(".")
+                target = self._lookup(out, tuple(parents)) if parents else out
+                if isinstance(target, dict):
+                    target.pop(last, None)
         return out
 
     def validate(self) -> BaseModel | None:
@@ -260,17 +448,23 @@ class SchemaForm(QWidget):
             model = self.model.model_validate(self.data())
         except ValidationError as exc:
             general = []
+            shown: dict[str, list[str]] = {}
             for error in exc.errors():
-                key = ".".join(str(p) for p in error["loc"])
+                loc = [str(p) for p in error["loc"]]
                 message = error["msg"].removeprefix("Value error, ")
-                field = self.fields.get(key)
-                while field is None and "." in key:  # an error inside a kept dict: its nearest shown parent
-                    key = key.rsplit(".", 1)[0]
-                    field = self.fields.get(key)
-                if field is not None:
-                    field.show_error(message)
+                key = ".".join(loc)
+                rest: list[str] = []
+                while key not in self.fields and "." in key:  # inside a table or a kept dict
+                    key, last = key.rsplit(".", 1)
+                    rest.insert(0, last)
+                if key in self.fields:
+                    if isinstance(self.fields[key], _TableField) and rest and rest[0].isdigit():
+                        rest[0] = f"row {int(rest[0]) + 1}"
+                    shown.setdefault(key, []).append(f"{' '.join(rest)}: {message}" if rest else message)
                 else:
-                    general.append(f"{key}: {message}" if key else message)
+                    general.append(f"{'.'.join(loc)}: {message}" if loc else message)
+            for key, messages in shown.items():
+                self.fields[key].show_error("; ".join(messages))
             self.general_error.setText("\n".join(general))
             self.general_error.setVisible(bool(general))
             return None

@@ -1,15 +1,19 @@
 """Station panel: the instruments (from a station file, or the simulated station), the
-simulate toggle, and "Identify" per instrument showing its ``*IDN?`` reply.
+simulate toggle, and "Identify" per instrument showing its ``*IDN?`` reply (an AFM
+controller: its interface).
 
 Identification talks to the instrument, so it runs on a background thread, never on the GUI
-thread. With "simulate" on, identifying starts a simulated 2400 on a loopback port for the
-moment of the query and reaches it through the real driver over VISA — as a run does.
+thread. With "simulate" on, the panel lists the instruments the protocol needs (a 2400; for a
+tip electrode also the AFM controller) and identifying starts a simulator of that instrument
+on a loopback port for the moment of the query and reaches it through the real driver — as a
+run does.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
@@ -29,24 +33,50 @@ from drivers.base import InstrumentError
 from labctl.station import InstrumentConfig, Station, load_station, open_instrument
 from labctl.yamlfile import FileError
 
-SIMULATED_ADDRESS = "simulated Keithley 2400 (loopback TCP, started per run)"
+#: What the simulated station puts behind each driver (one per run, on free loopback ports).
+SIMULATED = {
+    "keithley2400": "simulated Keithley 2400 (SCPI over loopback TCP, started per run)",
+    "nanonis": "simulated AFM controller (Nanonis TCP interface, started per run)",
+}
+SIMULATED_ADDRESS = SIMULATED["keithley2400"]
 
 
-def identify(config: InstrumentConfig | None) -> str:
-    """``*IDN?`` of an instrument (``None``: a simulated 2400 started for the query).
+def _simulated_server(driver: str) -> Any:
+    """A simulator server of ``driver`` on a loopback port (``.resource``/``.close()``)."""
+    if driver == "nanonis":
+        from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
+        from drivers.sim.tip import TipJunction
+
+        return NanonisServer(NanonisAfmSimulator(TipJunction()))
+    from drivers.sim.cell import CELL_PRESETS
+    from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
+
+    return TcpServer(Keithley2400Simulator(CELL_PRESETS["hl_llzo"]))
+
+
+def identify(config: InstrumentConfig | None, driver: str = "keithley2400") -> str:
+    """The identification of an instrument: ``*IDN?`` of a sourcemeter, the interface of an
+    AFM controller. ``config=None``: a simulator of ``driver`` started for the query and
+    reached through the real driver.
 
     Raises:
         drivers.base.InstrumentError: the instrument cannot be reached (names its address).
+        ValueError: no driver of that name.
     """
     if config is None:
-        from drivers.sim.cell import CELL_PRESETS
-        from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-
-        server = TcpServer(Keithley2400Simulator(CELL_PRESETS["hl_llzo"]))
+        server = _simulated_server(driver)
         try:
-            return identify(InstrumentConfig(driver="keithley2400", address=server.resource))
+            return identify(InstrumentConfig(driver=driver, address=server.resource))
         finally:
             server.close()
+    if config.driver == "nanonis":
+        from drivers.afm import NanonisAfm
+
+        afm = NanonisAfm(config.address, timeout_s=config.timeout_ms / 1000)
+        try:
+            return afm.idn
+        finally:
+            afm.close()
     smu = open_instrument(config)
     try:
         return str(getattr(smu, "idn", "")).strip() or "(no identification)"
@@ -69,6 +99,7 @@ class StationPanel(QWidget):
         super().__init__(parent)
         self.station: Station | None = None
         self.station_path: Path | None = None
+        self.simulated: dict[str, str] = {"smu": "keithley2400"}  # name → driver, from the protocol
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         self.simulate_box = QCheckBox("simulate")
@@ -122,9 +153,16 @@ class StationPanel(QWidget):
         if name:
             self.load(name)
 
+    def set_simulated_instruments(self, instruments: dict[str, str]) -> None:
+        """The instruments the protocol needs (name → driver), shown for the simulated station."""
+        if instruments and instruments != self.simulated:
+            self.simulated = dict(instruments)
+            if self.simulate:
+                self._fill()
+
     def _rows(self) -> list[tuple[str, InstrumentConfig | None]]:
         if self.simulate:
-            return [("smu", None)]
+            return [(name, None) for name in self.simulated]
         return list(self.station.instruments.items()) if self.station is not None else []
 
     def _fill(self) -> None:
@@ -138,7 +176,8 @@ class StationPanel(QWidget):
         self.table.setRowCount(len(rows))
         for row, (name, config) in enumerate(rows):
             self.table.setItem(row, 0, QTableWidgetItem(name))
-            where = SIMULATED_ADDRESS if config is None else f"{config.driver} at {config.address}"
+            where = (SIMULATED.get(self.simulated[name], f"simulated {self.simulated[name]}") if config is None
+                     else f"{config.driver} at {config.address}")
             self.table.setItem(row, 1, QTableWidgetItem(where))
             button = QPushButton("Identify")
             button.setObjectName(f"identify:{name}")
@@ -152,11 +191,12 @@ class StationPanel(QWidget):
         if row is not None:
             self.table.item(row, 3).setText("connecting…")
         relay = self._relay
+        driver = self.simulated.get(name, "keithley2400")
 
         def work() -> None:
             try:
-                relay.done.emit(name, identify(config), True)
-            except InstrumentError as exc:
+                relay.done.emit(name, identify(config, driver), True)
+            except (InstrumentError, ValueError, OSError) as exc:
                 relay.done.emit(name, f"cannot reach: {exc}", False)
 
         threading.Thread(target=work, name=f"identify {name}", daemon=True).start()

@@ -29,9 +29,9 @@ class _Worker(QObject):
     status = Signal(object)  # dict from the control socket, or None when nobody listens
     failed = Signal(str)  # one line: why the file cannot be followed
 
-    def __init__(self, path: Path, socket_path: Path | None) -> None:
+    def __init__(self, path: Path, socket_path: Path | None, channel: str | None) -> None:
         super().__init__()
-        self.follower = RunFollower(path, socket_path=socket_path)
+        self.follower = RunFollower(path, socket_path=socket_path, channel=channel)
         self.client = ControlClient(socket_path) if socket_path is not None else None
         self._timer: QTimer | None = None
         self._status_timer: QTimer | None = None
@@ -80,7 +80,8 @@ class _Worker(QObject):
 
 
 class RunWatcher(QObject):
-    """Follow the run file ``path`` (and its control socket, if any) from a worker thread.
+    """Follow the run file ``path`` (and its control socket, if any) from a worker thread;
+    ``channel``: the channel group of a multi-channel file (default: the first).
 
     Signals (delivered in the GUI thread): ``update(Update)``, ``status(dict | None)`` —
     ``None`` once nobody listens on the socket —, ``failed(str)``, ``command_done(str, reply)``
@@ -93,13 +94,14 @@ class RunWatcher(QObject):
     command_done = Signal(str, object)
     _shutdown = Signal()
 
-    def __init__(self, path: str | Path, socket_path: str | Path | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, path: str | Path, socket_path: str | Path | None = None, parent: QObject | None = None, *,
+                 channel: str | None = None) -> None:
         super().__init__(parent)
         self.path = Path(path)
         self.socket_path = None if socket_path is None else Path(socket_path)
         self._thread = QThread()
         self._thread.setObjectName(f"watch {self.path.name}")
-        self._worker = _Worker(self.path, self.socket_path)
+        self._worker = _Worker(self.path, self.socket_path, channel)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.start)
         self._worker.update.connect(self.update)
