@@ -6,7 +6,10 @@ these small interfaces; the engine never sees a wire protocol.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Bit 3 of the Keithley 2400 status word: "in real compliance" (2400 manual §18, Table 18-4).
 COMPLIANCE_BIT = 1 << 3
@@ -99,3 +102,96 @@ class SweepingSourceMeter(Protocol):
     def read(self) -> Reading: ...
     def sweep_voltage(self, points_V: list[float], compliance_A: float, *, abort_on_compliance: bool = True,
                       nplc: float = 1.0, source_delay_s: float | None = None) -> list[Reading]: ...
+
+
+# -- battery cyclers: delegated execution ------------------------------------------------------
+
+#: States of a cycler channel's test as :meth:`CyclerChannel.status` reports them:
+#: ``running`` and ``paused`` (the test goes on), ``finished`` (its program ran to the end),
+#: ``protection`` (a limit the program pushed into the cycler ended it), ``stopped`` (a stop
+#: command, from us or at the cycler, or the channel moved on to another test).
+CYCLER_STATES = ("running", "paused", "finished", "protection", "stopped")
+#: The states in which the channel is still executing its test.
+CYCLER_ACTIVE_STATES = frozenset({"running", "paused"})
+
+#: Columns of a :meth:`CyclerChannel.records` batch: name and numpy dtype. ``seq_id`` is the
+#: cycler's 1-based number of the point in its test; ``test_time_s`` the time since the test
+#: began (s); ``step_count`` the 1-based number of the executed step the point belongs to
+#: (continuous through loops: the n-th executed step of the test); ``step_charge_C`` the
+#: signed charge passed since that step began (C, + = charge, as ``current_A``).
+CYCLER_RECORD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("seq_id", "u8"), ("test_time_s", "f8"), ("voltage_V", "f8"), ("current_A", "f8"),
+    ("step_count", "i4"), ("step_charge_C", "f8"),
+)
+
+
+class CyclerStatus(NamedTuple):
+    """A cycler channel's test: ``state`` (one of :data:`CYCLER_STATES`) and ``detail``, the
+    cycler's own word for it (NEWARE ``protect``, a Biologic channel state …)."""
+
+    state: str
+    detail: str
+
+
+class CyclerChannel(Protocol):
+    """One channel of a battery cycler that runs a native program in its own firmware.
+
+    The engine (``labctl.engine.delegated``) compiles a step program to the vendor's native
+    program text, hands it to :meth:`start`, then polls :meth:`status` and collects the
+    points the channel stored with :meth:`records`, by cursor, each point once. The channel
+    runs on whatever the PC does; after a PC crash :meth:`attach` puts the cursor back where
+    the run file ends. Units: V, A, s, C.
+
+    Errors: :class:`InstrumentLost` when the cycler cannot be reached (the test runs on; the
+    cursor has not moved, so the next :meth:`records` returns the same points again),
+    :class:`InstrumentError` when it refuses a command. Both name :attr:`address`.
+    """
+
+    address: str
+    """Where the channel is, e.g. ``127.0.0.1:502/1-1-3`` (NEWARE host:port/pipeline id)."""
+    can_pause: bool
+    """Whether :meth:`pause` can hold a running test at once."""
+    test_id: int | None
+    """The cycler's id of the test this object follows (after :meth:`start` or :meth:`attach`)."""
+
+    def start(self, native_program: str, label: str) -> int:
+        """Load ``native_program`` (the vendor's program text) and start it; returns the test
+        id. ``label`` names the test at the cycler (NEWARE barcode). The cursor is at the
+        test's first point."""
+        ...
+
+    def attach(self, test_id: int, last_seq_id: int, last_test_time_s: float, last_step_count: int) -> None:
+        """Follow test ``test_id`` from after its point ``last_seq_id`` (0: from the start),
+        whose test time and step count were ``last_test_time_s`` and ``last_step_count``."""
+        ...
+
+    def status(self) -> CyclerStatus:
+        """The state of the followed test (``stopped`` if the channel has moved on to another)."""
+        ...
+
+    def records(self, max_points: int) -> dict[str, np.ndarray]:
+        """The points stored since the cursor, at most ``max_points``, in order, as 1-D arrays
+        of :data:`CYCLER_RECORD_COLUMNS` (all the same length, possibly 0); advances the
+        cursor only when the whole batch has arrived."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the test (current off). InstrumentError if the cycler refuses (e.g. the
+        test had already ended)."""
+        ...
+
+    def pause(self) -> None:
+        """Hold the test at once (InstrumentError where the cycler cannot: :attr:`can_pause`)."""
+        ...
+
+    def resume(self) -> None:
+        """Continue a paused test."""
+        ...
+
+    def reconnect(self) -> None:
+        """Open a new connection to the cycler (the test and the cursor are unaffected)."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection; the test runs on in the cycler."""
+        ...

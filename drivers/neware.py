@@ -452,6 +452,9 @@ class TimedPoint:
 
     point: DataPoint
     test_time_s: float
+    step_count: int = 0
+    """The 1-based number of the executed step the point belongs to (``downloadStepLayer``'s
+    ``stepindex``): it counts every step the channel entered, through loops."""
 
 
 @dataclass(frozen=True)
@@ -465,6 +468,8 @@ class CursorState:
     last_step_key: tuple[int, int] | None = None
     """(step_id, cycle_id) of the last point."""
     last_step_time_s: float = 0.0
+    step_count: int = 0
+    """Executed steps seen so far (the last point's :attr:`TimedPoint.step_count`)."""
 
 
 class DownloadCursor:
@@ -486,12 +491,33 @@ class DownloadCursor:
         """A cursor at the first point of the channel's latest test."""
         return cls(client, channel, CursorState(test_id=client.test_info(channel).test_id))
 
+    @classmethod
+    def after(cls, client: NewareClient, channel: NewareChannel | str, test_id: int, last_seq_id: int,
+              last_test_time_s: float, last_step_count: int) -> DownloadCursor:
+        """A cursor continuing after point ``last_seq_id`` of test ``test_id``, whose test time
+        (s, since the test began) and step count a previous cursor gave as ``last_test_time_s``
+        and ``last_step_count`` (e.g. read back from a run file after a crash). Downloads that
+        point again for its step and step time. ``last_seq_id=0``: from the test's start.
+
+        Raises InstrumentError if the BTS no longer has that point.
+        """
+        if last_seq_id <= 0:
+            return cls(client, channel, CursorState(test_id=test_id))
+        points = client.download(channel, last_seq_id, 1, test_id=test_id)
+        if len(points) != 1 or points[0].seq_id != last_seq_id:
+            raise InstrumentError(client.address, f"test {test_id} has no point {last_seq_id} to continue after")
+        p = points[0]
+        return cls(client, channel, CursorState(
+            test_id, last_seq_id + 1, completed_steps_s=last_test_time_s - p.step_time_s,
+            last_step_key=(p.step_id, p.cycle_id), last_step_time_s=p.step_time_s, step_count=last_step_count))
+
     def fetch(self, max_points: int | None = None) -> list[TimedPoint]:
         """The points stored since the last fetch (at most ``max_points``), in 1000-point
         requests; advances :attr:`state`."""
         s = self.state
         out: list[TimedPoint] = []
         completed, key, last_t, seq = s.completed_steps_s, s.last_step_key, s.last_step_time_s, s.next_seq_id
+        count = s.step_count
         while max_points is None or len(out) < max_points:
             want = MAX_DOWNLOAD_COUNT if max_points is None else min(MAX_DOWNLOAD_COUNT, max_points - len(out))
             batch = self.client.download(self.channel, seq, want, test_id=s.test_id)
@@ -499,11 +525,13 @@ class DownloadCursor:
                 if point.seq_id != seq:
                     raise InstrumentLost(self.client.address, f"download from {seq} returned point {point.seq_id}")
                 new_key = (point.step_id, point.cycle_id)
-                if key is not None and (new_key != key or point.step_time_s < last_t):
-                    completed += last_t
+                if key is None or new_key != key or point.step_time_s < last_t:
+                    count += 1
+                    if key is not None:
+                        completed += last_t
                 key, last_t, seq = new_key, point.step_time_s, seq + 1
-                out.append(TimedPoint(point, completed + point.step_time_s))
+                out.append(TimedPoint(point, completed + point.step_time_s, count))
             if len(batch) < want:
                 break
-        self.state = CursorState(s.test_id, seq, completed, key, last_t)
+        self.state = CursorState(s.test_id, seq, completed, key, last_t, count)
         return out

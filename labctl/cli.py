@@ -102,12 +102,17 @@ def run(
                                                   help="Control socket path (implies --control)."),
     notify: Optional[Path] = typer.Option(None, "--notify", help="Notification file (event log, desktop, "
                                           "e-mail on run end and failures); replaces the station's notify: section."),
+    cycler: Optional[str] = typer.Option(None, "--cycler", help="With --simulate: run on a simulated battery "
+                                         "cycler (neware) instead of the 2400; the protocol runs in its firmware."),
+    channels: int = typer.Option(1, "--channels", min=1, max=256, help="With --cycler: the same protocol on this "
+                                 "many channels of one simulated cycler, a run file each (-o is then a directory)."),
 ) -> None:
     """Run a protocol; write every reading to an HDF5 run file and print the result.
 
     Several protocol files run several cells side by side, each on its own instrument and in
     its own run file (``-o`` is then a directory); one cell's short or lost instrument ends
-    only that cell.
+    only that cell. On a cycler (``--simulate --cycler neware``, or a station instrument with
+    driver ``neware``) the protocol is compiled to the cycler's program and runs there.
     """
     from labctl.control import ControlError, ControlServer, check_socket_path, default_socket_path
     from labctl.session import CellSpec, default_output_path, run_protocol  # imports the drivers only when running
@@ -116,10 +121,14 @@ def run(
     if not simulate and station is None:
         raise _fail("give a station file (--station FILE) or --simulate")
     specs = [CellSpec.parse(text) for text in protocols]
-    if len(specs) > 1 or specs[0].instrument is not None:
+    if cycler is not None and not simulate:
+        raise _fail("--cycler simulates a cycler: give it with --simulate (a station file names real cyclers)")
+    if channels > 1 and (cycler is None or len(specs) > 1 or specs[0].instrument is not None):
+        raise _fail("--channels runs one protocol file (without @instrument) on a simulated --cycler")
+    if len(specs) > 1 or specs[0].instrument is not None or channels > 1:
         if control or control_socket is not None or cell or cell_ccd is not None or seed is not None:
             raise _fail("--control, --cell, --cell-ccd-mA-cm2 and --seed apply to one cell; set them per protocol file")
-        _run_cells(specs, station, simulate, speed_value, output or Path("runs"), notify)
+        _run_cells(specs * channels, station, simulate, speed_value, output or Path("runs"), notify, cycler)
         return
     protocol = specs[0].protocol_path
     overrides: dict[str, Any] = {"ccd_mA_cm2": cell_ccd, "seed": seed}
@@ -154,7 +163,7 @@ def run(
         try:
             result = run_protocol(protocol, station_path=station, simulate=simulate, speed=speed_value,
                                   output=output, operator=operator, cell_overrides=overrides,
-                                  subscribers=[view], on_engine=on_engine, notify_path=notify)
+                                  subscribers=[view], on_engine=on_engine, notify_path=notify, cycler=cycler)
         finally:
             progress.stop()
             for server in servers:
@@ -171,8 +180,10 @@ def run(
 
 
 def _run_cells(specs: list[Any], station: Optional[Path], simulate: bool, speed: float, output_dir: Path,
-               notify: Optional[Path]) -> None:
-    """Several cells at once; a line per noteworthy event, a table at the end."""
+               notify: Optional[Path], cycler: Optional[str] = None) -> None:
+    """Several cells at once (on the channels of one simulated ``cycler``, if given); a line per
+    noteworthy event, a table at the end."""
+    from labctl.cycler_session import run_simulated_cycler_cells
     from labctl.session import run_cells
 
     def subscribers_for(name: str) -> list[Any]:
@@ -183,8 +194,12 @@ def _run_cells(specs: list[Any], station: Optional[Path], simulate: bool, speed:
         return [echo]
 
     try:
-        cells = run_cells(specs, station_path=station, simulate=simulate, speed=speed, output_dir=output_dir,
-                          subscribers_for=subscribers_for, notify_path=notify)
+        if cycler is not None:
+            cells = run_simulated_cycler_cells(specs, cycler=cycler, speed=speed, output_dir=output_dir,
+                                               subscribers_for=subscribers_for, notify_path=notify)
+        else:
+            cells = run_cells(specs, station_path=station, simulate=simulate, speed=speed, output_dir=output_dir,
+                              subscribers_for=subscribers_for, notify_path=notify)
     except FileError as exc:
         raise _fail(exc.lines) from None
     table = Table("cell", "instrument", "ended", "result", "run file")

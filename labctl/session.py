@@ -26,6 +26,7 @@ import yaml
 from drivers.base import InstrumentError, SourceMeter
 from drivers.sim.cell import CellParameters
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
+from labctl.cycler_session import is_delegated, resume_delegated, run_cycler_protocol, uses_cycler
 from labctl.engine import Detected, Engine, ResumePoint, RunOutcome, clock_for_speed
 from labctl.engine.clock import Clock
 from labctl.engine.events import Subscriber
@@ -110,6 +111,7 @@ def run_protocol(
     on_engine: Any = None,
     notify_path: str | Path | None = None,
     instrument: str | None = None,
+    cycler: str | None = None,
 ) -> SessionResult:
     """Run a protocol file and return its result.
 
@@ -127,6 +129,9 @@ def run_protocol(
             station's ``notify:`` section.
         instrument: run on this station instrument instead of the protocol's ``instrument``
             (one protocol file for several cells); it also names the channel.
+        cycler: with ``simulate``, run on a channel of this simulated battery cycler
+            (``neware``) instead of the simulated 2400. A station instrument whose driver is a
+            cycler runs delegated as well (:mod:`labctl.cycler_session`).
 
     Raises:
         FileError: bad protocol, station or notification file, or bad options (one line per problem).
@@ -145,10 +150,16 @@ def run_protocol(
         return run_sweep_protocol(protocol, protocol_path, station_path=station_path, simulate=simulate, speed=speed,
                                   output=output, operator=operator, subscribers=subscribers, on_engine=on_engine,
                                   notify_path=notify_path)
-    protocol_text = Path(protocol_path).read_text(encoding="utf-8")
-    notify = load_notify_config(notify_path) if notify_path is not None else None
     if simulate == (station_path is not None):
         raise FileError(["give either a station file (--station) or --simulate"])
+    if cycler is not None or (station_path is not None and uses_cycler(station_path, protocol.instrument)):
+        # delegated: the protocol runs in a cycler's firmware
+        return run_cycler_protocol(protocol, protocol_path, station_path=station_path, simulate=simulate,
+                                   cycler=cycler, speed=speed, output=output, operator=operator,
+                                   cell_overrides=cell_overrides, subscribers=subscribers, on_engine=on_engine,
+                                   notify_path=notify_path)
+    protocol_text = Path(protocol_path).read_text(encoding="utf-8")
+    notify = load_notify_config(notify_path) if notify_path is not None else None
     if not simulate and speed != 1.0:
         raise FileError(["--speed applies to simulated runs only; real instruments run in real time"])
     clock = clock_for_speed(speed)
@@ -209,6 +220,9 @@ def resume_run(
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"{path}: no such file")
+    if is_delegated(path):  # a cycler's test: reattach to it
+        return resume_delegated(path, station_path=station_path, speed=speed, subscribers=subscribers,
+                                on_engine=on_engine, notify_path=notify_path)
     gap_s = max(0.0, time.time() - path.stat().st_mtime)  # the last flush was the last sign of life
     with RunFile(path, swmr=True) as run:
         attrs = run.attrs
@@ -298,20 +312,39 @@ def run_cells(
     """
     protocols = [load_protocol(spec.protocol_path) for spec in specs]
     instruments = [spec.instrument or p.instrument for spec, p in zip(specs, protocols)]
+    check_distinct(instruments)
+    stamp = run_stamp()
+
+    def job(spec: CellSpec, protocol: ProtocolBase, name: str) -> Any:
+        return lambda on_engine: run_protocol(
+            spec.protocol_path, station_path=station_path, simulate=simulate, speed=speed,
+            output=Path(output_dir) / f"{stamp}_{protocol.kind}_{name}.h5", instrument=name,
+            subscribers=subscribers_for(name) if subscribers_for else (), on_engine=on_engine, notify_path=notify_path)
+
+    return cells_in_threads([(spec, name, job(spec, protocol, name))
+                             for spec, protocol, name in zip(specs, protocols, instruments)])
+
+
+def run_stamp() -> str:
+    """The UTC time that names the run files of a multi-cell run (``20261121T201124Z``)."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def check_distinct(instruments: list[str]) -> None:
+    """Raises FileError if two cells name the same instrument."""
     doubles = sorted({name for name in instruments if instruments.count(name) > 1})
     if doubles:
         raise FileError([f"instrument {name!r} is named by more than one cell; give each cell its own "
                          f"(protocol.yaml@instrument)" for name in doubles])
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    engines: list[Engine] = []
-    with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix="cell") as pool:
-        futures = [
-            pool.submit(run_protocol, spec.protocol_path, station_path=station_path, simulate=simulate, speed=speed,
-                        output=Path(output_dir) / f"{stamp}_{protocol.kind}_{name}.h5", instrument=name,
-                        subscribers=subscribers_for(name) if subscribers_for else (), on_engine=engines.append,
-                        notify_path=notify_path)
-            for spec, protocol, name in zip(specs, protocols, instruments)
-        ]
+
+
+def cells_in_threads(jobs: list[tuple[CellSpec, str, Any]]) -> list[CellResult]:
+    """Run ``(spec, instrument, job)`` side by side, each ``job(on_engine)`` (returning a
+    :class:`SessionResult`) in its own thread. Ctrl-C asks every engine to stop; a job's
+    one-line failure (bad file, unreachable instrument …) becomes its :attr:`CellResult.error`."""
+    engines: list[Any] = []
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="cell") as pool:
+        futures = [pool.submit(job, engines.append) for _spec, _name, job in jobs]
         pending = set(futures)
         while pending:
             try:
@@ -320,7 +353,7 @@ def run_cells(
                 for engine in list(engines):
                     engine.request_stop("interrupted (Ctrl-C)")
     cells = []
-    for spec, name, future in zip(specs, instruments, futures):
+    for (spec, name, _job), future in zip(jobs, futures):
         try:
             cells.append(CellResult(spec, name, future.result(), None))
         except (FileError, InstrumentError, RunFileError, FileExistsError, OSError) as exc:

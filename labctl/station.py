@@ -8,6 +8,14 @@ instruments:
     visa_library: "@py"      # pyvisa-py; "@ivi" for a vendor VISA library
     timeout_ms: 5000
     baud_rate: 9600          # serial (ASRL) resources only
+  cyc1:                      # a battery cycler channel: the protocol runs in the cycler's firmware
+    driver: neware           # or biologic
+    address: 192.168.1.50:502/1-1-3   # NEWARE: BTS PC host:port / devid-subdevid-chlid
+    username: admin
+    password_env: NEWARE_PASSWORD     # environment variable with the BTS password (unset: "neware")
+    step_file_dir: /mnt/bts/labctl    # where labctl writes step files; the BTS PC must read them …
+    step_file_dir_on_bts: 'C:\\labctl' # … under this name (default: the same path)
+    poll_interval_s: 5       # status + new points every 5 s
 notify:                      # optional: labctl.notify.NotifyConfig (event log, desktop, e-mail)
   email: {host: smtp.example.org, from: labctl@example.org, to: [operator@example.org]}
 ```
@@ -15,13 +23,14 @@ notify:                      # optional: labctl.notify.NotifyConfig (event log, 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from drivers.base import SourceMeter
+from drivers.base import CyclerChannel, SourceMeter
 from labctl.notify import NotifyConfig
 from labctl.engine.policy import ReconnectPolicy
 from labctl.yamlfile import FileError, load_model
@@ -30,13 +39,55 @@ from labctl.yamlfile import FileError, load_model
 class InstrumentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    driver: Literal["keithley2400", "nanonis"]  # nanonis: an AFM controller's TCP interface, address host:port
+    driver: Literal["keithley2400", "nanonis", "neware", "biologic"]
+    """nanonis: an AFM controller's TCP interface, address host:port; neware and biologic:
+    battery cycler channels (:data:`CYCLER_DRIVERS`), runs delegated to the cycler."""
     address: str = Field(min_length=1)
     visa_library: str = "@py"
     timeout_ms: int = Field(default=5000, gt=0)
+    """Longest wait for one reply (ms); cyclers: 30 000 unless given."""
     baud_rate: int = Field(default=9600, gt=0)
     on_lost: ReconnectPolicy = ReconnectPolicy()
-    """What to do when the instrument stops answering (retry, then re-apply or stop safely)."""
+    """What to do when the instrument stops answering (retry, then re-apply or stop safely).
+    A cycler's test runs on meanwhile; when the budget is spent the run ends without stopping it."""
+    # -- cyclers -------------------------------------------------------------------------------
+    username: str = "admin"
+    """Cycler login (NEWARE BTS client API)."""
+    password_env: str | None = None
+    """Environment variable holding the cycler password (never the file); unset: the BTS
+    factory password ``neware``."""
+    step_file_dir: str | None = None
+    """Folder where labctl writes NEWARE step files for the BTS PC to read (needed for a real
+    BTS; simulated runs use a temporary folder)."""
+    step_file_dir_on_bts: str | None = None
+    """``step_file_dir`` as the BTS PC names it (e.g. ``C:\\labctl`` for a mounted share)."""
+    poll_interval_s: float = Field(default=5.0, gt=0)
+    """Seconds between status polls and downloads of new points (cyclers)."""
+
+    @model_validator(mode="after")
+    def _address_fits_driver(self) -> InstrumentConfig:
+        if self.driver == "neware":
+            from labctl.engine.neware_adapter import parse_address
+
+            parse_address(self.address)  # ValueError: one line naming the expected form
+        return self
+
+    @property
+    def is_cycler(self) -> bool:
+        """A cycler channel: protocols run delegated (:mod:`labctl.cycler_session`)."""
+        return self.driver in CYCLER_DRIVERS
+
+    def password(self) -> str:
+        """The cycler password from :attr:`password_env`.
+
+        Raises:
+            FileError: the variable is named but not set.
+        """
+        if self.password_env is None:
+            return "neware"
+        if self.password_env not in os.environ:
+            raise FileError([f"password_env: the environment variable {self.password_env} is not set"])
+        return os.environ[self.password_env]
 
 
 class Station(BaseModel):
@@ -65,6 +116,10 @@ def load_station(path: str | Path) -> Station:
     return load_model(path, Station)
 
 
+#: Drivers of battery cyclers (delegated execution).
+CYCLER_DRIVERS = frozenset({"neware", "biologic"})
+
+
 def open_instrument(config: InstrumentConfig) -> SourceMeter:
     """Connect to an instrument through its driver.
 
@@ -77,3 +132,28 @@ def open_instrument(config: InstrumentConfig) -> SourceMeter:
         return Keithley2400(config.address, visa_library=config.visa_library,
                             timeout_ms=config.timeout_ms, baud_rate=config.baud_rate)
     raise ValueError(f"no driver {config.driver!r}")
+
+
+def open_cycler(config: InstrumentConfig, *, step_file_dir: str | Path | None = None) -> CyclerChannel:
+    """Connect to a cycler channel through its driver.
+
+    ``step_file_dir`` replaces the station's (a simulated BTS reads a temporary folder).
+
+    Raises:
+        FileError: the configuration cannot work (no step-file folder, password variable unset).
+        drivers.base.InstrumentLost: the cycler cannot be reached (the message names the address).
+        drivers.base.InstrumentError: it refuses the login or has no such channel.
+    """
+    if config.driver == "neware":
+        from labctl.engine.neware_adapter import NewareCycler
+
+        folder = step_file_dir if step_file_dir is not None else config.step_file_dir
+        if folder is None:
+            raise FileError([f"{config.address}: step_file_dir: needed to hand step files to the BTS PC "
+                             "(a folder both this PC and the BTS PC can read)"])
+        # The BTS API allows 30 s per command (anchors §3.1): the default unless the station sets one.
+        timeout_s = config.timeout_ms / 1000.0 if "timeout_ms" in config.model_fields_set else 30.0
+        return NewareCycler.open(config.address, username=config.username, password=config.password(),
+                                 timeout_s=timeout_s, step_file_dir=folder,
+                                 step_file_dir_on_bts=config.step_file_dir_on_bts)
+    raise FileError([f"{config.address}: driver {config.driver!r} is not a cycler driver available here"])

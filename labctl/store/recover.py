@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from labctl.engine.delegated import AttachPoint
 from labctl.engine.runner import ResumePoint
 from labctl.store.reader import RunFile, RunFileError
 
@@ -92,3 +93,28 @@ def resume_point(run: RunFile, channel: str) -> ResumePoint:
                        step_elapsed_s=last_t - float(t[first]),
                        step_charge_C=charge - float(cols["charge_C"][first]),
                        step_start_s=float(t[first]))
+
+
+def attach_point(run: RunFile, channel: str) -> AttachPoint:
+    """Where the delegated run of ``channel`` continues: its cycler test and last point (the
+    ``cycler_test_id`` / ``cycler_seq_id`` columns of the last reading), and the readings after
+    its last step row, which the engine replays instead of downloading again.
+
+    Raises:
+        RunFileError: the channel has no cycler columns (not a delegated run).
+    """
+    cols = run.columns(channel)
+    if "cycler_seq_id" not in cols:
+        raise RunFileError(f"{run.path}: channel {channel!r} was not run by a cycler (no cycler_seq_id column)")
+    steps = [s for s in run.steps() if s["channel"] == channel]
+    first = int(steps[-1]["step_index"]) + 1 if steps else 0
+    charge = float(steps[-1]["cumulative_charge_C"]) if steps else 0.0
+    t, index = cols["test_time_s"], cols["step_index"]
+    if len(t) == 0:
+        return AttachPoint(test_id=0, last_seq_id=0, last_test_time_s=0.0, step_index=0, charge_base_C=0.0)
+    since = np.flatnonzero(index >= first)
+    start = int(since[0]) if len(since) else len(t)
+    keep = ("test_time_s", "voltage_V", "current_A", "step_index", "charge_C")
+    return AttachPoint(test_id=int(cols["cycler_test_id"][-1]), last_seq_id=int(cols["cycler_seq_id"][-1]),
+                       last_test_time_s=float(t[-1]), step_index=first, charge_base_C=charge,
+                       since_checkpoint={k: cols[k][start:] for k in keep})

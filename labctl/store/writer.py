@@ -35,7 +35,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from labctl.engine.events import READING_COLUMNS, Detected, Readings, RunEnded, RunStarted, StepEnded
+from labctl.engine.events import READING_COLUMNS, Column, Detected, Readings, RunEnded, RunStarted, StepEnded
 
 FORMAT = "labctl-run/1"
 CHUNK_ROWS = 8192
@@ -93,13 +93,18 @@ class RunFileWriter:
         channels: names of the channel groups the run will write to.
         attrs: root attributes (protocol text, station, operator, ``cell_*`` metadata …);
             ``None`` values are stored as empty strings, mappings as JSON.
+        extra_columns: columns every channel group holds besides
+            :data:`~labctl.engine.events.READING_COLUMNS` (a delegated run's cycler test id and
+            point number, :data:`labctl.engine.delegated.DELEGATED_COLUMNS`); every
+            ``Readings`` batch must then carry them.
 
     Raises:
         FileExistsError: ``path`` exists (a run file is never overwritten).
         OSError: the file cannot be created.
     """
 
-    def __init__(self, path: str | Path, channels: Iterable[str], attrs: Mapping[str, Any]) -> None:
+    def __init__(self, path: str | Path, channels: Iterable[str], attrs: Mapping[str, Any],
+                 extra_columns: Iterable[Column] = ()) -> None:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path}: a run file already exists there; choose another -o")
@@ -118,7 +123,7 @@ class RunFileWriter:
         for channel in channels:
             g = group.create_group(channel)
             g.attrs["program_json"] = ""
-            for column in READING_COLUMNS:
+            for column in (*READING_COLUMNS, *extra_columns):
                 ds = g.create_dataset(
                     column.name, shape=(0,), maxshape=(None,), dtype=column.dtype,
                     chunks=(CHUNK_ROWS,), compression="gzip", compression_opts=1, shuffle=True,
@@ -166,7 +171,7 @@ class RunFileWriter:
         and only then move it to :attr:`path` (rename is atomic): whoever finds the file at
         its path finds it readable, whenever the process dies."""
         self._file = f
-        self._columns = {name: {c.name: g[c.name] for c in READING_COLUMNS} for name, g in f["channels"].items()}
+        self._columns = {name: dict(g.items()) for name, g in f["channels"].items()}
         self._events = f["events"]
         self._steps = f["steps"]
         self._running = set(self._columns)

@@ -1,0 +1,538 @@
+"""Delegated execution: a step program run by a battery cycler's own firmware.
+
+:class:`DelegatedEngine` compiles a :class:`~labctl.engine.steps.StepProgram` to the cycler's
+native program (NEWARE step file, Biologic technique list), starts it on one channel
+(:class:`drivers.base.CyclerChannel`), then polls the channel's status and downloads the
+points it stored, by cursor, in bounded batches. It publishes the same event stream as the
+software-timed :class:`~labctl.engine.runner.Engine` — ``RunStarted``, ``StepStarted``,
+``Readings``, ``Detected``, ``StepEnded``, ``RunEnded`` — so the run file writer, notifiers,
+the progress view and the protocols' analyses work unchanged.
+
+What the cycler does and what the engine does:
+
+* the cycler sequences the steps, ends them (time, charge, voltage) and enforces the limits
+  the compiler pushed into it (NEWARE ``Protect``: the voltage window, the current limit, and
+  a per-step floor that ends the test on a hard short). Its test runs on if the PC dies;
+* the engine maps the cycler's n-th executed step to the program's step index n − 1
+  (``StepProgram.iter_steps``, the compilers keep that order), infers why each step ended
+  (time, voltage, charge) from the program, and runs the online checks on every downloaded
+  point exactly as the sourcemeter engine does on its readings: short and soft-short
+  detection (:class:`~labctl.engine.detection.ShortDetector`), the polarisation limit and the
+  safety limits. Such a PC-side decision stops the channel and confirms the stop by reading
+  the status back; so do an operator's stop, Ctrl-C and an error.
+
+Every point the channel stored is recorded exactly once, also those it stored between a
+PC-side decision and the confirmed stop: the step the stop cut ends with the decision as
+its reason. Each reading carries the cycler's test id and point number (the extra columns
+:data:`DELEGATED_COLUMNS`); they are the download cursor, stored with the data it describes,
+so a run file killed at any moment tells where to continue (:class:`AttachPoint`).
+
+A lost connection does not touch the channel: the engine reconnects under its
+:class:`~labctl.engine.policy.ReconnectPolicy` and collects the points stored meanwhile; when
+the budget runs out the run ends ``instrument_lost`` *without* stopping the channel, and
+``labctl resume RUN.h5`` reattaches. (``ReconnectPolicy.reapply`` has no meaning here: the
+cycler never stopped sourcing.)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from drivers.base import CYCLER_ACTIVE_STATES, CyclerChannel, CyclerStatus, InstrumentError, InstrumentLost
+from labctl.engine.clock import Clock
+from labctl.engine.detection import ShortDetector
+from labctl.engine.events import (
+    Column,
+    Detected,
+    Readings,
+    RunStarted,
+    StepEnded,
+    StepStarted,
+    StepSummary,
+    Subscriber,
+)
+from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome, ending_of
+from labctl.engine.policy import ReconnectPolicy
+from labctl.engine.steps import ConstantCurrent, StepProgram
+
+#: Extra reading columns of a delegated run: the cycler's test id and its 1-based number of
+#: the point in that test (the download cursor, stored with every reading).
+DELEGATED_COLUMNS: tuple[Column, ...] = (
+    Column("cycler_test_id", "u4", "1", None),
+    Column("cycler_seq_id", "u8", "1", None),
+)
+#: Statuses published as a ``Detected`` event when they are seen (the others at the end).
+_SEEN_WHEN_DETECTED = frozenset({"completed", "short", "soft_short", "polarisation", "safety"})
+#: Time tolerance of a step that ended on its duration (s, plus 1e-6 of the duration): the
+#: NEWARE API gives step times in ms.
+_TIME_TOLERANCE_S = 1e-3
+
+
+@dataclass(frozen=True)
+class AttachPoint:
+    """Where a delegated run continues after the PC side died (read from its run file by
+    :func:`labctl.store.recover.attach_point`).
+
+    ``test_id``/``last_seq_id``/``last_test_time_s``: the cycler's test, the last point the
+    file holds (0: none yet) and its test time in the run (s). ``since_checkpoint``: the file's readings after the last recorded step row (columns
+    ``test_time_s``, ``voltage_V``, ``current_A``, ``step_index``, ``charge_C``); they are
+    replayed through the step bookkeeping and the short detector, not written again.
+    ``charge_base_C``: the cumulative charge at the end of the last recorded step (C);
+    ``step_index``: the step of the last recorded step row + 1 (where replay starts).
+    """
+
+    test_id: int
+    last_seq_id: int
+    last_test_time_s: float
+    step_index: int
+    charge_base_C: float
+    since_checkpoint: dict[str, np.ndarray] = field(default_factory=dict)
+    t_offset_s: float = 0.0
+    """Test time at which the cycler's test began in the run (s)."""
+    first_step_index: int = 0
+    """Program step index of the test's first executed step."""
+
+
+@dataclass
+class _OpenStep:
+    """Bookkeeping of the step the channel is in."""
+
+    index: int
+    step: object
+    cycle: int
+    current_A: float
+    start_s: float
+    charge_base_C: float
+    detector: ShortDetector | None
+    n: int = 0
+    v_sum: float = 0.0
+    v_abs_max: float = 0.0
+    v_last: float = math.nan
+    q_last: float = 0.0
+    t_last: float = 0.0
+    reason: str | None = None
+    """Set when a detection in this step decided its reason."""
+
+
+class DelegatedEngine(RunLifecycle):
+    """Runs a step program on a cycler channel and publishes the event stream.
+
+    Args:
+        cycler: the channel, any :class:`drivers.base.CyclerChannel`.
+        clock: the time base of the polling (a simulated cycler shares it).
+        compile: step program → native program text (e.g.
+            :func:`labctl.engine.neware_adapter.compile_native`); needed only when
+            :meth:`run` is not given the native program.
+        channel: name of the channel group in run files and events.
+        subscribers: callables receiving every event, in order, in the engine's thread.
+        poll_interval_s: clock seconds between polls once the engine has caught up.
+        max_batch: most points downloaded (and published) per request batch.
+        reconnect: what to do when the cycler stops answering.
+        stop_confirm_s: wall seconds to wait for the cycler to report a stopped test.
+        label: the test's name at the cycler (NEWARE barcode), e.g. the run file's stem.
+    """
+
+    def __init__(
+        self,
+        cycler: CyclerChannel,
+        clock: Clock,
+        *,
+        compile: Callable[[StepProgram], str] | None = None,
+        channel: str = "ch1",
+        subscribers: Iterable[Subscriber] = (),
+        poll_interval_s: float = 5.0,
+        max_batch: int = 5000,
+        reconnect: ReconnectPolicy = ReconnectPolicy(),
+        stop_confirm_s: float = 30.0,
+        label: str = "labctl",
+    ) -> None:
+        super().__init__(channel=channel, subscribers=subscribers)
+        if not poll_interval_s > 0 or max_batch < 1:
+            raise ValueError("poll_interval_s must be > 0 and max_batch >= 1")
+        self.cycler = cycler
+        self.clock = clock
+        self.compile = compile
+        self.poll_interval_s = poll_interval_s
+        self.max_batch = max_batch
+        self.reconnect = reconnect
+        self.stop_confirm_s = stop_confirm_s
+        self.label = label
+
+    def request_pause(self) -> None:
+        """Pause the test on the cycler where it can (:attr:`CyclerChannel.can_pause`);
+        otherwise the request is refused with a ``pause_refused`` event and the test runs on."""
+        super().request_pause()
+
+    # ------------------------------------------------------------------------------------
+    def run(self, program: StepProgram, *, native_program: str | None = None,
+            attach: AttachPoint | None = None) -> RunOutcome:
+        """Start ``program`` on the cycler (or reattach to its running test) and follow it to
+        its end.
+
+        Raises:
+            KeyboardInterrupt: re-raised after the channel is stopped and ``RunEnded``
+                published; :attr:`last_outcome` holds the outcome.
+            ValueError: no native program and no compiler.
+        Instrument and subscriber errors do not propagate: they end the run with status
+        ``instrument_lost`` (channel left running) or ``error`` (channel stopped).
+        """
+        if attach is None and native_program is None and self.compile is None:
+            raise ValueError("give the native program or a compile function")
+        self._begin()
+        self._program = program
+        self._area = program.area_cm2
+        self._t_offset = attach.t_offset_s if attach else 0.0
+        self._first_index = attach.first_step_index if attach else 0
+        start_index = attach.step_index if attach else 0
+        self._steps: Iterator = program.iter_steps(start_index)
+        self._open: _OpenStep | None = None
+        self._charge_base_C = attach.charge_base_C if attach else 0.0
+        self._t_last = attach.last_test_time_s if attach else 0.0
+        self._stopping_for: str | None = None
+        self._summaries: list[StepSummary] = []
+        self._decision: tuple[str, str] | None = None
+        self._checking = True
+        self._lost_since: float | None = None
+        self._paused = False
+        self._started = attach is not None
+        self._n_readings = 0
+        self._test_id = attach.test_id if attach else 0
+        status, reason = "completed", "all steps completed"
+        interrupted: BaseException | None = None
+        try:
+            self._publish(RunStarted(self._t_last, self.channel, program.model_dump_json(), start_index, time.time()))
+            if attach is None:
+                native = native_program if native_program is not None else self.compile(program)
+                self._test_id = self.cycler.start(native, self.label)
+                self._started = True
+                self._publish(Detected(self._t_last, self.channel, "cycler_started",
+                                       f"test {self._test_id} started on {self.cycler.address}"))
+            else:
+                self._reattach(attach)
+            status, reason = self._follow()
+        except (KeyboardInterrupt, Exception) as exc:  # a subscriber or a bug too: end safely, say what it was
+            status, reason = ending_of(exc)
+            interrupted = exc if isinstance(exc, KeyboardInterrupt) else None
+            if isinstance(exc, InstrumentLost):
+                reason = self._lost_reason(reason)
+            elif self._started:  # a decision of ours (error, Ctrl-C): no current may flow on
+                reason = f"{reason}; {self._stop_after_failure()}"
+        outcome = self._conclude(self._t_last, status, reason, self._summaries, self._n_readings,
+                                 announced=_SEEN_WHEN_DETECTED)
+        if interrupted is not None:
+            raise interrupted
+        return outcome
+
+    def _lost_reason(self, reason: str) -> str:
+        """What an ``instrument_lost`` ending means for the channel."""
+        if self._stopping_for is not None:
+            return (f"{reason}; labctl was stopping the channel ({self._stopping_for}) but cannot reach the "
+                    "cycler: THE CHANNEL MAY STILL BE RUNNING")
+        if self._started:
+            return (f"{reason}; the channel was not stopped: its test runs on in the cycler "
+                    "(labctl resume RUN.h5 reattaches and collects its points)")
+        return reason
+
+    # -- following the test -----------------------------------------------------------------
+    def _follow(self) -> tuple[str, str]:
+        """Poll and collect until the test ends; (status, reason) of the run."""
+        wake = self._wake
+        while True:
+            self._pause_or_resume()
+            if self.state is EngineState.STOPPING:
+                return self._end_by_pc("stopped", self._stop_reason or "stopped")
+            status = self._io(self.cycler.status)
+            n = self._collect()
+            if self._decision is not None:
+                return self._end_by_pc(*self._decision)
+            if n >= self.max_batch:
+                continue  # more is waiting: catch up before sleeping
+            if status.state not in CYCLER_ACTIVE_STATES:
+                return self._end_by_cycler(status)
+            self.clock.sleep(self.poll_interval_s, wake)
+            wake.clear()
+
+    def _collect(self) -> int:
+        """Download one batch and take it in; the number of points."""
+        batch = self._io(lambda: self.cycler.records(self.max_batch))
+        n = len(batch["seq_id"])
+        if n:
+            self._take(batch)
+        return n
+
+    def _pause_or_resume(self) -> None:
+        if self.state is EngineState.PAUSED and not self._paused:
+            if not self.cycler.can_pause:
+                self._publish(Detected(self._t_last, self.channel, "pause_refused",
+                                       f"{self.cycler.address} cannot pause a running test at once: it runs on",
+                                       self._index()))
+                self.request_resume()
+                return
+            self._io(self.cycler.pause)
+            self._paused = True
+            self._publish(Detected(self._t_last, self.channel, "paused", "paused on the cycler", self._index()))
+        elif self.state is EngineState.RUNNING and self._paused:
+            self._io(self.cycler.resume)
+            self._paused = False
+            self._publish(Detected(self._t_last, self.channel, "resumed", "resumed on the cycler", self._index()))
+
+    def _end_by_pc(self, status: str, reason: str) -> tuple[str, str]:
+        """A decision of ours ends the run: stop the channel, confirm, collect what it stored
+        until then (without further checks), close the cut step with ``status`` as reason."""
+        self._checking = False
+        self._stopping_for = f"{status}: {reason}"
+        confirmed = self._stop_channel()
+        self._publish(Detected(self._t_last, self.channel, "cycler_stopped", confirmed, self._index()))
+        while self._collect() >= self.max_batch:
+            pass
+        self._close_step(status)
+        return status, reason
+
+    def _end_by_cycler(self, status: CyclerStatus) -> tuple[str, str]:
+        """The test ended in the cycler and every point is in."""
+        s = self._open
+        where = f"step {s.index}" if s else "its start"
+        if status.state == "finished":
+            self._close_step(None)
+            last = self._summaries[-1].step_index if self._summaries else -1
+            if last != self._program.n_steps - 1:
+                return "error", (f"the cycler finished the test at step {last} of the program's "
+                                 f"{self._program.n_steps} ({status.detail})")
+            return "completed", "all steps completed"
+        if status.state == "protection":
+            v, i = (s.v_last, s.current_A) if s else (math.nan, 0.0)
+            reason = (f"the cycler's protection ended the test at {where}: V = {v:.4g} V at {i:.4g} A "
+                      f"(limits {self._program.safety.max_abs_voltage_V:g} V, "
+                      f"{self._program.safety.max_abs_current_A:g} A)")
+            self._publish(Detected(self._t_last, self.channel, "safety", reason, self._index()))
+            self._close_step("safety")
+            return "safety", reason
+        self._close_step("stopped")
+        return "stopped", f"the test was stopped at the cycler, not by labctl ({status.detail}), at {where}"
+
+    def _stop_channel(self) -> str:
+        """Stop the channel and read its status back until it is no longer active; what was
+        confirmed. Raises InstrumentError if it still runs after :attr:`stop_confirm_s`."""
+        deadline = time.monotonic() + self.stop_confirm_s
+        status = self._io(self.cycler.status)
+        if status.state in CYCLER_ACTIVE_STATES:
+            try:
+                self._io(self.cycler.stop)
+            except InstrumentLost:
+                raise
+            except InstrumentError:
+                pass  # e.g. it ended by itself meanwhile: the status tells
+            while (status := self._io(self.cycler.status)).state in CYCLER_ACTIVE_STATES:
+                if time.monotonic() > deadline:
+                    raise InstrumentError(self.cycler.address, f"the channel still reports {status.detail!r} "
+                                                               f"{self.stop_confirm_s:g} s after stop")
+                time.sleep(0.05)
+            return f"channel stopped by labctl; the cycler confirms: {status.detail}"
+        return f"the channel had already ended its test ({status.detail})"
+
+    def _stop_after_failure(self) -> str:
+        """Best effort after an error or Ctrl-C: stop the channel and collect what it stored."""
+        self._checking = False
+        self._stopping_for = self._stopping_for or "after a failure"
+        try:
+            confirmed = self._stop_channel()
+        except BaseException as exc:  # noqa: BLE001 - must be reported, never raised
+            return f"stopping the channel at {self.cycler.address} FAILED ({exc}): it may still be running"
+        try:
+            self._publish(Detected(self._t_last, self.channel, "cycler_stopped", confirmed, self._index()))
+            while self._collect() >= self.max_batch:
+                pass
+        except BaseException as exc:  # noqa: BLE001
+            return f"{confirmed}; its last points were not collected ({exc})"
+        return confirmed
+
+    # -- connection -------------------------------------------------------------------------
+    def _io(self, call: Callable[[], object]):
+        """``call()``, reconnecting under :attr:`reconnect` while the cycler cannot be reached."""
+        while True:
+            try:
+                result = call()
+            except InstrumentLost as exc:
+                self._reconnect(exc)
+                continue
+            self._lost_since = None
+            return result
+
+    def _reconnect(self, exc: InstrumentLost) -> None:
+        """Reconnect; raises InstrumentLost when :attr:`reconnect`'s budget (counted from the
+        first failure since the last answer) is spent."""
+        policy = self.reconnect
+        began = time.monotonic()
+        if self._lost_since is None:
+            self._lost_since = began
+        budget_s = policy.retry_for_s - (began - self._lost_since)
+        if budget_s <= 0:
+            raise exc
+        self._publish(Detected(self._t_last, self.channel, "instrument_error",
+                               f"{exc}; reconnecting (the channel runs on in the cycler)", self._index()))
+        for trial in Retrying(stop=stop_after_delay(budget_s), reraise=True, sleep=self._wake.wait,
+                              wait=wait_exponential(multiplier=policy.first_wait_s, max=policy.max_wait_s),
+                              retry=retry_if_exception_type(InstrumentLost)):
+            with trial:
+                self.cycler.reconnect()
+        self._publish(Detected(self._t_last, self.channel, "reconnected",
+                               f"reconnected after {time.monotonic() - began:.1f} s; collecting the points "
+                               "the channel stored meanwhile", self._index()))
+
+    # -- points -----------------------------------------------------------------------------
+    def _reattach(self, attach: AttachPoint) -> None:
+        """Replay the file's readings since its last step row, then point the cycler's cursor
+        after the file's last point."""
+        cols = attach.since_checkpoint
+        if len(cols.get("test_time_s", ())):
+            self._ingest(cols["test_time_s"], cols["voltage_V"], cols["current_A"],
+                         cols["step_index"].astype(np.int64), cols["charge_C"], None)
+        last_count = (self._open.index - self._first_index + 1) if self._open else (attach.step_index - self._first_index)
+        self._io(lambda: self.cycler.attach(attach.test_id, attach.last_seq_id, self._t_last - self._t_offset,
+                                            last_count))
+
+    def _take(self, batch: dict[str, np.ndarray]) -> None:
+        """A downloaded batch: map it onto the program and publish it."""
+        index = self._first_index + batch["step_count"].astype(np.int64) - 1
+        t = batch["test_time_s"] + self._t_offset
+        self._ingest(t, batch["voltage_V"], batch["current_A"], index, None, batch)
+
+    def _ingest(self, t: np.ndarray, v: np.ndarray, i: np.ndarray, index: np.ndarray,
+                charge: np.ndarray | None, batch: dict[str, np.ndarray] | None) -> None:
+        """Points in order, step by step: open and close steps, run the checks, publish the
+        readings of a live ``batch`` (with ``charge`` None: it comes from the batch's step
+        charge). A replay passes the file's cumulative ``charge`` and no batch."""
+        cuts = np.flatnonzero(np.diff(index)) + 1
+        for lo, hi in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(t)]))):
+            idx = int(index[lo])
+            if self._open is None or idx != self._open.index:
+                if self._open is not None:
+                    self._close_step(None)
+                self._open_step(idx, float(t[lo]), float(i[lo]))
+            s = self._open
+            tt, vv, ii = t[lo:hi], v[lo:hi], i[lo:hi]
+            if charge is None:
+                qq = batch["step_charge_C"][lo:hi]
+                cumulative = s.charge_base_C + qq
+            else:
+                cumulative = charge[lo:hi]
+                qq = cumulative - s.charge_base_C
+            found = self._check(s, tt, vv, ii) if self._checking else None
+            s.n += int(hi - lo)
+            s.v_sum += float(vv.sum())
+            s.v_abs_max = max(s.v_abs_max, float(np.abs(vv).max()))
+            s.v_last, s.q_last, s.t_last = float(vv[-1]), float(qq[-1]), float(tt[-1])
+            self._t_last = s.t_last
+            if batch is not None:
+                n = int(hi - lo)
+                self._n_readings += n
+                self._publish(Readings(self.channel, {
+                    "test_time_s": np.ascontiguousarray(tt, "f8"), "voltage_V": np.ascontiguousarray(vv, "f8"),
+                    "current_A": np.ascontiguousarray(ii, "f8"),
+                    "current_density_mA_cm2": ii * (1e3 / self._area), "charge_C": np.asarray(cumulative, "f8"),
+                    "step_index": np.full(n, idx, "i4"), "cycle_index": np.full(n, s.cycle, "i4"),
+                    "status": np.zeros(n, "u4"), "cycler_test_id": np.full(n, self._test_id, "u4"),
+                    "cycler_seq_id": np.ascontiguousarray(batch["seq_id"][lo:hi], "u8"),
+                }))
+            if found is not None:
+                kind, message, t_found = found
+                s.reason = kind
+                self._publish(Detected(t_found, self.channel, kind, message, idx))
+                if kind not in ("short", "soft_short") or self._program.end_run_on_short:
+                    self._decision = (kind, message)
+                    self._checking = False
+
+    def _open_step(self, index: int, t_s: float, current_A: float) -> None:
+        program = self._program
+        if index >= program.n_steps:
+            raise InstrumentError(self.cycler.address, f"the channel runs a step {index} but the program has "
+                                                       f"{program.n_steps}: it is not running labctl's program")
+        for k, step, cycle in self._steps:
+            if k == index:
+                break
+        else:
+            raise InstrumentError(self.cycler.address, f"the channel went back to step {index}")
+        expected = step.current_A if isinstance(step, ConstantCurrent) else 0.0
+        if expected and current_A * expected < 0 and abs(current_A) > 0.5 * abs(expected):
+            raise InstrumentError(self.cycler.address, f"step {index}: the channel sources {current_A:.4g} A where the "
+                                                       f"program has {expected:.4g} A: it is not running labctl's program")
+        detector = ShortDetector(program.short_detection) if isinstance(step, ConstantCurrent) and expected else None
+        self._open = _OpenStep(index, step, cycle, expected, t_s, self._charge_base_C, detector, t_last=t_s)
+        self._publish(StepStarted(t_s, self.channel, index, step.kind, step.label, cycle, expected))
+
+    def _close_step(self, reason: str | None) -> None:
+        """Publish the open step's summary; ``reason`` None: a detection's, else inferred."""
+        s = self._open
+        if s is None:
+            return
+        self._open = None
+        if reason is None:
+            reason = s.reason or self._natural_reason(s)
+        summary = StepSummary(
+            step_index=s.index, kind=s.step.kind, label=s.step.label, cycle=s.cycle, current_A=s.current_A,
+            current_density_mA_cm2=s.current_A * 1e3 / self._area, start_s=s.start_s, end_s=s.t_last, reason=reason,
+            n_points=s.n, voltage_end_V=s.v_last, voltage_mean_V=s.v_sum / s.n if s.n else math.nan,
+            abs_voltage_max_V=s.v_abs_max, charge_C=s.q_last, cumulative_charge_C=s.charge_base_C + s.q_last)
+        self._charge_base_C = summary.cumulative_charge_C
+        self._summaries.append(summary)
+        self._publish(StepEnded(s.t_last, self.channel, summary))
+
+    @staticmethod
+    def _natural_reason(s: _OpenStep) -> str:
+        """Why the cycler ended a step: ``time``, ``voltage`` or ``charge`` by the program's end
+        conditions (in the sourcemeter engine's order), else ``cycler``."""
+        step = s.step
+        duration = getattr(step, "duration_s", None)
+        if duration is not None and s.t_last - s.start_s >= duration - (_TIME_TOLERANCE_S + 1e-6 * duration):
+            return "time"
+        above, below = getattr(step, "stop_voltage_above_V", None), getattr(step, "stop_voltage_below_V", None)
+        if above is not None and s.v_last >= above or below is not None and s.v_last <= below:
+            return "voltage"
+        stop_q = getattr(step, "stop_charge_C", None)
+        if stop_q is not None and abs(s.q_last) >= stop_q * (1 - 1e-6):
+            return "charge"
+        return "cycler"
+
+    def _check(self, s: _OpenStep, t: np.ndarray, v: np.ndarray, i: np.ndarray) -> tuple[str, str, float] | None:
+        """The first reading of a step's segment that a check flags, as the sourcemeter engine
+        checks each reading: safety limits, then (on a current step) short detection, then the
+        polarisation limit. (kind, message, t) or None."""
+        program = self._program
+        v_safe, i_safe = program.safety.max_abs_voltage_V, program.safety.max_abs_current_A
+        n = len(t)
+        bad = np.flatnonzero((np.abs(v) >= v_safe) | (np.abs(i) > i_safe))
+        j_safe = int(bad[0]) if len(bad) else n
+        j_polar = n
+        if s.detector is not None and s.reason is None and program.polarisation_limit_V is not None:
+            over = np.flatnonzero(np.abs(v[:j_safe]) > program.polarisation_limit_V)
+            j_polar = int(over[0]) if len(over) else n
+        if s.detector is not None and s.reason is None:
+            update = s.detector.update
+            for j in range(min(j_safe, j_polar + 1)):
+                found = update(float(v[j]), float(i[j]))
+                if found is not None:
+                    kind, message = found
+                    what = "short circuit" if kind == "short" else "soft short"
+                    density = s.current_A * 1e3 / self._area
+                    return kind, (f"{what} at {density:.4g} mA cm-2, t = {t[j]:.1f} s (step {s.index}): "
+                                  f"{message}"), float(t[j])
+        if j_safe < n and j_safe <= j_polar:
+            j = j_safe
+            return "safety", (f"safety limit: V = {v[j]:.4g} V, I = {i[j]:.4g} A at step {s.index} "
+                              f"(limits {v_safe:g} V, {i_safe:g} A)"), float(t[j])
+        if j_polar < n:
+            j = j_polar
+            limit = program.polarisation_limit_V
+            return "polarisation", (f"polarisation: |V| = {abs(v[j]) * 1e3:.4g} mV exceeds the limit "
+                                    f"{limit * 1e3:.4g} mV at t = {t[j]:.1f} s (step {s.index})"), float(t[j])
+        return None
+
+    def _index(self) -> int:
+        return self._open.index if self._open is not None else -1
+
