@@ -69,3 +69,69 @@ def test_memristor_run_from_the_window(window_factory, qtbot, processes):
         stored = f["results/cycles/on_off_ratio"][()]
     # the results replace the live numbers: the same analysis, so the same values
     assert plots.run.final and np.allclose(plots.run.cycles["on_off_ratio"], stored)
+
+
+def small_cafm(panel):
+    """The c-AFM example cut down in the form: 4 sites (2 GB, 2 GI), no transect, 50 mV
+    steps, 12 × 12 maps."""
+    assert panel.load(EXAMPLES / "cafm_gb_vs_gi.yaml")
+    form = panel.form
+    assert form.optional_groups["map"].isChecked() and form.fields["sites"].table.rowCount() == 11
+    form.fields["sweep.step_V"].editor.setText("0.05")
+    for name in ("map.nx", "map.ny"):
+        form.fields[name].editor.setText("12")
+    sites = form.fields["sites"]
+    sites.table.selectRow(10)
+    sites.remove_button.click()  # the selected row
+    sites.set_value([sites.value()[k] for k in (0, 1, 5, 6)])
+    form.fields["transects"].remove_button.click()  # none selected: the last (only) one
+    protocol = panel.validate()
+    assert protocol is not None, panel.form.errors()
+    assert [s.site_class for s in protocol.all_sites()] == ["GB", "GB", "GI", "GI"] and protocol.map.nx == 12
+    assert panel.step_model.rowCount() == 10  # map, 4 × (move, sweep), map
+    return protocol
+
+
+def test_cafm_run_from_the_window_emergency_stop_and_review(window_factory, qtbot, processes):
+    window = window_factory()
+    small_cafm(window.protocol_panel)
+    window.run_panel.speed_box.setCurrentText("1")
+    window.run_panel.start_button.click()
+    view = started(window, qtbot, processes)
+    plots = window.sweep_plots
+    qtbot.waitUntil(lambda: plots.map_shown == "before", timeout=15_000)  # the map before, as soon as it is in
+    assert plots.map_image.image.shape == (12, 12)
+    qtbot.waitUntil(lambda: len(plots.run.sites["triggering_bias_V"]) >= 2, timeout=20_000)
+    assert plots.run.sites["site_class"][:2] == ["GB", "GB"]
+    assert -0.2 < plots.run.sites["triggering_bias_V"][0] < -0.05  # a boundary triggers at about -0.12 V
+    assert len(plots.bias_points["GB"].getData()[0]) >= 2
+
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_Escape)  # the emergency stop
+    qtbot.waitUntil(lambda: view.finished, timeout=20_000)
+    assert view.launched.process.wait(10) == 0
+    assert window.run_panel.output_label.text() == "OUTPUT OFF"
+    assert last_event(view.path) == ("run_ended", "stopped: emergency stop")
+
+    review = window_factory(simulate=False)
+    assert review.open_run_file(view.path)
+    qtbot.waitUntil(lambda: review.view.finished, timeout=20_000)
+    plots = review.sweep_plots
+    qtbot.waitUntil(lambda: plots.n_points == len(review.view.buffer) > 0, timeout=2_000)
+    assert review.plot_set is plots and plots.run.final
+    n_sweeps = len(plots.run.sites["triggering_bias_V"])
+    # the sweep under way when the stop came is finished (a 2400 list sweep is not cut), the
+    # map after is not taken
+    assert 2 <= n_sweeps <= 4 and plots.n_sweeps == n_sweeps
+    assert plots.map_shown == "before" and plots.map_box.count() == 1
+    assert plots.map_image.image.shape == (12, 12)
+    # the I-V: |I| on a log axis, then the signed current on a linear one
+    assert plots.log_box.isChecked() and plots.iv_plot.getAxis("left").logMode
+    plots.log_box.setChecked(False)
+    assert not plots.iv_plot.getAxis("left").logMode
+    x, y = plots.newest_curve.getData()
+    assert len(x) == 401 and np.nanmin(y) < 0  # negative bias, negative current
+    faded = [c for c in plots.faded_curves.values() if c.getData()[0] is not None]
+    assert faded and sum(np.isfinite(c.getData()[0]).sum() for c in faded) == 401 * (n_sweeps - 1)
+    plots.log_box.setChecked(True)
+    assert plots.iv_plot.getAxis("left").logMode and np.all(plots.newest_curve.getData()[1] > -16)
