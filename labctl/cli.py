@@ -356,6 +356,23 @@ def export(
         console.print(f"wrote {path}")
 
 
+@app.command()
+def report(
+    run_file: Path = typer.Argument(..., help="HDF5 run file."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Directory for the PNGs "
+                                          "(default: the run file's; created if missing)."),
+) -> None:
+    """Draw a run's figures as PNGs (<run>_iv.png, <run>_trigger_hist.png …) from the run file alone."""
+    from labctl.report import write_report  # matplotlib only when reporting
+
+    try:
+        written = write_report(run_file, output)
+    except (RunFileError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    for path in written:
+        console.print(f"wrote {path}", soft_wrap=True)  # one path a line, never broken
+
+
 @app.command("import")
 def import_(
     vendor_file: Path = typer.Argument(..., help="NEWARE .nda/.ndax (or zipped .nda.zip) or EC-Lab .mpr file."),

@@ -1,0 +1,85 @@
+"""``write_report``: the figures of a run file, chosen by the run's kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from labctl.report._cafm import cafm_report
+from labctl.report._common import ReportFigure, ReportRun
+from labctl.report._galvanostatic import ccd_report, cycling_report, imported_report
+from labctl.report._memristor import memristor_report
+from labctl.store.reader import RunFileError
+
+#: The figures of each run kind (the run file's ``protocol_kind`` attribute).
+REPORTS: dict[str, Callable[[ReportRun, Path], list[ReportFigure]]] = {
+    "cafm_trigger_sweep": cafm_report,
+    "memristor_cycling": memristor_report,
+    "ccd_staircase": ccd_report,
+    "symmetric_cycling": cycling_report,
+    "imported": imported_report,
+}
+
+
+def build_report(run_path: str | Path, out_dir: str | Path | None = None) -> list[ReportFigure]:
+    """Write the run's figures; return them with the numbers each one draws.
+
+    As :func:`write_report`, which returns only the paths.
+    """
+    run_path = Path(run_path)
+    with ReportRun(run_path) as run:
+        report = REPORTS.get(run.kind)
+        if report is None:
+            got = f"run kind {run.kind!r}" if run.kind else "no run kind (attribute protocol_kind)"
+            raise RunFileError(f"{run_path}: {got} has no report; known kinds: {', '.join(REPORTS)}")
+        target = Path(out_dir) if out_dir is not None else run_path.parent
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"{target}: cannot create the output directory: {exc.strerror}") from None
+        return report(run, target)
+
+
+def write_report(run_path: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Draw the figures people look at for one run file, as PNGs beside it (or in ``out_dir``).
+
+    Everything comes from the run file alone: readings, the ``steps`` and ``events`` tables
+    and the ``results`` its protocol's analysis stored (nothing is re-analysed). Files are
+    ``<run stem>_<figure>.png`` at 100 dpi, about 1000 px wide; existing ones are replaced.
+    Per run kind (``protocol_kind``):
+
+    * ``cafm_trigger_sweep`` — ``_iv`` (every sweep's I–V, linear and log |I| in A, by site
+      class, triggering bias marked), ``_trigger_hist`` (|triggering bias| in V on log-spaced
+      bins, grain boundary vs interior, medians), ``_trigger_distance`` (|triggering bias| in
+      V vs distance from the boundary in nm; when the sites have one), ``_current_map`` (|I|
+      in A on log colour scales at the map bias, before/after the sweeps; when mapped).
+    * ``memristor_cycling`` — ``_iv`` (first, second, middle and last cycle, linear and log
+      |I| in A vs V, set and reset marked), ``_resistance`` (R_HRS, R_LRS in Ω and on/off
+      ratio vs cycle, log y; failed resets marked).
+    * ``ccd_staircase`` — ``_timeseries`` (V and mA cm⁻² vs test time in h or s, min/max per
+      pixel column, short and ±CCD marked, every reading around the short below),
+      ``_overpotential`` (per-step overpotential in mV and ASR in Ω cm² vs |current density|
+      in mA cm⁻², CCD and the shorted step marked).
+    * ``symmetric_cycling`` — ``_timeseries`` (failures marked: short, soft short,
+      polarisation …), ``_overpotential`` (plating/stripping overpotential in mV and ASR in
+      Ω cm² vs cycle).
+    * ``imported`` (``labctl import``) — ``_timeseries``.
+
+    Long runs are read in blocks with h5py slicing and drawn decimated (each pixel column's
+    minimum and maximum), so a 12 000 h run takes seconds and little memory.
+
+    Args:
+        run_path: the ``.h5`` file of a finished run (or an imported one): the figures use
+            the analysis results a run stores when it ends.
+        out_dir: where to write (created if missing); default the run file's directory.
+
+    Returns:
+        The PNG paths written, in the order above.
+
+    Raises:
+        RunFileError: the file is missing, not HDF5, not a labctl run file, has no readings,
+            lacks the results its kind's figures need, or its run kind has no report — one
+            line naming the file.
+        OSError: ``out_dir`` cannot be created or a PNG cannot be written.
+    """
+    return [figure.path for figure in build_report(run_path, out_dir)]
