@@ -1,5 +1,7 @@
 """The operator's window: station and protocol on the left; run control, live plots and the
-event log in the middle; elapsed and remaining time in the status bar.
+event log in the middle (the *Run* tab; the plots chosen by the run's protocol kind, see
+:mod:`ui.plot_set`); elapsed and remaining time in the status bar. A *Channels* tab shows a
+grid of small plots of many runs at once (:mod:`ui.channel_grid`).
 
 Runs are their own processes (:mod:`ui.launcher`); the window follows a run's file and sends
 it commands through its control socket (:mod:`ui.watcher`). Closing the window asks whether to
@@ -37,6 +39,7 @@ from PySide6.QtWidgets import (
 from labctl.control import ControlClient, ControlError, default_socket_path
 from protocols import KINDS
 from ui.buffers import ColumnBuffer
+from ui.channel_grid import ChannelGrid
 from ui.event_log import EventLog
 from ui.follower import Update
 from ui.launcher import LaunchedRun, LaunchError, launch_run, socket_for
@@ -119,6 +122,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("labctl")
         self.runs_dir = Path(runs_dir) if runs_dir is not None else Path.cwd() / "runs"
         self.view: RunView | None = None
+        self.grid: ChannelGrid | None = None
         self.runs: dict[Path, RunView] = {}  # every run started or attached here, by run file
         self.ask_on_close = self._ask_on_close
         self._dirty = False
@@ -194,6 +198,8 @@ class MainWindow(QMainWindow):
             ("Open station file…", self.station_panel._open_dialog, None),
             ("Open run file for review…", self._open_run_dialog, None),
             ("Attach to a running run…", self._attach_dialog, None),
+            ("Channel grid: a directory of runs…", self._grid_directory_dialog, None),
+            ("Channel grid: run files…", self._grid_files_dialog, None),
             ("Quit", self.close, QKeySequence.StandardKey.Quit),
         ):
             action = QAction(text, self)
@@ -290,9 +296,10 @@ class MainWindow(QMainWindow):
         self._message(f"the run did not start: {text}")
         self._refresh_controls()
 
-    def attach(self, path: str | Path) -> bool:
+    def attach(self, path: str | Path, *, channel: str | None = None) -> bool:
         """Follow a run in progress given its run file (``.h5``) or control socket (``.ctl``),
-        or review a finished run file. Returns whether there was something to follow."""
+        or review a finished run file (``channel``: of a multi-channel file; default the
+        first). Returns whether there was something to follow."""
         path = Path(path)
         if path.suffix == ".ctl":
             if path.is_symlink():  # RUN.h5.ctl → a short socket path (ui.launcher)
@@ -304,7 +311,7 @@ class MainWindow(QMainWindow):
                 return False
             return self.follow(Path(status["run_file"]), path)
         socket_path = socket_for(path)
-        return self.follow(path, socket_path if socket_path.exists() else None)
+        return self.follow(path, socket_path if socket_path.exists() else None, channel=channel)
 
     def open_run_file(self, path: str | Path) -> bool:
         """Review a run file (a finished one, or one still being written)."""
@@ -320,6 +327,27 @@ class MainWindow(QMainWindow):
                                               "Runs in progress (*.h5 *.ctl)")
         if name:
             self.attach(name)
+
+    def open_grid(self, sources: list[str | Path]) -> ChannelGrid:
+        """Show a grid of small plots of every channel of these run files and directories
+        (the *Channels* tab); a click on one opens it here."""
+        if self.grid is None:
+            self.grid = ChannelGrid()
+            self.grid.open_requested.connect(lambda path, channel: self.attach(path, channel=channel))
+            self.tabs.addTab(self.grid, "Channels")
+        self.grid.open_sources(sources)
+        self.tabs.setCurrentWidget(self.grid)
+        return self.grid
+
+    def _grid_directory_dialog(self) -> None:
+        name = QFileDialog.getExistingDirectory(self, "Channel grid: a directory of run files", str(self.runs_dir))
+        if name:
+            self.open_grid([name])
+
+    def _grid_files_dialog(self) -> None:
+        names, _ = QFileDialog.getOpenFileNames(self, "Channel grid: run files", str(self.runs_dir), "Run files (*.h5)")
+        if names:
+            self.open_grid(names)
 
     def follow(self, path: Path, socket_path: Path | None, *, launched: LaunchedRun | None = None,
                channel: str | None = None) -> bool:
@@ -338,7 +366,7 @@ class MainWindow(QMainWindow):
         self.event_log.setRowCount(0)
         self.file_label.setText(str(path) + (f" [{channel}]" if channel else ""))
         self.setWindowTitle(f"labctl — {path.name}")
-        self.tabs.setCurrentIndex(0)
+        self.tabs.setCurrentIndex(0)  # the Run tab
         watcher = RunWatcher(path, socket_path, self, channel=channel)
         view.watcher = watcher
         watcher.update.connect(lambda update, v=view: self._on_update(v, update))
@@ -502,4 +530,6 @@ class MainWindow(QMainWindow):
         for view in self.runs.values():
             if view.watcher is not None:
                 view.watcher.stop()
+        if self.grid is not None:
+            self.grid.stop()
         event.accept()
