@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from drivers.base import CyclerChannel, SourceMeter
 from labctl.notify import NotifyConfig
@@ -64,13 +64,14 @@ class InstrumentConfig(BaseModel):
     poll_interval_s: float = Field(default=5.0, gt=0)
     """Seconds between status polls and downloads of new points (cyclers)."""
 
-    @model_validator(mode="after")
-    def _address_fits_driver(self) -> InstrumentConfig:
-        if self.driver == "neware":
+    @field_validator("address")
+    @classmethod
+    def _address_fits_driver(cls, address: str, info: ValidationInfo) -> str:
+        if info.data.get("driver") == "neware":
             from labctl.engine.neware_adapter import parse_address
 
-            parse_address(self.address)  # ValueError: one line naming the expected form
-        return self
+            parse_address(address)  # ValueError: one line naming the expected form
+        return address
 
     @property
     def is_cycler(self) -> bool:

@@ -115,6 +115,9 @@ class _OpenStep:
     v_abs_max: float = 0.0
     v_last: float = math.nan
     q_last: float = 0.0
+    """Charge passed in the step up to its last point (C)."""
+    cumulative_last: float = 0.0
+    """The run's cumulative charge at the step's last point (C), as published."""
     t_last: float = 0.0
     reason: str | None = None
     """Set when a detection in this step decided its reason."""
@@ -376,7 +379,7 @@ class DelegatedEngine(RunLifecycle):
             raise exc
         self._publish(Detected(self._t_last, self.channel, "instrument_error",
                                f"{exc}; reconnecting (the channel runs on in the cycler)", self._index()))
-        for trial in Retrying(stop=stop_after_delay(budget_s), reraise=True, sleep=self._wake.wait,
+        for trial in Retrying(stop=stop_after_delay(budget_s), reraise=True,
                               wait=wait_exponential(multiplier=policy.first_wait_s, max=policy.max_wait_s),
                               retry=retry_if_exception_type(InstrumentLost)):
             with trial:
@@ -428,6 +431,7 @@ class DelegatedEngine(RunLifecycle):
             s.v_sum += float(vv.sum())
             s.v_abs_max = max(s.v_abs_max, float(np.abs(vv).max()))
             s.v_last, s.q_last, s.t_last = float(vv[-1]), float(qq[-1]), float(tt[-1])
+            s.cumulative_last = float(cumulative[-1])
             self._t_last = s.t_last
             if batch is not None:
                 n = int(hi - lo)
@@ -478,7 +482,8 @@ class DelegatedEngine(RunLifecycle):
             step_index=s.index, kind=s.step.kind, label=s.step.label, cycle=s.cycle, current_A=s.current_A,
             current_density_mA_cm2=s.current_A * 1e3 / self._area, start_s=s.start_s, end_s=s.t_last, reason=reason,
             n_points=s.n, voltage_end_V=s.v_last, voltage_mean_V=s.v_sum / s.n if s.n else math.nan,
-            abs_voltage_max_V=s.v_abs_max, charge_C=s.q_last, cumulative_charge_C=s.charge_base_C + s.q_last)
+            abs_voltage_max_V=s.v_abs_max, charge_C=s.q_last,
+            cumulative_charge_C=s.cumulative_last if s.n else s.charge_base_C)
         self._charge_base_C = summary.cumulative_charge_C
         self._summaries.append(summary)
         self._publish(StepEnded(s.t_last, self.channel, summary))

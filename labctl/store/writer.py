@@ -216,6 +216,8 @@ class RunFileWriter:
         self._file.flush()
 
     def _append(self, ds: h5py.Dataset, row: tuple, *, flush: bool = True) -> None:
+        # Strings go in as UTF-8 bytes: numpy would encode them as ASCII and refuse "|ΔV|".
+        row = tuple(value.encode("utf-8") if isinstance(value, str) else value for value in row)
         start = ds.shape[0]
         ds.resize((start + 1,))
         ds[start] = np.array([row], dtype=ds.dtype)[0]
