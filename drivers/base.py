@@ -160,9 +160,11 @@ class CyclerChannel(Protocol):
         test's first point."""
         ...
 
-    def attach(self, test_id: int, last_seq_id: int, last_test_time_s: float, last_step_count: int) -> None:
-        """Follow test ``test_id`` from after its point ``last_seq_id`` (0: from the start),
-        whose test time and step count were ``last_test_time_s`` and ``last_step_count``."""
+    def attach(self, test_id: int, last_seq_id: int, last_test_time_s: float, last_step_count: int,
+               native_program: str) -> None:
+        """Follow test ``test_id``, started with ``native_program``, from after its point
+        ``last_seq_id`` (0: from the start), whose test time and step count were
+        ``last_test_time_s`` and ``last_step_count``."""
         ...
 
     def status(self) -> CyclerStatus:

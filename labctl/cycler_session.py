@@ -30,7 +30,6 @@ from typing import Any
 import yaml
 
 from drivers.base import CyclerChannel
-from drivers.neware_stepfile import StepFileError
 from drivers.sim.cell import CellParameters
 from labctl.engine.clock import Clock, ScaledClock, VirtualClock, clock_for_speed
 from labctl.engine.delegated import DELEGATED_COLUMNS, DelegatedEngine
@@ -44,7 +43,10 @@ from labctl.yamlfile import FileError
 from protocols import ProtocolBase, load_protocol, load_protocol_text
 
 #: The ``--cycler`` choices of simulated runs.
-SIMULATED_CYCLERS = ("neware",)
+SIMULATED_CYCLERS = ("neware", "biologic")
+
+#: Opens a station's cycler channel (:func:`labctl.station.open_cycler`, or a simulator's own).
+Opener = Callable[[InstrumentConfig], CyclerChannel]
 
 
 @dataclass(frozen=True)
@@ -52,26 +54,47 @@ class CyclerKind:
     """What a session needs of one cycler vendor: its compiler (step program, remark →
     native program text, raising ValueError subclasses naming the step it cannot express),
     the name of that native format, and how to serve simulated channels (cells, clock, exit
-    stack → one station address per cell)."""
+    stack → one station address per cell, and the opener of those addresses, None when the
+    station's driver reaches them as it would a real cycler)."""
 
     compile: Callable[[StepProgram, str], str]
     native_format: str
-    serve: Callable[[list[CellParameters], Clock, ExitStack], list[str]]
+    serve: Callable[[list[CellParameters], Clock, ExitStack], tuple[list[str], Opener | None]]
 
 
-def _serve_neware(cells: list[CellParameters], clock: Clock, stack: ExitStack) -> list[str]:
-    """A simulated NEWARE BTS with one channel per cell on a loopback port (closed by ``stack``)."""
+def _serve_neware(cells: list[CellParameters], clock: Clock, stack: ExitStack) -> tuple[list[str], None]:
+    """A simulated NEWARE BTS with one channel per cell on a loopback port (closed by ``stack``),
+    reached over TCP like a real one."""
     from drivers.sim.neware import BtsServer, NewareBtsSimulator
 
     sim = NewareBtsSimulator(len(cells), cell=cells, now=clock.now)
     server = BtsServer(sim)
     stack.callback(server.close)
     host, port = server.address
-    return [f"{host}:{port}/{devid}-{unit}-{chl}" for (_type, devid, unit, chl) in sim.channels]
+    return [f"{host}:{port}/{devid}-{unit}-{chl}" for (_type, devid, unit, chl) in sim.channels], None
+
+
+def _serve_biologic(cells: list[CellParameters], clock: Clock, stack: ExitStack) -> tuple[list[str], Opener]:
+    """A simulated BioLogic instrument with one channel per cell (at most 16), reached through
+    its Development-Package calls in this process (BioLogic's wire is a DLL)."""
+    from drivers.sim.biologic import SimulatedBackend
+    from labctl.engine.biologic_adapter import BiologicCycler
+
+    if len(cells) > 16:
+        raise FileError([f"--channels: a BioLogic instrument has at most 16 channels, not {len(cells)}"])
+    backend = SimulatedBackend(len(cells), cell=cells, now=clock.now)
+    return ([f"{backend.address}/{k + 1}" for k in range(len(cells))],
+            lambda config: BiologicCycler.open(config.address, backend=backend))
 
 
 def _neware_compile(program: StepProgram, remark: str) -> str:
     from labctl.engine.neware_adapter import compile_native
+
+    return compile_native(program, remark=remark)
+
+
+def _biologic_compile(program: StepProgram, remark: str) -> str:
+    from labctl.engine.biologic_adapter import compile_native
 
     return compile_native(program, remark=remark)
 
@@ -86,6 +109,10 @@ def cycler_kind(driver: str) -> CyclerKind:
         from labctl.engine.neware_adapter import NATIVE_FORMAT
 
         return CyclerKind(_neware_compile, NATIVE_FORMAT, _serve_neware)
+    if driver == "biologic":
+        from labctl.engine.biologic_adapter import NATIVE_FORMAT as BIOLOGIC_FORMAT
+
+        return CyclerKind(_biologic_compile, BIOLOGIC_FORMAT, _serve_biologic)
     raise FileError([f"cycler {driver!r}: not available (known: {', '.join(SIMULATED_CYCLERS)})"])
 
 
@@ -116,7 +143,7 @@ def _shortest_record_interval_s(program: StepProgram) -> float:
 def _compile(protocol: ProtocolBase, program: StepProgram, kind: CyclerKind, driver: str) -> str:
     try:
         return kind.compile(program, protocol.name)
-    except StepFileError as exc:
+    except ValueError as exc:  # StepFileError, BiologicCompileError: name the step
         raise FileError([f"{protocol.instrument}: the protocol cannot run on a {driver} cycler: {exc}"]) from None
 
 
@@ -126,7 +153,8 @@ def run_delegated(protocol: ProtocolBase, protocol_text: str, protocol_path: str
                   station_source: str, clock: Clock, output: str | Path | None, simulated: bool, speed: float,
                   operator: str | None = None, subscribers: Iterable[Subscriber] = (), on_engine: Any = None,
                   notify_path: str | Path | None = None, step_file_dir: str | Path | None = None,
-                  simulated_cell: CellParameters | None = None, n_channels: int = 1) -> Any:
+                  simulated_cell: CellParameters | None = None, n_channels: int = 1,
+                  opener: Opener | None = None) -> Any:
     """Run ``protocol`` on the cycler channel the station names ``protocol.instrument``, into
     its own run file; returns a :class:`labctl.session.SessionResult`.
 
@@ -146,7 +174,8 @@ def run_delegated(protocol: ProtocolBase, protocol_text: str, protocol_path: str
     if path.exists():
         raise FileExistsError(f"{path}: a run file already exists there; choose another -o")
     with ExitStack() as stack:
-        cycler = open_cycler(config, step_file_dir=step_file_dir)
+        cycler = opener(config) if opener is not None else open_cycler(
+            config, step_file_dir=step_file_dir, journal_path=journal_path(path))
         stack.callback(cycler.close)
         attrs = {
             **protocol.metadata(),
@@ -206,12 +235,12 @@ def run_cycler_protocol(protocol: ProtocolBase, protocol_path: str | Path, *, st
     cells = [_simulated_cell(protocol, protocol_path, cell_overrides)]
     with ExitStack() as stack:
         clock = clock_for_speed(speed)
-        station = _simulated_station(cycler or "neware", [protocol.instrument], cells, clock, stack)
+        station, opener = _simulated_station(cycler or "neware", [protocol.instrument], cells, clock, stack)
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="labctl-steps-"))
         return run_delegated(protocol, protocol_text, protocol_path, station=station,
                              station_source="simulated station", clock=clock, output=output, simulated=True,
                              speed=speed, operator=operator, subscribers=subscribers, on_engine=on_engine,
-                             notify_path=notify_path, step_file_dir=folder, simulated_cell=cells[0])
+                             notify_path=notify_path, step_file_dir=folder, simulated_cell=cells[0], opener=opener)
 
 
 def _simulated_cell(protocol: ProtocolBase, protocol_path: str | Path, overrides: dict[str, Any] | None,
@@ -224,13 +253,20 @@ def _simulated_cell(protocol: ProtocolBase, protocol_path: str | Path, overrides
 
 
 def _simulated_station(cycler: str, names: list[str], cells: list[CellParameters], clock: Clock,
-                       stack: ExitStack) -> Station:
-    """A simulated ``cycler`` with one channel per cell, and the station naming them ``names``."""
+                       stack: ExitStack) -> tuple[Station, Opener | None]:
+    """A simulated ``cycler`` with one channel per cell, the station naming them ``names``, and
+    the opener of its channels (None: the station's driver reaches them)."""
     if cycler not in SIMULATED_CYCLERS:
         raise FileError([f"--cycler: unknown cycler {cycler!r}; known: {', '.join(SIMULATED_CYCLERS)}"])
-    addresses = cycler_kind(cycler).serve(cells, clock, stack)
-    return Station(instruments={name: InstrumentConfig(driver=cycler, address=address)
-                                for name, address in zip(names, addresses)})
+    addresses, opener = cycler_kind(cycler).serve(cells, clock, stack)
+    station = Station(instruments={name: InstrumentConfig(driver=cycler, address=address)
+                                   for name, address in zip(names, addresses)})
+    return station, opener
+
+
+def journal_path(run_path: Path) -> Path:
+    """Where a BioLogic channel's point journal lives beside its run file."""
+    return run_path.with_name(run_path.name + ".bljournal")
 
 
 # -- several channels of one simulated cycler ---------------------------------------------------------
@@ -267,7 +303,7 @@ def run_simulated_cycler_cells(specs: list[Any], *, cycler: str, speed: float, o
     stamp = run_stamp()
     with ExitStack() as stack:
         clock = clock_for_speed(speed)
-        station = _simulated_station(cycler, names, cells, clock, stack)
+        station, opener = _simulated_station(cycler, names, cells, clock, stack)
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="labctl-steps-"))
 
         def job(k: int) -> Callable[[Any], Any]:
@@ -278,7 +314,7 @@ def run_simulated_cycler_cells(specs: list[Any], *, cycler: str, speed: float, o
                     output=Path(output_dir) / f"{stamp}_{protocols[k].kind}_{names[k]}.h5", simulated=True,
                     speed=speed, subscribers=subscribers_for(names[k]) if subscribers_for else (),
                     on_engine=on_engine, notify_path=notify_path, step_file_dir=folder, simulated_cell=cells[k],
-                    n_channels=len(specs))
+                    n_channels=len(specs), opener=opener)
             return run
 
         return cells_in_threads([(spec, name, job(k)) for k, (spec, name) in enumerate(zip(specs, names))])
@@ -335,7 +371,8 @@ def resume_delegated(path: str | Path, *, station_path: str | Path | None = None
     program = protocol.program()
     clock = ScaledClock(1.0)
     with ExitStack() as stack:
-        cycler = open_cycler(config, step_file_dir=config.step_file_dir or tempfile.gettempdir())
+        cycler = open_cycler(config, step_file_dir=config.step_file_dir or tempfile.gettempdir(),
+                             journal_path=journal_path(path))
         stack.callback(cycler.close)
         notifiers = _notifiers(stack, notify, path)
         writer = RunFileWriter.append(path)
@@ -348,7 +385,7 @@ def resume_delegated(path: str | Path, *, station_path: str | Path | None = None
         if on_engine is not None:
             on_engine(engine)
         try:
-            outcome, interrupted = engine.run(program, attach=point), False
+            outcome, interrupted = engine.run(program, native_program=attrs["native_program"], attach=point), False
         except KeyboardInterrupt:
             outcome, interrupted = engine.last_outcome, True
         return _finish(protocol, writer, outcome, interrupted)

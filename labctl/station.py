@@ -10,7 +10,7 @@ instruments:
     baud_rate: 9600          # serial (ASRL) resources only
   cyc1:                      # a battery cycler channel: the protocol runs in the cycler's firmware
     driver: neware           # or biologic
-    address: 192.168.1.50:502/1-1-3   # NEWARE: BTS PC host:port / devid-subdevid-chlid
+    address: 192.168.1.50:502/1-1-3   # NEWARE: BTS PC host:port / devid-subdevid-chlid; Biologic: USB0/1
     username: admin
     password_env: NEWARE_PASSWORD     # environment variable with the BTS password (unset: "neware")
     step_file_dir: /mnt/bts/labctl    # where labctl writes step files; the BTS PC must read them …
@@ -30,7 +30,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from drivers.base import CyclerChannel, SourceMeter
+from drivers.base import CyclerChannel, InstrumentError, SourceMeter
 from labctl.notify import NotifyConfig
 from labctl.engine.policy import ReconnectPolicy
 from labctl.yamlfile import FileError, load_model
@@ -67,10 +67,15 @@ class InstrumentConfig(BaseModel):
     @field_validator("address")
     @classmethod
     def _address_fits_driver(cls, address: str, info: ValidationInfo) -> str:
-        if info.data.get("driver") == "neware":
+        driver = info.data.get("driver")
+        if driver == "neware":
             from labctl.engine.neware_adapter import parse_address
 
             parse_address(address)  # ValueError: one line naming the expected form
+        elif driver == "biologic":
+            from labctl.engine.biologic_adapter import parse_address as parse_biologic
+
+            parse_biologic(address)
         return address
 
     @property
@@ -135,10 +140,13 @@ def open_instrument(config: InstrumentConfig) -> SourceMeter:
     raise ValueError(f"no driver {config.driver!r}")
 
 
-def open_cycler(config: InstrumentConfig, *, step_file_dir: str | Path | None = None) -> CyclerChannel:
+def open_cycler(config: InstrumentConfig, *, step_file_dir: str | Path | None = None,
+                journal_path: str | Path | None = None) -> CyclerChannel:
     """Connect to a cycler channel through its driver.
 
-    ``step_file_dir`` replaces the station's (a simulated BTS reads a temporary folder).
+    ``step_file_dir`` replaces the station's (a simulated BTS reads a temporary folder);
+    ``journal_path`` is where a BioLogic channel journals the points it reads (the run file's
+    name + ``.bljournal``: BioLogic's memory gives each point out once).
 
     Raises:
         FileError: the configuration cannot work (no step-file folder, password variable unset).
@@ -157,4 +165,14 @@ def open_cycler(config: InstrumentConfig, *, step_file_dir: str | Path | None = 
         return NewareCycler.open(config.address, username=config.username, password=config.password(),
                                  timeout_s=timeout_s, step_file_dir=folder,
                                  step_file_dir_on_bts=config.step_file_dir_on_bts)
+    if config.driver == "biologic":
+        from drivers.biologic import BiologicBackendMissing, EasyBiologicBackend
+        from labctl.engine.biologic_adapter import BiologicCycler
+
+        try:
+            backend = EasyBiologicBackend()
+        except BiologicBackendMissing as exc:
+            raise InstrumentError(config.address, str(exc)) from None
+        return BiologicCycler.open(config.address, backend=backend, journal_path=journal_path,
+                                   timeout_s=config.timeout_ms / 1000.0)
     raise FileError([f"{config.address}: driver {config.driver!r} is not a cycler driver available here"])

@@ -176,7 +176,8 @@ class DelegatedEngine(RunLifecycle):
     def run(self, program: StepProgram, *, native_program: str | None = None,
             attach: AttachPoint | None = None) -> RunOutcome:
         """Start ``program`` on the cycler (or reattach to its running test) and follow it to
-        its end.
+        its end. ``native_program``: the compiled program (default: :attr:`compile`'s); with
+        ``attach``, the one the cycler was started with (the run file's).
 
         Raises:
             KeyboardInterrupt: re-raised after the channel is stopped and ``RunEnded``
@@ -185,7 +186,7 @@ class DelegatedEngine(RunLifecycle):
         Instrument and subscriber errors do not propagate: they end the run with status
         ``instrument_lost`` (channel left running) or ``error`` (channel stopped).
         """
-        if attach is None and native_program is None and self.compile is None:
+        if native_program is None and self.compile is None:
             raise ValueError("give the native program or a compile function")
         self._begin()
         self._program = program
@@ -217,7 +218,7 @@ class DelegatedEngine(RunLifecycle):
                 self._publish(Detected(self._t_last, self.channel, "cycler_started",
                                        f"test {self._test_id} started on {self.cycler.address}"))
             else:
-                self._reattach(attach)
+                self._reattach(attach, native_program if native_program is not None else self.compile(program))
             status, reason = self._follow()
         except (KeyboardInterrupt, Exception) as exc:  # a subscriber or a bug too: end safely, say what it was
             status, reason = ending_of(exc)
@@ -271,13 +272,19 @@ class DelegatedEngine(RunLifecycle):
 
     def _pause_or_resume(self) -> None:
         if self.state is EngineState.PAUSED and not self._paused:
-            if not self.cycler.can_pause:
-                self._publish(Detected(self._t_last, self.channel, "pause_refused",
-                                       f"{self.cycler.address} cannot pause a running test at once: it runs on",
+            refused = None if self.cycler.can_pause else f"{self.cycler.address} cannot pause a running test at once"
+            if refused is None:
+                try:
+                    self._io(self.cycler.pause)
+                except InstrumentLost:
+                    raise
+                except InstrumentError as exc:
+                    refused = str(exc)
+            if refused is not None:
+                self._publish(Detected(self._t_last, self.channel, "pause_refused", f"{refused}: it runs on",
                                        self._index()))
                 self.request_resume()
                 return
-            self._io(self.cycler.pause)
             self._paused = True
             self._publish(Detected(self._t_last, self.channel, "paused", "paused on the cycler", self._index()))
         elif self.state is EngineState.RUNNING and self._paused:
@@ -389,7 +396,7 @@ class DelegatedEngine(RunLifecycle):
                                "the channel stored meanwhile", self._index()))
 
     # -- points -----------------------------------------------------------------------------
-    def _reattach(self, attach: AttachPoint) -> None:
+    def _reattach(self, attach: AttachPoint, native_program: str) -> None:
         """Replay the file's readings since its last step row, then point the cycler's cursor
         after the file's last point."""
         cols = attach.since_checkpoint
@@ -398,7 +405,7 @@ class DelegatedEngine(RunLifecycle):
                          cols["step_index"].astype(np.int64), cols["charge_C"], None)
         last_count = (self._open.index - self._first_index + 1) if self._open else (attach.step_index - self._first_index)
         self._io(lambda: self.cycler.attach(attach.test_id, attach.last_seq_id, self._t_last - self._t_offset,
-                                            last_count))
+                                            last_count, native_program))
 
     def _take(self, batch: dict[str, np.ndarray]) -> None:
         """A downloaded batch: map it onto the program and publish it."""

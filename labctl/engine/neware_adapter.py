@@ -112,7 +112,10 @@ class NewareCycler:
         self._cursor = DownloadCursor(self.client, self.channel, CursorState(test_id=test_id))
         return test_id
 
-    def attach(self, test_id: int, last_seq_id: int, last_test_time_s: float, last_step_count: int) -> None:
+    def attach(self, test_id: int, last_seq_id: int, last_test_time_s: float, last_step_count: int,
+               native_program: str = "") -> None:
+        if test_id == 0:  # the run died before its first point was stored: the channel's latest test
+            test_id = self.client.test_info(self.channel).test_id
         self._cursor = DownloadCursor.after(self.client, self.channel, test_id, last_seq_id, last_test_time_s,
                                             last_step_count)
         self.test_id = test_id

@@ -3,6 +3,7 @@ BTS, a short on one of them, and a run whose PC side is killed while its channel
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import subprocess
@@ -53,7 +54,7 @@ def test_one_protocol_file_runs_on_sixteen_neware_channels(tmp_path) -> None:
         with h5py.File(path) as f:
             assert f.attrs["status"] == "completed"
             assert list(f["channels"]) == [f"cyc{k}"]
-            delegated = __import__("json").loads(f.attrs["delegated"])
+            delegated = json.loads(f.attrs["delegated"])
             assert delegated["driver"] == "neware" and delegated["native_format"] == "neware-step-xml"
             addresses.add(delegated["address"].rsplit("/", 1)[0])
             assert delegated["address"].endswith(f"/1-{(k - 1) // 8 + 1}-{(k - 1) % 8 + 1}")
@@ -156,3 +157,20 @@ def test_a_malformed_cycler_address_names_the_line(tmp_path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "error: station.yaml:4: instruments.cyc1.address: '127.0.0.1:502' is not host:port/devid-subdevid-chlid "
         "(e.g. 127.0.0.1:502/1-1-3)"]
+
+
+def test_the_same_protocol_file_runs_on_a_simulated_biologic_channel(tmp_path) -> None:
+    """The file of the 16 NEWARE channels, compiled to a BioLogic technique list instead."""
+    protocol = protocol_file(tmp_path)
+    out = tmp_path / "biologic.h5"
+    proc = labctl("run", str(protocol), "--simulate", "--cycler", "biologic", "--speed", "max", "-o", str(out),
+                  "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 of 3 cycles" in proc.stdout
+    with h5py.File(out) as f:
+        assert f.attrs["status"] == "completed"
+        delegated = json.loads(f.attrs["delegated"])
+        assert (delegated["driver"], delegated["address"]) == ("biologic", "USB0/1")
+        assert '"format": "labctl-biologic-techniques/1"' in f.attrs["native_program"]
+        np.testing.assert_array_equal(f["channels/cyc1/cycler_seq_id"][:], np.arange(1, 6 * 61 + 1))
+        assert f["results/per_cycle/asr_ohm_cm2"][:] == pytest.approx(180.9, abs=0.5)
