@@ -9,6 +9,12 @@ is timed: hand the series to :class:`ui.plots.RunPlots` and repaint the 1500×90
 (median of 7). For comparison, the same frame with the whole series handed straight to
 pyqtgraph (its own peak downsampling and clip-to-view only). Memory: bytes held by the buffers
 and the process's resident set size.
+
+Then the channel grid (:class:`ui.channel_grid.ChannelGrid`, 1500×900 px): 16 and 64 channels
+of 100 000 readings each; a frame = every tile got new readings (the worst case: all redrawn)
+and the grid repaints. And the sweep plots (:class:`ui.sweep_plots.SweepPlots`): a memristor-like
+run of 200 cycles × 244 points; a frame = a new cycle arrives (newest sweep, the 40 faded ones
+rebuilt, per-cycle points) and the plots repaint.
 """
 
 from __future__ import annotations
@@ -67,6 +73,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-points", type=int, default=10_000_000)
     parser.add_argument("--no-baseline", action="store_true", help="skip the pyqtgraph-only comparison")
+    parser.add_argument("--no-grid", action="store_true", help="skip the channel grid")
+    parser.add_argument("--no-sweeps", action="store_true", help="skip the sweep plots")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
     plots = RunPlots()
@@ -103,6 +111,78 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
     print(f"appending + indexing {len(buffer):,} readings in batches of {BATCH:,}: {append_s:.2f} s in all; "
           f"peak RSS {peak:.0f} MB")
+    plots.close()
+    del buffer
+    if not args.no_grid:
+        print()
+        for channels in (16, 64):
+            bench_grid(app, channels, 100_000)
+    if not args.no_sweeps:
+        print()
+        bench_sweeps(app)
+
+
+def bench_grid(app: QApplication, channels: int, readings: int) -> None:
+    """Frame time of the channel grid with every tile redrawn."""
+    from ui.channel_grid import ChannelGrid, Tile
+
+    grid = ChannelGrid()
+    grid.resize(1500, 900)
+    grid.show()
+    rng = np.random.default_rng(1)
+    grid._found([(f"/bench/cell_{k}.h5", f"ch{k + 1}") for k in range(channels)])
+    tiles: list[Tile] = list(grid.tiles.values())
+    for tile in tiles:
+        batch = synthetic_batch(0, readings, rng)
+        tile.buffer.append(batch)
+    app.processEvents()
+    times = []
+    for _ in range(7):
+        for tile in tiles:
+            tile.dirty = True
+        t0 = time.perf_counter()
+        grid.draw()
+        grid.canvas.repaint()
+        app.processEvents()
+        times.append(time.perf_counter() - t0)
+    mb = sum(t.buffer.nbytes for t in tiles) / 1e6
+    print(f"channel grid, {channels} channels × {readings:,} readings: frame (all tiles redrawn) "
+          f"{statistics.median(times) * 1e3:.0f} ms; buffers {mb:.0f} MB; RSS {rss_mb():.0f} MB", flush=True)
+    grid.stop()
+    grid.close()
+
+
+def bench_sweeps(app: QApplication) -> None:
+    """Frame time of the sweep plots when a memristor cycle arrives."""
+    import yaml
+
+    from protocols import load_protocol
+    from ui.protocol_panel import EXAMPLES
+    from ui.sweep_plots import SWEEP_COLUMNS, SweepPlots
+
+    protocol = load_protocol(EXAMPLES / "memristor_tip.yaml")
+    points, _ = protocol.cycle_points_V()
+    v = np.asarray(points)
+    plots = SweepPlots()
+    plots.resize(1500, 900)
+    plots.show()
+    plots.start({"protocol_kind": protocol.kind, "protocol_text": yaml.safe_dump(protocol.model_dump(mode="json"))})
+    buffer = ColumnBuffer(SWEEP_COLUMNS)
+    rng = np.random.default_rng(2)
+    times = []
+    for cycle in range(1, 201):
+        i = np.where(v > 0.6, 1e-10, 1e-5) * v + rng.normal(0, 1e-13, len(v))
+        t0 = time.perf_counter()
+        buffer.append({"test_time_s": cycle + np.arange(len(v)) * 1e-3, "voltage_V": v, "current_A": i,
+                       "step_index": np.full(len(v), cycle, "i4")})
+        plots.add_steps([{"step_index": cycle - 1, "kind": "voltage_sweep", "cycle": cycle - 1}] if cycle > 1 else [])
+        plots.draw(buffer)
+        plots.canvas.repaint()
+        app.processEvents()
+        times.append(time.perf_counter() - t0)
+    print(f"sweep plots, memristor run of 200 cycles × {len(v)} points: frame when a cycle arrives "
+          f"{statistics.median(times[-50:]) * 1e3:.0f} ms (median of the last 50)", flush=True)
+    plots.close()
 
 
 if __name__ == "__main__":

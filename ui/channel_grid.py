@@ -39,6 +39,8 @@ GRID_COLUMNS = {"test_time_s": "f8", "voltage_V": "f8"}
 POLL_INTERVAL_S = 1.0
 #: Seconds between two redraws of the tiles that got data.
 FRAME_INTERVAL_S = 0.5
+#: Rounds a file found in a directory may fail to open before it is skipped (not a run file).
+OPEN_TRIES = 5
 #: Points per tile handed to pyqtgraph, about (block extremes beyond that).
 TILE_POINTS = 2000
 #: Run statuses and event kinds that give a tile its red frame.
@@ -73,7 +75,8 @@ class _GridWorker(QObject):
         self.directories: list[Path] = []
         self.files: list[Path] = []  # asked for, or found in a directory
         self.followers: dict[Key, RunFollower] = {}
-        self._known: set[Path] = set()  # files with followers
+        self._known: set[Path] = set()  # files with followers, or given up on
+        self._tries: dict[Path, int] = {}  # failed opens of files found in a directory
         self._timer: QTimer | None = None
 
     @Slot()
@@ -104,9 +107,14 @@ class _GridWorker(QObject):
             try:
                 channels = run_channels(path)
             except RunFileError as exc:
-                if path.is_file() and not any(path.parent == d for d in self.directories):
-                    self.failed.emit(str(exc))  # a file asked for by name; one found in a directory is skipped
-                self._known.add(path)
+                # a file asked for by name: say why at once; one found in a directory may be
+                # a run file caught at a bad moment: a few more tries, then it is skipped
+                found = any(path.parent == d for d in self.directories)
+                self._tries[path] = self._tries.get(path, 0) + 1
+                if not found or self._tries[path] >= OPEN_TRIES:
+                    self._known.add(path)
+                    if not found:
+                        self.failed.emit(str(exc))
                 continue
             self._known.add(path)
             for channel in channels:
@@ -156,12 +164,18 @@ class Tile:
     fault: bool = False
     finished: bool = False
     dirty: bool = False
+    name: str = ""  # what the title calls it: the channel, or the channel and the file
 
     @property
     def title(self) -> str:
         colour = STATUS_COLOURS.get(self.status, "#ef6c00")
-        return (f'<span style="font-weight: bold">{self.channel}</span> · {self.path.stem} · '
+        return (f'<span style="font-weight: bold">{self.name or self.channel}</span> · '
                 f'<span style="color: {colour}; font-weight: bold">{self.status}</span>')
+
+
+def _elide(text: str, n: int = 22) -> str:
+    """The last ``n`` characters (file names differ at their end: ``…_smu12``)."""
+    return text if len(text) <= n else "…" + text[-(n - 1):]
 
 
 class ChannelGrid(QWidget):
@@ -243,8 +257,15 @@ class ChannelGrid(QWidget):
         self._summarise()
 
     def _arrange(self) -> None:
+        """Lay the tiles out in channel order; titles short enough for small tiles (the
+        channel, and the file only where channel names repeat, e.g. one file per channel
+        all called ``ch1``)."""
         self.canvas.ci.clear()
         tiles = sorted(self.tiles.values(), key=lambda t: (natural_key(t.channel), natural_key(str(t.path))))
+        unique = len({t.channel for t in tiles}) == len(tiles)
+        for tile in tiles:
+            tile.name = tile.channel if unique else f"{tile.channel} · {_elide(tile.path.stem)}"
+            tile.plot.setTitle(tile.title, size="8pt")
         columns = grid_columns(len(tiles))
         for n, tile in enumerate(tiles):
             self.canvas.ci.addItem(tile.plot, row=n // columns, col=n % columns)

@@ -136,7 +136,7 @@ class MainWindow(QMainWindow):
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.station_panel)
         left.addWidget(self.protocol_panel)
-        left.setSizes([150, 650])
+        left.setSizes([190, 610])
         dock = QDockWidget("Station and protocol")
         dock.setObjectName("setup")
         dock.setWidget(left)

@@ -35,8 +35,8 @@ from labctl.yamlfile import FileError
 
 #: What the simulated station puts behind each driver (one per run, on free loopback ports).
 SIMULATED = {
-    "keithley2400": "simulated Keithley 2400 (SCPI over loopback TCP, started per run)",
-    "nanonis": "simulated AFM controller (Nanonis TCP interface, started per run)",
+    "keithley2400": "simulated Keithley 2400 (SCPI, loopback TCP)",
+    "nanonis": "simulated AFM controller (Nanonis TCP, loopback)",
 }
 SIMULATED_ADDRESS = SIMULATED["keithley2400"]
 
@@ -113,10 +113,15 @@ class StationPanel(QWidget):
         self.source_label.setWordWrap(True)
         layout.addWidget(self.source_label)
         self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["instrument", "driver / address", "", "identification (*IDN?)"])
+        # the button before the long texts: a cell widget scrolled out of view is drawn at (0, 0)
+        self.table.setHorizontalHeaderLabels(["instrument", "", "driver / address", "identification (*IDN?)"])
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = self.table.horizontalHeader()
+        for column, mode in enumerate((QHeaderView.ResizeMode.ResizeToContents, QHeaderView.ResizeMode.ResizeToContents,
+                                       QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.Stretch)):
+            header.setSectionResizeMode(column, mode)  # the long texts share the width, wrapped
+        self.table.setWordWrap(True)
         layout.addWidget(self.table)
         self._relay = _Relay()
         self._relay.done.connect(self._identified)
@@ -167,22 +172,30 @@ class StationPanel(QWidget):
 
     def _fill(self) -> None:
         if self.simulate:
-            self.source_label.setText("simulated station: every run starts its own simulated instruments")
+            self.source_label.setText("simulated station: every run starts its own simulated instruments "
+                                      "on free loopback ports")
         elif self.station_path is not None:
             self.source_label.setText(str(self.station_path))
         else:
             self.source_label.setText("no station file: open one, or tick simulate")
         rows = self._rows()
+        for row in range(self.table.rowCount()):  # Qt deletes replaced cell widgets later: hide them now
+            old = self.table.cellWidget(row, 1)
+            if old is not None:
+                old.hide()
+        self.table.setRowCount(0)
         self.table.setRowCount(len(rows))
         for row, (name, config) in enumerate(rows):
             self.table.setItem(row, 0, QTableWidgetItem(name))
             where = (SIMULATED.get(self.simulated[name], f"simulated {self.simulated[name]}") if config is None
                      else f"{config.driver} at {config.address}")
-            self.table.setItem(row, 1, QTableWidgetItem(where))
+            item = QTableWidgetItem(where)
+            item.setToolTip(where)
+            self.table.setItem(row, 2, item)
             button = QPushButton("Identify")
             button.setObjectName(f"identify:{name}")
             button.clicked.connect(lambda _=False, n=name, c=config: self.identify(n, c))
-            self.table.setCellWidget(row, 2, button)
+            self.table.setCellWidget(row, 1, button)
             self.table.setItem(row, 3, QTableWidgetItem(""))
 
     def identify(self, name: str, config: InstrumentConfig | None) -> None:
@@ -204,7 +217,9 @@ class StationPanel(QWidget):
     def _identified(self, name: str, text: str, ok: bool) -> None:
         for row in range(self.table.rowCount()):
             if self.table.item(row, 0).text() == name:
-                self.table.item(row, 3).setText(text)
+                # *IDN? is maker, model, serial, firmware: the firmware only in the tooltip
+                shown = ", ".join(part.strip() for part in text.split(",")[:3]) if ok else text
+                self.table.item(row, 3).setText(shown)
                 self.table.item(row, 3).setToolTip(text)
         if ok:
             self.identified.emit(name, text)
@@ -215,5 +230,5 @@ class StationPanel(QWidget):
         """The identification text shown for ``name`` ('' if not identified)."""
         for row in range(self.table.rowCount()):
             if self.table.item(row, 0).text() == name:
-                return self.table.item(row, 3).text()
+                return self.table.item(row, 3).toolTip() or self.table.item(row, 3).text()
         return ""

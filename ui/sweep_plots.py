@@ -35,8 +35,10 @@ SWEEP_COLUMNS = {"test_time_s": "f8", "voltage_V": "f8", "current_A": "f8", "ste
 MAX_FADED_SWEEPS = 40
 #: |I| below this (A) is drawn at it on the log axis (a reading of exactly 0 A has no log).
 LOG_FLOOR_A = 1e-15
-#: Colours of the site classes (strong for the newest sweep and the points; faded: alpha 60).
-CLASS_COLOURS = {"GB": (198, 40, 40), "GI": (21, 101, 192), "HL": (46, 125, 50), "": (69, 90, 100)}
+#: Colours of the site classes ("": no class, a memristor's cycles), for the newest sweep and
+#: the points; the older sweeps are drawn in :data:`FADED_COLOURS`, translucent.
+CLASS_COLOURS = {"GB": (198, 40, 40), "GI": (21, 101, 192), "HL": (46, 125, 50), "": (21, 101, 192)}
+FADED_COLOURS = {**CLASS_COLOURS, "": (97, 97, 97)}
 CLASS_NAMES = {"GB": "grain boundary", "GI": "grain interior", "HL": "homogenising layer"}
 _SYMBOLS = {"GB": "o", "GI": "s", "HL": "t", "": "d"}
 _GLYPHS = {"GB": "●", "GI": "■", "HL": "▼", "": "◆"}
@@ -93,7 +95,7 @@ class SweepPlots(PlotSet):
         self.ratio_plot.setLogMode(y=True)
         self.ratio_plot.setLabel("left", "R_HRS / R_LRS")
         self.ratio_plot.setLabel("bottom", "cycle")
-        self.ratio_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.ratio_plot.showGrid(y=True, alpha=0.2)  # decades; grid lines cost most of a frame
         self.ratio_points = self.ratio_plot.plot(pen=pg.mkPen((46, 125, 50, 120)), symbol="o", symbolSize=5,
                                                  symbolBrush=(46, 125, 50), symbolPen=None)
         self.ratio_failed = self.ratio_plot.plot(pen=None, symbol="x", symbolSize=9, symbolBrush=(198, 40, 40),
@@ -103,7 +105,7 @@ class SweepPlots(PlotSet):
         self.resistance_plot.setLogMode(y=True)
         self.resistance_plot.setLabel("left", "R", units="Ω")
         self.resistance_plot.setLabel("bottom", "cycle")
-        self.resistance_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.resistance_plot.showGrid(y=True, alpha=0.2)
         self.resistance_plot.setXLink(self.ratio_plot)
         self.hrs_points = self.resistance_plot.plot(pen=None, symbol="o", symbolSize=5, symbolBrush=(21, 101, 192),
                                                     symbolPen=None)
@@ -114,11 +116,10 @@ class SweepPlots(PlotSet):
             plot.getViewBox().setLimits(minYRange=1.0)  # at least a decade in view
 
         # c-AFM: triggering bias per site, current map
-        keys = " ".join(_key(_GLYPHS[c], CLASS_COLOURS[c], CLASS_NAMES[c]) for c in ("GB", "GI", "HL"))
-        self.bias_plot = pg.PlotItem(title=f"triggering bias &nbsp; {keys}")
+        self.bias_plot = pg.PlotItem()
         self.bias_plot.setLabel("left", "triggering bias", units="V")
         self.bias_plot.setLabel("bottom", "site")
-        self.bias_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.bias_plot.showGrid(y=True, alpha=0.2)
         self.bias_points: dict[str, pg.PlotDataItem] = {}
         for cls in ("GB", "GI", "HL"):
             colour = CLASS_COLOURS[cls]
@@ -203,6 +204,11 @@ class SweepPlots(PlotSet):
     def start(self, attrs: dict[str, Any]) -> None:
         self.run = SweepRun.from_attrs(attrs)
         self._arrange(self.run.kind)
+        # short keys in the title (a long title widens the column); HL only where there is one
+        classes = {s.site_class for s in getattr(self.run.protocol, "all_sites", list)()} or {"GB", "GI"}
+        keys = " ".join(_key(_GLYPHS[c], CLASS_COLOURS[c], c) for c in ("GB", "GI", "HL") if c in classes)
+        self.bias_plot.setTitle(f"triggering bias &nbsp; {keys}")
+        self.bias_plot.setToolTip("; ".join(f"{c}: {n}" for c, n in CLASS_NAMES.items()))
         name = str(attrs.get("protocol_name", "") or self.run.kind)
         self.iv_plot.setTitle(f"I–V: {name}" if name else "I–V")
 
@@ -306,7 +312,7 @@ class SweepPlots(PlotSet):
         for group, ranges in parts.items():
             curve = self.faded_curves.get(group)
             if curve is None:
-                colour = CLASS_COLOURS.get(group, CLASS_COLOURS[""])
+                colour = FADED_COLOURS.get(group, FADED_COLOURS[""])
                 curve = pg.PlotDataItem(pen=pg.mkPen((*colour, 90), width=1), connect="finite")
                 curve.setZValue(-1)
                 self.iv_plot.addItem(curve)
@@ -395,8 +401,7 @@ class SweepPlots(PlotSet):
             image = np.log10(np.maximum(current, LOG_FLOOR_A))
         finite = image[np.isfinite(current)]
         low, high = (float(np.percentile(finite, 1)), float(np.percentile(finite, 99.5))) if finite.size else (-12, -3)
-        if high <= low:
-            high = low + 1
+        high = max(high, low + 1.0)  # at least a decade: a uniform map looks uniform, not like noise
         image = np.where(np.isfinite(current), image, low)
         x, y = m["x_nm"], m["y_nm"]
         pitch_x = float(x[1] - x[0]) if len(x) > 1 else 1.0
