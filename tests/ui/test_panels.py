@@ -86,3 +86,38 @@ def test_unreachable_instrument_is_one_line_naming_the_address(qtbot, tmp_path):
     with qtbot.waitSignal(panel.message, timeout=15_000) as blocker:
         panel.identify("smu", panel.station.instruments["smu"])
     assert blocker.args[0].startswith("cannot reach: TCPIP::127.0.0.1::9::SOCKET")
+
+
+def test_every_example_loads_valid_and_sweep_protocols_round_trip_through_the_form(qtbot, tmp_path):
+    panel = ProtocolPanel()
+    qtbot.addWidget(panel)
+    for example in sorted(EXAMPLES.glob("*.yaml")):
+        assert panel.load(example), example
+        assert panel.protocol is not None, (example.name, panel.form.errors())
+        assert panel.protocol == load_protocol(example), example.name  # the form changes nothing
+    # c-AFM: sites and transects are tables, the optional map a box with a tick
+    assert panel.load(EXAMPLES / "cafm_gb_vs_gi.yaml")
+    form = panel.form
+    sites = form.fields["sites"]
+    assert sites.table.rowCount() == 11 and sites.value()[0] == {"x_nm": 157.4, "y_nm": 756.7, "site_class": "GB",
+                                                                   "distance_to_boundary_nm": 0.0}
+    assert form.fields["transects"].value()[0]["distances_nm"] == [0.0, 6.0, 12.0, 20.0, 30.0, 50.0]
+    sites.table.item(0, 2).setText("XX")
+    assert panel.validate() is None
+    assert form.errors()["sites"].startswith("row 1 site_class: Input should be 'GB', 'GI' or 'HL'")
+    sites.table.item(0, 2).setText("GI")
+    sites.add_button.click()  # an empty row: x_nm and y_nm required
+    assert panel.validate() is None and "row 12 x_nm: Field required" in form.errors()["sites"]
+    sites.remove_button.click()
+    form.optional_groups["map"].setChecked(False)
+    protocol = panel.validate()
+    assert protocol is not None and protocol.map is None and protocol.all_sites()[0].site_class == "GI"
+    assert panel.step_model.rowCount() == 34  # no maps
+    saved = load_protocol(panel.save(tmp_path / "cafm.yaml"))
+    assert saved == protocol and "map:" not in (tmp_path / "cafm.yaml").read_text()
+    # memristor: the electrode kind is a choice; a pad has no tip to place
+    assert panel.load(EXAMPLES / "memristor_tip.yaml")
+    assert panel.instruments() == {"smu": "keithley2400", "afm": "nanonis"}
+    panel.form.fields["electrode.kind"].editor.setCurrentText("pad")
+    assert panel.validate() is not None and panel.instruments() == {"smu": "keithley2400"}
+    assert panel.step_model.rowCount() == 200  # no tip move

@@ -8,7 +8,9 @@ import h5py
 import numpy as np
 from PySide6.QtCore import Qt
 
+from labctl.control import default_socket_path
 from tests.conftest import EXAMPLES
+from ui.launcher import socket_for
 
 
 def last_event(path):
@@ -60,10 +62,23 @@ def test_memristor_run_from_the_window(window_factory, qtbot, processes):
     window.run_panel.resume_button.click()
     qtbot.waitUntil(lambda: len(plots.run.cycles["cycle"]) > n, timeout=10_000)
 
-    window.run_panel.stop_button.click()
+    # the window closes and the run goes on; a new window attaches by the run file and gets
+    # every cycle so far from it
+    process = view.launched.process
+    window.close()  # the fixture's answer: leave it running
+    assert process.poll() is None
+    second = window_factory()
+    assert second.attach(view.path)
+    view = second.view
+    plots = second.sweep_plots
+    qtbot.waitUntil(lambda: view.status is not None and len(plots.run.cycles["cycle"]) > n + 1, timeout=15_000)
+    assert plots.run.cycles["cycle"][:3] == [1.0, 2.0, 3.0]  # from the start of the file
+    assert second.run_panel.output_label.text() == "OUTPUT ON" and second.run_panel.stop_button.isEnabled()
+
+    second.run_panel.stop_button.click()
     qtbot.waitUntil(lambda: view.finished, timeout=20_000)
-    assert view.launched.process.wait(10) == 0
-    assert window.run_panel.output_label.text() == "OUTPUT OFF"
+    assert process.wait(10) == 0
+    assert second.run_panel.output_label.text() == "OUTPUT OFF"
     assert last_event(view.path) == ("run_ended", "stopped: stopped by the operator")
     with h5py.File(view.path, "r") as f:
         stored = f["results/cycles/on_off_ratio"][()]
@@ -135,3 +150,25 @@ def test_cafm_run_from_the_window_emergency_stop_and_review(window_factory, qtbo
     assert faded and sum(np.isfinite(c.getData()[0]).sum() for c in faded) == 401 * (n_sweeps - 1)
     plots.log_box.setChecked(True)
     assert plots.iv_plot.getAxis("left").logMode and np.all(plots.newest_curve.getData()[1] > -16)
+
+
+def test_a_deep_runs_directory_gets_a_short_control_socket(window_factory, qtbot, processes, tmp_path):
+    """A Unix socket path holds 107 bytes: a run started in a deep directory listens on a short
+    path, linked from RUN.h5.ctl, and attaching by either name still reaches it."""
+    window = window_factory()
+    window.runs_dir = tmp_path / ("a_rather_long_directory_name_" * 3)
+    assert window.protocol_panel.load(EXAMPLES / "memristor_pad.yaml")
+    assert window.station_panel.simulated == {"smu": "keithley2400"}  # a pad needs no AFM
+    window.run_panel.speed_box.setCurrentText("2")
+    window.run_panel.start_button.click()
+    view = started(window, qtbot, processes)
+    link = default_socket_path(view.path)
+    assert len(str(link)) > 107 and link.is_symlink()
+    assert view.socket_path == socket_for(view.path) and len(str(view.socket_path)) <= 107
+    second = window_factory()
+    assert second.attach(link)  # by the link's name
+    qtbot.waitUntil(lambda: second.view.status is not None and second.view.status["output"] == "on", timeout=10_000)
+    second.send("stop")
+    qtbot.waitUntil(lambda: second.view.finished and view.finished, timeout=20_000)
+    assert last_event(view.path) == ("run_ended", "stopped: stopped by the operator")
+    assert not link.is_symlink()  # the dangling link is cleared once the run has ended
