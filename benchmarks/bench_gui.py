@@ -117,6 +117,7 @@ def main() -> None:
         print()
         for channels in (16, 64):
             bench_grid(app, channels, 100_000)
+        bench_grid_polls(64, 100_000)
     if not args.no_sweeps:
         print()
         bench_sweeps(app)
@@ -147,9 +148,78 @@ def bench_grid(app: QApplication, channels: int, readings: int) -> None:
         times.append(time.perf_counter() - t0)
     mb = sum(t.buffer.nbytes for t in tiles) / 1e6
     print(f"channel grid, {channels} channels × {readings:,} readings: frame (all tiles redrawn) "
-          f"{statistics.median(times) * 1e3:.0f} ms; buffers {mb:.0f} MB; RSS {rss_mb():.0f} MB", flush=True)
+          f"{statistics.median(times) * 1e3:.0f} ms; buffers {mb:.0f} MB", flush=True)
     grid.stop()
     grid.close()
+
+
+WRITER = """
+import sys, time, json
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from labctl.engine.events import READING_COLUMNS, Readings, RunEnded, RunStarted
+from labctl.store import RunFileWriter
+directory, channels, rows = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+def batch(name, t0, n):
+    cols = {c.name: np.zeros(n, c.dtype) for c in READING_COLUMNS}
+    cols.update(test_time_s=t0 + np.arange(n, dtype=float), voltage_V=np.sin(np.arange(n) / 50.0))
+    return Readings(name, cols)
+
+writers = []
+for k in range(channels):
+    w = RunFileWriter(f"{directory}/cell_{k:02d}.h5", [f"ch{k + 1}"], {"protocol_kind": "symmetric_cycling"})
+    w(RunStarted(0.0, f"ch{k + 1}", json.dumps({}), 0, time.time()))
+    w(batch(f"ch{k + 1}", 0.0, rows))
+    writers.append(w)
+print("ready", flush=True)
+sys.stdin.readline()
+for k, w in enumerate(writers):
+    w(batch(f"ch{k + 1}", float(rows), 1000))
+print("appended", flush=True)
+sys.stdin.readline()
+for k, w in enumerate(writers):
+    w(RunEnded(rows + 1000.0, f"ch{k + 1}", "completed", "done", time.time()))
+"""
+
+
+def bench_grid_polls(channels: int, readings: int) -> None:
+    """The grid's worker: one round of polls over ``channels`` run files being written by
+    another process (first look: every row; then nothing new; then 1000 new rows each)."""
+    import subprocess
+    import tempfile
+
+    from ui.channel_grid import GRID_COLUMNS
+    from ui.follower import RunFollower
+
+    with tempfile.TemporaryDirectory(prefix="labctl-bench-grid-") as directory:
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(Path(__file__).resolve().parents[1]), directory,
+                                   str(channels), str(readings)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert writer.stdout.readline().strip() == "ready"
+            followers = [RunFollower(path, columns=GRID_COLUMNS) for path in sorted(Path(directory).glob("*.h5"))]
+
+            def round_ms() -> tuple[float, int]:
+                t0 = time.perf_counter()
+                rows = sum(f.poll().n_rows for f in followers)
+                return (time.perf_counter() - t0) * 1e3, rows
+
+            first, rows_first = round_ms()
+            idle = statistics.median(round_ms()[0] for _ in range(5))
+            writer.stdin.write("\n")
+            writer.stdin.flush()
+            assert writer.stdout.readline().strip() == "appended"
+            grown, rows_grown = round_ms()
+            print(f"channel grid worker, {channels} run files being written: a round of polls takes {first:.0f} ms "
+                  f"for the first look ({rows_first:,} rows), {idle:.1f} ms with nothing new, {grown:.0f} ms for "
+                  f"{rows_grown:,} new rows (one round a second)", flush=True)
+            for f in followers:
+                f.close()
+        finally:
+            writer.stdin.write("\n")
+            writer.stdin.flush()
+            writer.wait(60)
 
 
 def bench_sweeps(app: QApplication) -> None:

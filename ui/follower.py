@@ -85,6 +85,7 @@ class RunFollower:
         self._last_step = -1
         self._ended_at: float | None = None
         self._sent_attrs = False
+        self._cache: tuple | None = None  # (file, column datasets, events, steps)
         self.finished = False
 
     # ------------------------------------------------------------------------------------
@@ -107,17 +108,25 @@ class RunFollower:
         return f
 
     def close(self) -> None:
+        self._cache = None
         if self._file is not None:
             self._file.close()
             self._file = None
 
+    def _handles(self, f: h5py.File) -> tuple[dict[str, h5py.Dataset], h5py.Dataset, h5py.Dataset]:
+        """The column, ``events`` and ``steps`` datasets of ``f``, looked up once per open file
+        (a poll that finds nothing new then costs little more than the refreshes)."""
+        if self._cache is None or self._cache[0] is not f:
+            group = f["channels"][self.channel]
+            datasets = {name: ds for name, ds in group.items() if self.columns is None or name in self.columns}
+            self._cache = (f, datasets, f["events"], f["steps"])
+        return self._cache[1:]
+
     def _read_new(self, f: h5py.File, update: Update, *, refresh: bool) -> None:
-        group = f["channels"][self.channel]
-        datasets = {name: ds for name, ds in group.items() if self.columns is None or name in self.columns}
-        for name in ("events", "steps"):
-            if refresh:
-                f[name].refresh()
+        datasets, events, steps_ds = self._handles(f)
         if refresh:
+            events.refresh()
+            steps_ds.refresh()
             for ds in datasets.values():
                 ds.refresh()
         n = min(ds.shape[0] for ds in datasets.values())
@@ -131,11 +140,9 @@ class RunFollower:
             self._last_step = int(steps[-1])
             self._seen_rows = n
             update.rows = rows
-        events = f["events"]
         if events.shape[0] > self._seen_events:
             update.events = records(events[self._seen_events:])
             self._seen_events = events.shape[0]
-        steps_ds = f["steps"]
         if steps_ds.shape[0] > self._seen_steps:
             update.steps = records(steps_ds[self._seen_steps:])
             self._seen_steps = steps_ds.shape[0]
@@ -197,6 +204,7 @@ class RunFollower:
         except (OSError, KeyError):
             return update
         finally:
+            self._cache = None
             f.close()
         update.finished = self.finished = True
         return update
