@@ -14,10 +14,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 from protocols import KINDS
 from ui.buffers import ColumnBuffer
+
+
+#: Every plot of the window: black on white, no antialiasing (it costs frame time).
+pg.setConfigOptions(antialias=False, background="w", foreground="k")
 
 
 def plot_set_name(protocol_kind: str | None) -> str:

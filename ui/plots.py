@@ -30,8 +30,6 @@ PLOTTED_COLUMNS = {"test_time_s": "f8", "voltage_V": "f8", "current_density_mA_c
 #: Half-height of the step-marker segments; drawn with ignoreBounds so autorange skips them.
 _MARKER_SPAN = 1e4
 
-pg.setConfigOptions(antialias=False, background="w", foreground="k")
-
 
 def time_axis(plot: pg.PlotItem) -> None:
     """Seconds in the data, hours on the axis."""

@@ -33,6 +33,8 @@ from ui.sweep_results import SweepRun, current_maps, map_from_readings
 SWEEP_COLUMNS = {"test_time_s": "f8", "voltage_V": "f8", "current_A": "f8", "step_index": "i4"}
 #: Sweeps drawn faded behind the newest one, at most.
 MAX_FADED_SWEEPS = 40
+#: Cycles beyond which the per-cycle plots draw lines instead of a symbol per cycle.
+MAX_SYMBOLS = 2000
 #: |I| below this (A) is drawn at it on the log axis (a reading of exactly 0 A has no log).
 LOG_FLOOR_A = 1e-15
 #: Colours of the site classes ("": no class, a memristor's cycles), for the newest sweep and
@@ -111,6 +113,8 @@ class SweepPlots(PlotSet):
                                                     symbolPen=None)
         self.lrs_points = self.resistance_plot.plot(pen=None, symbol="t1", symbolSize=7, symbolBrush=(239, 108, 0),
                                                     symbolPen=None)
+        for item in (self.ratio_points, self.hrs_points, self.lrs_points):
+            item.setDownsampling(auto=True, method="peak")  # 100 000 cycles: to the pixel width
         for plot in (self.ratio_plot, self.resistance_plot):
             plot.getAxis("left").enableAutoSIPrefix(False)  # decades on a log axis, not "10⁻⁵ GΩ"
             plot.getViewBox().setLimits(minYRange=1.0)  # at least a decade in view
@@ -342,11 +346,16 @@ class SweepPlots(PlotSet):
         run = self.run
         if run.kind == "memristor_cycling":
             c = {k: np.asarray(v, dtype=float) for k, v in run.cycles.items()}
-            self.ratio_points.setData(*_positive(c["cycle"], c["on_off_ratio"]))
+            many = len(c["cycle"]) > MAX_SYMBOLS  # thousands of cycles: lines, symbols cost too much
+            for item, key, symbol, colour in ((self.ratio_points, "on_off_ratio", "o", (46, 125, 50)),
+                                              (self.hrs_points, "hrs_resistance_ohm", "o", (21, 101, 192)),
+                                              (self.lrs_points, "lrs_resistance_ohm", "t1", (239, 108, 0))):
+                if many != (item.opts["symbol"] is None):
+                    item.setSymbol(None if many else symbol)
+                    item.setPen(pg.mkPen(colour) if many or item is self.ratio_points else None)
+                item.setData(*_positive(c["cycle"], c[key]))
             failed = c["reset_failed"] > 0
             self.ratio_failed.setData(*_positive(c["cycle"][failed], c["on_off_ratio"][failed]))
-            self.hrs_points.setData(*_positive(c["cycle"], c["hrs_resistance_ohm"]))
-            self.lrs_points.setData(*_positive(c["cycle"], c["lrs_resistance_ohm"]))
         elif run.kind == "cafm_trigger_sweep":
             site = np.asarray(run.sites["site"], dtype=float)
             bias = np.asarray(run.sites["triggering_bias_V"], dtype=float)
