@@ -12,9 +12,11 @@ from ui.protocol_panel import EXAMPLES
 
 
 def build_window(*, simulate: bool = False, station: Path | None = None, protocol: Path | None = None,
-                 attach: Path | None = None, runs_dir: Path | None = None) -> MainWindow:
+                 attach: Path | None = None, runs_dir: Path | None = None,
+                 grid: list[Path] | None = None) -> MainWindow:
     """The window, loaded as asked. With ``simulate`` and no protocol, the CCD example is loaded
-    so that the simulated station is ready to start."""
+    so that the simulated station is ready to start. ``grid``: run files and directories to show
+    in the channel grid."""
     window = MainWindow(simulate=simulate, runs_dir=runs_dir)
     if station is not None:
         window.station_panel.load(station)
@@ -22,16 +24,18 @@ def build_window(*, simulate: bool = False, station: Path | None = None, protoco
         window.protocol_panel.load(protocol)
     elif simulate:
         window.protocol_panel.load(EXAMPLES / "ccd_llzo.yaml")
+    if grid:
+        window.open_grid(list(grid))
     if attach is not None:
         window.attach(attach)
     return window
 
 
 def main(*, simulate: bool = False, station: Path | None = None, protocol: Path | None = None,
-         attach: Path | None = None) -> int:
+         attach: Path | None = None, grid: list[Path] | None = None) -> int:
     """Run the window until it closes; return the exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("labctl")
-    window = build_window(simulate=simulate, station=station, protocol=protocol, attach=attach)
+    window = build_window(simulate=simulate, station=station, protocol=protocol, attach=attach, grid=grid)
     window.show()
     return app.exec()
