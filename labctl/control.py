@@ -15,6 +15,11 @@ or ``{"ok": false, "error": "..."}`` for a request it cannot parse. ``state`` is
 ``"on"`` from the engine's start until it has turned the output off and confirmed it (state
 ``ended``), ``"off"`` otherwise.
 
+A Unix socket path holds at most 107 bytes. When the requested path is longer (a deep runs
+directory), the server listens on a short path in the user's runtime directory
+(:func:`short_socket_path`) and makes the requested path a symbolic link to it; clients
+follow the link (:func:`resolve_socket`), so ``RUN.h5.ctl`` always names the run's socket.
+
 ``emergency_stop`` is :meth:`Engine.request_stop` with reason ``"emergency stop"``: the engine
 wakes at once (it does not wait out the record interval) and turns the output off, as on every
 ending. ``stop`` ends the run the same way with reason ``"stopped by the operator"``.
@@ -22,10 +27,12 @@ ending. ``stop`` ends the run the same way with reason ``"stopped by the operato
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import socketserver
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -52,20 +59,45 @@ def default_socket_path(run_file: str | Path) -> Path:
     return run_file.with_name(run_file.name + ".ctl")
 
 
-def _check_path(path: Path) -> None:
-    if len(os.fsencode(str(path))) > MAX_SOCKET_PATH_BYTES:
+def _too_long(path: Path) -> bool:
+    return len(os.fsencode(str(path))) > MAX_SOCKET_PATH_BYTES
+
+
+def short_socket_path(path: str | Path) -> Path:
+    """Where a socket asked for at ``path`` listens when ``path`` is too long for a Unix
+    socket: ``$XDG_RUNTIME_DIR/labctl/`` (else ``<tmp>/labctl-<uid>/``) + a hash of ``path``."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    directory = Path(runtime) / "labctl" if runtime else Path(tempfile.gettempdir()) / f"labctl-{os.getuid()}"
+    digest = hashlib.sha1(str(Path(path).absolute()).encode()).hexdigest()[:12]
+    return directory / f"{digest}.ctl"
+
+
+def resolve_socket(path: str | Path) -> Path:
+    """The socket a client connects to for ``path``: ``path``, or where its link points.
+
+    Raises:
+        ControlError: ``path`` is not a link and is too long for a Unix socket.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        path = Path(os.readlink(path))
+    if _too_long(path):
         raise ControlError(f"{path}: control socket path longer than {MAX_SOCKET_PATH_BYTES} bytes; "
                            "choose a shorter one (--control-socket)")
+    return path
+
+
+def _listen_path(path: Path) -> Path:
+    return short_socket_path(path) if _too_long(path) else path
 
 
 def check_socket_path(path: str | Path) -> None:
     """Check before a run starts that a :class:`ControlServer` can listen at ``path``.
 
     Raises:
-        ControlError: the path is too long or another run already listens there.
+        ControlError: another run already listens there.
     """
-    path = Path(path)
-    _check_path(path)
+    path = _listen_path(Path(path))
     if path.exists() and _listening(path):
         raise ControlError(f"{path}: another run already listens on this control socket")
 
@@ -93,28 +125,33 @@ class ControlServer:
 
     Args:
         engine: the run's engine; commands call its thread-safe request methods.
-        socket_path: where to listen; a stale socket file (nobody listening) is replaced.
+        socket_path: where to listen; a stale socket file (nobody listening) is replaced. A
+            path too long for a Unix socket becomes a link to :func:`short_socket_path`.
         run_file: the run's HDF5 file, reported by ``status``.
 
     Raises:
-        ControlError: the path is too long, another process already listens there, or the
-            socket cannot be created (the message names the path).
+        ControlError: another process already listens there, or the socket cannot be created
+            (the message names the path).
 
-    Use as a context manager or call :meth:`close`, which removes the socket file.
+    Use as a context manager or call :meth:`close`, which removes the socket file (and link).
     """
 
     def __init__(self, engine: Engine, socket_path: str | Path, *, run_file: str | Path | None = None) -> None:
         self.engine = engine
         self.socket_path = Path(socket_path)
+        self.listen_path = _listen_path(self.socket_path)
         self.run_file = None if run_file is None else str(Path(run_file).resolve())
         self._stop_reason: str | None = None
-        _check_path(self.socket_path)
-        if self.socket_path.exists():
-            if _listening(self.socket_path):
+        if self.listen_path.exists():
+            if _listening(self.listen_path):
                 raise ControlError(f"{self.socket_path}: another run already listens on this control socket")
-            self.socket_path.unlink()
+            self.listen_path.unlink()
         try:
-            self._server = _Server(str(self.socket_path), _Handler)
+            self.listen_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._server = _Server(str(self.listen_path), _Handler)
+            if self.listen_path != self.socket_path:
+                self.socket_path.unlink(missing_ok=True)
+                self.socket_path.symlink_to(self.listen_path)
         except OSError as exc:
             raise ControlError(f"{self.socket_path}: cannot listen: {exc.strerror or exc}") from None
         self._server.control = self
@@ -160,10 +197,8 @@ class ControlServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
-        try:
-            self.socket_path.unlink()
-        except FileNotFoundError:
-            pass
+        for path in {self.socket_path, self.listen_path}:
+            path.unlink(missing_ok=True)
 
 
 def _listening(path: Path) -> bool:
@@ -183,7 +218,7 @@ class ControlClient:
     no resources between calls and survives the run's end.
 
     Args:
-        socket_path: the run's control socket (``<run file>.ctl``).
+        socket_path: the run's control socket (``<run file>.ctl``; a link is followed).
         timeout_s: connect and reply timeout per request.
 
     Every method returns the run's status (see the module docstring) and raises
@@ -194,7 +229,7 @@ class ControlClient:
     def __init__(self, socket_path: str | Path, *, timeout_s: float = 2.0) -> None:
         self.socket_path = Path(socket_path)
         self.timeout_s = timeout_s
-        _check_path(self.socket_path)
+        resolve_socket(self.socket_path)  # a hopeless path fails here, once
 
     def request(self, command: str) -> dict[str, Any]:
         if command not in COMMANDS:
@@ -202,7 +237,7 @@ class ControlClient:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout_s)
             try:
-                sock.connect(str(self.socket_path))
+                sock.connect(str(resolve_socket(self.socket_path)))
                 sock.sendall((json.dumps({"command": command}) + "\n").encode())
                 with sock.makefile("rb") as stream:
                     line = stream.readline()

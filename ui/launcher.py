@@ -5,25 +5,20 @@ The run is ``labctl run PROTOCOL ... --control -o RUN.h5`` in a new session
 it. Its terminal output goes to ``RUN.h5.log``. The window then follows the run file and
 commands the run through its control socket ``RUN.h5.ctl``.
 
-A Unix socket path holds at most 107 bytes; when ``RUN.h5.ctl`` would be longer (a deep
-runs directory), the socket goes to a short path in the user's runtime directory
-(:func:`short_socket_path`) and ``RUN.h5.ctl`` is made a symbolic link to it, so that
-attaching by the run file still finds it (:func:`socket_for`).
+A run directory too deep for a Unix socket path is handled by the run's control server:
+``RUN.h5.ctl`` is then a link to a short path (:mod:`labctl.control`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.control import MAX_SOCKET_PATH_BYTES, default_socket_path
+from labctl.control import default_socket_path
 
 
 class LaunchError(Exception):
@@ -40,33 +35,10 @@ class LaunchedRun:
     process: subprocess.Popen
 
 
-def short_socket_path(run_file: Path) -> Path:
-    """A short control-socket path for ``run_file``: ``$XDG_RUNTIME_DIR/labctl/`` (else
-    ``/tmp/labctl-<uid>/``) + a hash of the run file's path."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    directory = Path(base) / ("labctl" if os.environ.get("XDG_RUNTIME_DIR") else f"labctl-{os.getuid()}")
-    digest = hashlib.sha1(str(Path(run_file).resolve()).encode()).hexdigest()[:12]
-    return directory / f"{digest}.ctl"
-
-
-def socket_for(run_file: Path) -> Path:
-    """The control socket of ``run_file``: ``RUN.h5.ctl``, or where that link points."""
-    path = default_socket_path(run_file)
-    if path.is_symlink():
-        return Path(os.readlink(path))
-    return path
-
-
-def too_long(path: Path) -> bool:
-    return len(os.fsencode(str(path))) > MAX_SOCKET_PATH_BYTES
-
-
 def run_command(protocol: Path, run_file: Path, *, simulate: bool, station: Path | None, speed: float,
-                operator: str | None = None, control_socket: Path | None = None) -> list[str]:
+                operator: str | None = None) -> list[str]:
     """The ``labctl run`` command line (this interpreter, ``-m labctl.cli``)."""
     cmd = [sys.executable, "-m", "labctl.cli", "run", str(protocol), "-o", str(run_file), "--control", "--quiet"]
-    if control_socket is not None:
-        cmd += ["--control-socket", str(control_socket)]
     if simulate:
         cmd += ["--simulate", "--speed", "max" if math.isinf(speed) else repr(float(speed))]
     elif station is not None:
@@ -94,17 +66,10 @@ def launch_run(protocol: Path, run_file: Path, *, simulate: bool, station: Path 
     run_file = Path(run_file).resolve()
     run_file.parent.mkdir(parents=True, exist_ok=True)
     socket_path = default_socket_path(run_file)
-    control_socket = None
-    if too_long(socket_path):
-        control_socket = short_socket_path(run_file)
-        control_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        socket_path.unlink(missing_ok=True)
-        socket_path.symlink_to(control_socket)
-        socket_path = control_socket
     log_path = run_file.with_name(run_file.name + ".log")
     station = None if station is None else Path(station).resolve()
     cmd = run_command(Path(protocol).resolve(), run_file, simulate=simulate, station=station, speed=speed,
-                      operator=operator, control_socket=control_socket)
+                      operator=operator)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True, cwd=run_file.parent)

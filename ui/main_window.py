@@ -42,7 +42,7 @@ from ui.buffers import ColumnBuffer
 from ui.channel_grid import ChannelGrid
 from ui.event_log import EventLog
 from ui.follower import Update
-from ui.launcher import LaunchedRun, LaunchError, launch_run, socket_for
+from ui.launcher import LaunchedRun, LaunchError, launch_run
 from ui.plot_set import PlotSet, plot_set_name
 from ui.plots import RunPlots
 from ui.protocol_panel import ProtocolPanel, format_duration
@@ -302,15 +302,13 @@ class MainWindow(QMainWindow):
         first). Returns whether there was something to follow."""
         path = Path(path)
         if path.suffix == ".ctl":
-            if path.is_symlink():  # RUN.h5.ctl → a short socket path (ui.launcher)
-                path = socket_for(path.with_suffix(""))
             try:
                 status = ControlClient(path).status()
             except ControlError as exc:
                 self._message(str(exc))
                 return False
             return self.follow(Path(status["run_file"]), path)
-        socket_path = socket_for(path)
+        socket_path = default_socket_path(path)
         return self.follow(path, socket_path if socket_path.exists() else None, channel=channel)
 
     def open_run_file(self, path: str | Path) -> bool:
@@ -415,7 +413,7 @@ class MainWindow(QMainWindow):
             view.finished = True
             view.ended = True
             link = default_socket_path(view.path)
-            if link.is_symlink() and not link.exists():  # a short socket's link (ui.launcher), now dangling
+            if link.is_symlink() and not link.exists():  # a short socket's link (labctl.control) left by a killed run
                 link.unlink(missing_ok=True)
             view.results = update.results
             self._show_results(view)

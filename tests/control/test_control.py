@@ -20,6 +20,7 @@ from labctl.control import (
     ControlServer,
     check_socket_path,
     default_socket_path,
+    resolve_socket,
 )
 from labctl.engine import ConstantCurrent, Engine, SafetyLimits, ScaledClock, StepProgram
 from tests.conftest import EXAMPLES, REPO, make_smu
@@ -150,3 +151,24 @@ def test_control_socket_in_use_is_refused_before_the_run_starts(tmp_path, runnin
     assert proc.stderr.strip().splitlines() == [
         f"error: {default_socket_path(out)}: another run already listens on this control socket"]
     assert not out.exists()
+
+
+def test_labctl_run_in_a_deep_directory_listens_on_a_short_socket_linked_from_run_ctl(tmp_path):
+    """A Unix socket path holds 107 bytes; a deep runs directory must not stop ``--control``."""
+    out = tmp_path / ("a_rather_long_directory_name_" * 4) / "run.h5"
+    ctl = default_socket_path(out)
+    assert len(str(ctl)) > 107
+    proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", str(EXAMPLES / "ccd_llzo.yaml"), "--simulate",
+                             "--speed", "600", "-o", str(out), "--control", "--quiet"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(ctl.exists, 30), proc.stderr.read() if proc.poll() is not None else "no socket"
+        assert ctl.is_symlink() and len(str(resolve_socket(ctl))) <= 107
+        ControlClient(ctl).stop()
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "run ended: stopped (stopped by the operator)" in stdout
+    assert not ctl.is_symlink() and not ctl.exists()
