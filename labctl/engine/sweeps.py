@@ -102,6 +102,8 @@ class SweepEngine(RunLifecycle):
                 self._publish(StepEnded(summary.end_s, self.channel, summary))
                 if summary.reason == "safety":
                     raise RunEnd("safety", self._safety_reason)
+                if summary.reason == "stopped":
+                    raise RunEnd("stopped", self._stop_reason or "stopped")
                 limit = program.stop_after_reset_failures
                 if limit is not None and self._reset_failures >= limit:
                     raise RunEnd("reset_failures", f"{self._reset_failures} failed resets (limit {limit}) "
@@ -152,10 +154,11 @@ class SweepEngine(RunLifecycle):
                                               source_delay_s=step.source_delay_s)
             t0_instrument = readings[0].time_s if readings else 0.0
             times = np.array([t_start + r.time_s - t0_instrument for r in readings])
-            wait = t_start + step.duration_s - self._t()
-            if wait > 0:
-                self.clock.sleep(wait)
-            if step.reset_segment is not None:
+            if self._wait_out(t_start + step.duration_s):
+                # Stopped while the (simulated) sweep ran: keep what was measured by now.
+                keep = int(np.searchsorted(times, self._t(), side="right"))
+                readings, times, reason = readings[:keep], times[:keep], "stopped"
+            elif step.reset_segment is not None:
                 a, b = step.reset_segment
                 seg = readings[a:b + 1]
                 if not reset_seen([r.voltage_V for r in seg], [r.current_A for r in seg], program.reset_drop_factor):
@@ -165,6 +168,8 @@ class SweepEngine(RunLifecycle):
                                            f"{self._reset_failures} so far", index))
         else:
             readings, times = self._map(step, index)
+            if self.stopping:
+                reason = "stopped"
         v = np.array([r.voltage_V for r in readings])
         i = np.array([r.current_A for r in readings])
         self._emit(index, cycle, times, v, i, [r.status for r in readings], program.area_cm2)
@@ -183,6 +188,21 @@ class SweepEngine(RunLifecycle):
                                    f"{program.safety.max_abs_voltage_V:g} V, {program.safety.max_abs_current_A:g} A)")
             self._publish(Detected(self._t(), self.channel, "safety", self._safety_reason, index))
         return self._summary(index, step, cycle, t_start, reason, v, i)
+
+    def _wait_out(self, until_s: float) -> bool:
+        """Wait on the clock until test time ``until_s`` (the end of a sweep the instrument
+        returned at once, as the simulator does); True if a stop request cut the wait short.
+
+        A real 2400 returns only when its sweep is done, so there the wait is nil and a stop
+        takes effect after the sweep (at most one sweep's duration; the compliance holds)."""
+        while True:
+            self._wake.clear()
+            wait_s = until_s - self._t()
+            if self.stopping:
+                return wait_s > 0
+            if wait_s <= 0:
+                return False
+            self.clock.sleep(wait_s, self._wake)
 
     def _map(self, step: CurrentMap, index: int) -> tuple[list[Reading], np.ndarray]:
         """Tip in contact, bias on, one reading per grid point; back to 0 V afterwards."""

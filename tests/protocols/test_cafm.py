@@ -4,6 +4,8 @@ and the sweep engine's safe endings."""
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import h5py
 import numpy as np
@@ -14,8 +16,8 @@ from drivers.keithley2400 import Keithley2400
 from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
 from drivers.sim.tip import TipJunction
-from labctl.engine import VirtualClock
-from labctl.engine.events import Readings
+from labctl.engine import ScaledClock, VirtualClock
+from labctl.engine.events import Readings, StepStarted
 from labctl.engine.sweeps import SweepEngine
 from labctl.session import run_protocol
 from labctl.store import RunFile
@@ -105,5 +107,46 @@ def test_output_off_and_tip_withdrawn_after_every_ending(ending):
         assert outcome.status == {"normal": "completed", "exception": "error", "ctrl_c": "interrupted"}[ending]
         assert k2400.model.output_enabled is False
         assert afm_sim.withdrawn and not junction.in_contact
+        smu.close()
+        afm.close()
+
+
+def test_a_stop_during_a_sweep_ends_the_run_at_once_with_what_was_measured():
+    """The simulated 2400 returns a sweep at once and the engine waits out its duration on the
+    clock; an operator's stop must cut that wait (and the sweep) short, not wait ~10 s."""
+    protocol = load_protocol(EXAMPLES / "cafm_gb_vs_gi.yaml")
+    program = protocol.program()
+    steps = [s for s in program.steps if s.kind in ("tip_move", "voltage_sweep")][:2]
+    assert [s.kind for s in steps] == ["tip_move", "voltage_sweep"] and steps[1].duration_s > 5
+    program = program.model_copy(update={"steps": steps})
+    junction = TipJunction(seed=0)
+    clock = ScaledClock(1.0)
+    k2400 = Keithley2400Simulator(junction, now=clock.now)
+    afm_sim = NanonisAfmSimulator(junction)
+    batches = []
+    with TcpServer(k2400) as smu_server, NanonisServer(afm_sim) as afm_server:
+        smu, afm = Keithley2400(smu_server.resource, timeout_ms=2000), NanonisAfm(afm_server.resource)
+        engine = SweepEngine(smu, clock, afm=afm, channel="smu", subscribers=[batches.append])
+        runner = threading.Thread(target=engine.run, args=(program,))
+        runner.start()
+        deadline = time.monotonic() + 10
+        while not any(isinstance(e, StepStarted) and e.kind == "voltage_sweep" for e in batches):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.5)
+        asked = time.monotonic()
+        engine.request_stop()
+        runner.join(5)
+        took_s = time.monotonic() - asked
+        assert not runner.is_alive()
+        assert took_s < 1.0, took_s
+        outcome = engine.last_outcome
+        assert outcome.status == "stopped"
+        assert outcome.steps[-1].reason == "stopped"
+        swept = [e for e in batches if isinstance(e, Readings)]
+        n = sum(len(e.columns["test_time_s"]) for e in swept)
+        assert 0 < n < len(steps[1].points_V)  # the part measured before the stop
+        assert k2400.model.output_enabled is False
+        assert afm_sim.withdrawn
         smu.close()
         afm.close()
