@@ -326,13 +326,18 @@ def gui(
     protocol: Optional[Path] = typer.Option(None, "--protocol", help="Protocol file to load."),
     attach: Optional[Path] = typer.Option(None, "--attach", help="Run file (.h5) or control socket (.ctl) "
                                           "of a run to follow or review."),
+    grid: Optional[list[Path]] = typer.Option(None, "--grid", help="A runs directory or run files to show "
+                                              "as a grid of small plots, one per channel (repeatable)."),
 ) -> None:
     """Open the bench window: station, protocol, run control, live plots, event log."""
     try:
         from ui.app import main as gui_main
     except ImportError as exc:
         raise _fail(f"the GUI needs PySide6 and pyqtgraph ({exc}); pip install 'labctl[gui]'") from None
-    raise typer.Exit(gui_main(simulate=simulate, station=station, protocol=protocol, attach=attach))
+    missing = [str(path) for path in grid or () if not path.exists()]
+    if missing:
+        raise _fail(f"--grid: no such file or directory: {', '.join(missing)}")
+    raise typer.Exit(gui_main(simulate=simulate, station=station, protocol=protocol, attach=attach, grid=grid))
 
 
 

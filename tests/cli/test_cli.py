@@ -93,3 +93,9 @@ def test_sim_prints_a_visa_resource_that_pymeasure_can_use():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_gui_grid_of_a_missing_directory_is_one_line(tmp_path):
+    proc = labctl("gui", "--grid", str(tmp_path / "nowhere"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"error: --grid: no such file or directory: {tmp_path / 'nowhere'}"]
