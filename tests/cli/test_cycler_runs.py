@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -120,7 +119,7 @@ def test_a_killed_run_reattaches_to_its_channel_and_collects_every_point(tmp_pat
         resumed = labctl("resume", str(path), "--quiet", timeout=60)
         assert resumed.returncode == 0, resumed.stderr
     finally:
-        bts.send_signal(signal.SIGINT)
+        bts.terminate()
         bts.wait(timeout=10)
     reference = run_protocol(protocol, simulate=True, cycler="neware", speed=math.inf, output=tmp_path / "ref.h5")
     with h5py.File(path) as f, h5py.File(reference.path) as ref:
