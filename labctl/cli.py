@@ -202,14 +202,23 @@ def _run_cells(specs: list[Any], station: Optional[Path], simulate: bool, speed:
                               subscribers_for=subscribers_for, notify_path=notify)
     except FileError as exc:
         raise _fail(exc.lines) from None
-    table = Table("cell", "instrument", "ended", "result", "run file")
+    # One protocol on many channels: name it once above the table, not on every row.
+    protocols = {str(c.spec.protocol_path) for c in cells}
+    if len(protocols) == 1:
+        console.print(f"protocol: {protocols.pop()}")
+    table = Table(*(["cell"] if len(protocols) > 1 else []), "instrument", "ended", "result")
+    table.add_column("run file", overflow="fold")  # a path must stay whole to be copied
+    directories = {c.result.path.parent for c in cells if c.result is not None}
     for c in cells:
+        first = [str(c.spec.protocol_path)] if len(protocols) > 1 else []
         if c.result is None:
-            table.add_row(str(c.spec.protocol_path), c.instrument, "[red]not run[/red]", c.error or "", "")
+            table.add_row(*first, c.instrument, "[red]not run[/red]", c.error or "", "")
         else:
-            table.add_row(str(c.spec.protocol_path), c.instrument, c.result.outcome.status,
-                          c.result.summary[0], str(c.result.path))
+            path = c.result.path.name if len(directories) == 1 else str(c.result.path)
+            table.add_row(*first, c.instrument, c.result.outcome.status, c.result.summary[0], path)
     console.print(table)
+    if len(directories) == 1:
+        console.print(f"run files in: {directories.pop()}")
     if any(c.result is None or c.result.outcome.status in FAULT_STATUSES for c in cells):
         raise typer.Exit(3)
 
