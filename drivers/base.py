@@ -151,6 +151,8 @@ class CyclerChannel(Protocol):
     """Where the channel is, e.g. ``127.0.0.1:502/1-1-3`` (NEWARE host:port/pipeline id)."""
     can_pause: bool
     """Whether :meth:`pause` can hold a running test at once."""
+    idn: str
+    """What the cycler says it is and the channel's state, one line (the GUI's *Identify*)."""
     test_id: int | None
     """The cycler's id of the test this object follows (after :meth:`start` or :meth:`attach`)."""
 

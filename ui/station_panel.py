@@ -11,6 +11,7 @@ run does.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from drivers.base import InstrumentError
-from labctl.station import InstrumentConfig, Station, load_station, open_instrument
+from labctl.station import CYCLER_DRIVERS, InstrumentConfig, Station, load_station, open_cycler, open_instrument
 from labctl.yamlfile import FileError
 
 #: What the simulated station puts behind each driver (one per run, on free loopback ports).
@@ -77,6 +78,13 @@ def identify(config: InstrumentConfig | None, driver: str = "keithley2400") -> s
             return afm.idn
         finally:
             afm.close()
+    if config.driver in CYCLER_DRIVERS:
+        with tempfile.TemporaryDirectory() as unused:  # identifying starts no test: no step files
+            cycler = open_cycler(config, step_file_dir=unused)
+            try:
+                return cycler.idn
+            finally:
+                cycler.close()
     smu = open_instrument(config)
     try:
         return str(getattr(smu, "idn", "")).strip() or "(no identification)"

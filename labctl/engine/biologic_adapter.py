@@ -74,6 +74,13 @@ class BiologicCycler:
         channel.connect()
         return cls(channel)
 
+    @property
+    def idn(self) -> str:
+        """``BioLogic <model> s/n <serial>, firmware <x> / channel <y>, channel k of n``."""
+        who = self.channel.identify()
+        return (f"BioLogic {who.model} s/n {who.serial}, firmware {who.firmware} / channel {who.channel_firmware}, "
+                f"channel {self.channel.channel} of {who.channels}")
+
     def _load(self, native_program: str) -> BiologicProgram:
         try:
             return BiologicProgram.from_json(native_program)

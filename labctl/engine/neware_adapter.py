@@ -94,6 +94,13 @@ class NewareCycler:
             client.close()
             raise
 
+    @property
+    def idn(self) -> str:
+        """``NEWARE BTS at host:port, channel devid-subdevid-chlid (device type N): <status>``."""
+        state = self.client.status(self.channel).get(self.channel.pipeline_id, "?")
+        return (f"NEWARE BTS at {self.client.address}, channel {self.channel.pipeline_id} "
+                f"(device type {self.channel.devtype}): {state}")
+
     # -- the CyclerChannel interface --------------------------------------------------------
     def start(self, native_program: str, label: str) -> int:
         """Write ``native_program`` to ``<step_file_dir>/<label>.xml`` and start it, with

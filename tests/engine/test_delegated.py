@@ -434,3 +434,14 @@ def test_a_program_the_cycler_cannot_express_is_refused_by_its_compiler(rig) -> 
                           area_cm2=1.0, safety=SafetyLimits(max_abs_voltage_V=5, max_abs_current_A=0.01))
     with pytest.raises(ValueError, match="step 0"):
         r.compile(program)
+
+
+def test_the_cycler_channel_identifies_itself(rig, tmp_path):
+    r = rig()
+    channel = r.open(tmp_path / "idn.h5")
+    try:
+        idn = channel.idn
+    finally:
+        channel.close()
+    expected = {"neware": f"NEWARE BTS at 127.0.0.1:{getattr(r, 'port', '')}, channel 1-1-1", "biologic": "BioLogic "}
+    assert idn.startswith(expected[r.kind]), idn

@@ -121,3 +121,19 @@ def test_every_example_loads_valid_and_sweep_protocols_round_trip_through_the_fo
     panel.form.fields["electrode.kind"].editor.setCurrentText("pad")
     assert panel.validate() is not None and panel.instruments() == {"smu": "keithley2400"}
     assert panel.step_model.rowCount() == 200  # no tip move
+
+
+def test_identify_a_neware_channel_of_a_station(qtbot, tmp_path):
+    from drivers.sim.neware import BtsServer, NewareBtsSimulator
+
+    with BtsServer(NewareBtsSimulator(2)) as server:
+        station = tmp_path / "station.yaml"
+        station.write_text(f"instruments:\n  cyc1:\n    driver: neware\n    address: 127.0.0.1:{server.address[1]}/1-1-2\n"
+                           f"    step_file_dir: {tmp_path}\n")
+        panel = StationPanel()
+        qtbot.addWidget(panel)
+        assert panel.load(station)
+        with qtbot.waitSignal(panel.identified, timeout=15_000) as blocker:
+            panel.identify("cyc1", panel.station.instruments["cyc1"])
+    assert blocker.args[0] == "cyc1"
+    assert blocker.args[1].startswith(f"NEWARE BTS at 127.0.0.1:{server.address[1]}, channel 1-1-2"), blocker.args[1]
