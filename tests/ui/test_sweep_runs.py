@@ -55,8 +55,9 @@ def test_memristor_run_from_the_window(window_factory, qtbot, processes):
     assert plots.log_box.isChecked() and plots.iv_plot.getAxis("left").logMode
 
     window.run_panel.pause_button.click()  # held at 0 V between sweeps, output on
-    qtbot.waitUntil(lambda: "paused" in window.event_log.kinds(), timeout=10_000)
-    assert view.status["state"] == "paused" and window.run_panel.output_label.text() == "OUTPUT ON"
+    # the event comes from the run file, the state from the control socket's next status poll
+    qtbot.waitUntil(lambda: "paused" in window.event_log.kinds() and view.status["state"] == "paused", timeout=10_000)
+    assert window.run_panel.output_label.text() == "OUTPUT ON"
     n = len(plots.run.cycles["cycle"])
     window.run_panel.resume_button.click()
     qtbot.waitUntil(lambda: len(plots.run.cycles["cycle"]) > n, timeout=10_000)
