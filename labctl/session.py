@@ -232,6 +232,9 @@ def resume_run(
         channel = run.channels[0]
         point = resume_point(run, channel)
     protocol = load_protocol_text(attrs["protocol_text"], Path(attrs.get("protocol_path") or "protocol.yaml").name)
+    if getattr(protocol, "engine", "steps") == "sweeps":
+        raise RunFileError(f"{path}: a {protocol.kind} run does not resume (a cut sweep cannot be continued and "
+                           "the tip's contact is lost); the file keeps what was measured: start the protocol again")
     protocol = protocol.model_copy(update={"instrument": channel})  # the cell's instrument, if overridden
     notify = load_notify_config(notify_path) if notify_path is not None else None
     simulated = bool(attrs.get("simulated"))

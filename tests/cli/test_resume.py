@@ -95,3 +95,19 @@ def test_a_run_that_ended_for_a_reason_does_not_resume(tmp_path, status):
     proc = labctl("resume", str(path))
     assert proc.returncode == 1
     assert f"the run ended with status '{status}'" in proc.stderr
+
+
+def test_a_stopped_sweep_run_says_in_one_line_that_it_does_not_resume(tmp_path):
+    from labctl.session import run_protocol
+    from tests.conftest import EXAMPLES
+
+    path = tmp_path / "memristor.h5"
+    result = run_protocol(EXAMPLES / "memristor_pad.yaml", simulate=True, speed=float("inf"), output=path,
+                          on_engine=lambda engine: engine.request_stop())
+    assert result.outcome.status in ("stopped", "completed", "reset_failures")
+    with h5py.File(path, "r+") as f:  # as a killed run leaves it
+        f.attrs["status"] = "running"
+    proc = labctl("resume", str(path))
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "memristor_cycling run does not resume" in lines[0] and str(path) in lines[0], lines
