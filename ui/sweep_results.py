@@ -133,7 +133,7 @@ class SweepRun:
         if isinstance(sites, dict) and "triggering_bias_V" in sites:
             bias = [float(x) for x in np.atleast_1d(sites["triggering_bias_V"])]
             classes = sites.get("site_class", [])
-            if isinstance(classes, str):  # lists of strings are stored as JSON text
+            if isinstance(classes, str):  # how older run files stored lists of strings: JSON text
                 try:
                     classes = json.loads(classes)
                 except ValueError:

@@ -141,8 +141,8 @@ class ReportRun:
         return value
 
     def _sequence(self, keys: tuple[str, ...]) -> Any:
-        """A result that is a sequence: a dataset, or a JSON attribute (lists of strings, and
-        empty lists, which :func:`~labctl.store.writer.write_results` stores as ``"[]"``)."""
+        """A result that is a sequence: a dataset, or a JSON attribute (how run files written
+        before string and empty datasets stored lists of strings and empty lists)."""
         value = self.result(*keys)
         if isinstance(value, str):
             try:
@@ -165,7 +165,7 @@ class ReportRun:
             raise RunFileError(f"{self.path}: results/{'/'.join(keys)} is not a list of numbers") from None
 
     def string_list(self, *keys: str) -> list[str]:
-        """A result that is a list of strings (stored as a JSON attribute)."""
+        """A result that is a list of strings (a string dataset; a JSON attribute in older files)."""
         return [str(v) for v in self._sequence(keys)]
 
 

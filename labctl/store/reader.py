@@ -109,8 +109,14 @@ class RunFile:
 
 
 def read_group(group: h5py.Group) -> dict[str, Any]:
-    """A group's attributes and datasets as a dict, sub-groups as nested dicts."""
+    """A group's attributes and datasets as a dict, sub-groups as nested dicts; string
+    datasets as lists of ``str``, the others as numpy arrays (or scalars)."""
     out: dict[str, Any] = {key: decode(value) for key, value in group.attrs.items()}
     for key, item in group.items():
-        out[key] = read_group(item) if isinstance(item, h5py.Group) else item[()]
+        if isinstance(item, h5py.Group):
+            out[key] = read_group(item)
+        elif h5py.check_string_dtype(item.dtype) is not None and item.ndim == 1:
+            out[key] = list(item.asstr()[()])
+        else:
+            out[key] = item[()]
     return out

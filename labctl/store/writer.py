@@ -263,8 +263,10 @@ class RunFileWriter:
 def write_results(path: str | Path, results: Mapping[str, Any]) -> None:
     """Store analysis results in the ``results`` group of a finished run file.
 
-    Scalars and strings become attributes; sequences of numbers become datasets; nested
-    mappings become sub-groups. Existing entries of the same name are replaced.
+    Scalars and strings become attributes (``None`` → ``""``); sequences become datasets —
+    numbers as float64, strings as UTF-8 strings, an empty sequence as an empty float64
+    dataset — so plain h5py reads them as arrays; nested mappings become sub-groups.
+    Existing entries of the same name are replaced.
     """
     with h5py.File(path, "r+", locking=False) as f:
         _write_mapping(f.require_group("results"), results)
@@ -278,7 +280,10 @@ def _write_mapping(group: h5py.Group, values: Mapping[str, Any]) -> None:
             del group.attrs[key]
         if isinstance(value, Mapping):
             _write_mapping(group.create_group(key), value)
-        elif isinstance(value, list | tuple | np.ndarray) and len(value) and not isinstance(value[0], str):
-            group.create_dataset(key, data=np.asarray(value, dtype="f8"))
+        elif isinstance(value, list | tuple | np.ndarray):
+            if len(value) and isinstance(value[0], str):
+                group.create_dataset(key, data=[str(v) for v in value], dtype=h5py.string_dtype("utf-8"))
+            else:
+                group.create_dataset(key, data=np.asarray(value, dtype="f8"))
         else:
             group.attrs[key] = _encode(value)

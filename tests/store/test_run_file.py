@@ -34,7 +34,8 @@ def test_round_trip_of_readings_steps_events_and_results(tmp_path, clock):
                     batch_size=100)
     outcome = engine.run(_program(j=1.0))  # 1 mA on 2 cm²: 0.5 mA cm⁻², under the CCD
     assert outcome.status == "completed"
-    write_results(path, {"ccd_mA_cm2": 1.5, "short_detected": False, "per_step": {"asr_ohm_cm2": [1.0, 2.0]}})
+    write_results(path, {"ccd_mA_cm2": 1.5, "short_detected": False, "per_step": {"asr_ohm_cm2": [1.0, 2.0]},
+                         "sites": {"site_class": ["GB", "GI"], "none_found": []}})
 
     with RunFile(path) as rf:
         attrs = rf.attrs
@@ -60,9 +61,12 @@ def test_round_trip_of_readings_steps_events_and_results(tmp_path, clock):
         results = rf.results()
         assert results["ccd_mA_cm2"] == 1.5 and results["short_detected"] == 0
         np.testing.assert_array_equal(results["per_step"]["asr_ohm_cm2"], [1.0, 2.0])
+        assert results["sites"]["site_class"] == ["GB", "GI"]  # a string dataset, not JSON text
+        assert results["sites"]["none_found"].shape == (0,)
     with h5py.File(path) as f:  # plain h5py, as any reader would
         assert f["channels/smu/voltage_V"].attrs["bdf_label"] == "Voltage / V"
         assert f["channels/smu/voltage_V"].chunks is not None
+        assert list(f["results/sites/site_class"].asstr()[()]) == ["GB", "GI"]
 
 
 def test_a_real_time_run_appending_a_reading_at_a_time_does_not_bloat_its_file(tmp_path, clock):
