@@ -45,7 +45,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 import numpy as np
@@ -66,7 +66,7 @@ from drivers.biologic import (
     SafetyCode,
     TechniqueId,
 )
-from drivers.sim.cell import CellParameters, SymmetricCell
+from drivers.sim.cell import CellParameters, SymmetricCell, cells_for_channels
 
 #: Default channel memory (bytes); a model choice.
 DEFAULT_MEMORY_BYTES = 4 * 1024 * 1024
@@ -448,13 +448,7 @@ class SimulatedBackend:
                  sample_interval_s: float = 1.0) -> None:
         if not 1 <= channels <= 16:
             raise ValueError(f"channels must be 1..16, got {channels}")
-        if isinstance(cell, Sequence):
-            if len(cell) != channels:
-                raise ValueError(f"{len(cell)} cell parameter sets for {channels} channels")
-            params = list(cell)
-        else:
-            base = cell or CellParameters()
-            params = [replace(base, seed=base.seed + k) for k in range(channels)]
+        params = cells_for_channels(cell, channels)
         self.now = now
         self.address = address
         self.device_code = device_code

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 FARADAY_C_MOL = 96485.33212
@@ -236,3 +237,21 @@ class SymmetricCell:
             if abs(hi - lo) <= 1e-12 * max(abs(hi), 1e-15):
                 break
         return 0.5 * (lo + hi)
+
+
+def cells_for_channels(cell: CellParameters | Sequence[CellParameters] | None, channels: int) -> list[CellParameters]:
+    """One cell per channel of a simulated multichannel instrument (cycler).
+
+    ``cell`` a sequence: one per channel, as given; a single cell (default
+    :class:`CellParameters`): that cell on every channel, channel k seeded ``seed + k`` so
+    the channels differ as real cells do.
+
+    Raises:
+        ValueError: a sequence whose length is not ``channels``.
+    """
+    if isinstance(cell, Sequence):
+        if len(cell) != channels:
+            raise ValueError(f"{len(cell)} cell parameter sets for {channels} channels")
+        return list(cell)
+    base = cell or CellParameters()
+    return [replace(base, seed=base.seed + k) for k in range(channels)]

@@ -31,14 +31,13 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeET
 from numpy import format_float_positional
 
-from drivers.sim.cell import CellParameters, SymmetricCell
+from drivers.sim.cell import CellParameters, SymmetricCell, cells_for_channels
 from drivers.sim.keithley2400 import _loopback_ipv4
 from drivers.sim.neware_channel import ChannelModel
 from drivers.sim.neware_stepfile import SimStepFileError, read_step_file
@@ -99,13 +98,7 @@ class NewareBtsSimulator:
                  epoch: datetime | None = None) -> None:
         if not 1 <= channels <= 256:
             raise ValueError(f"channels must be 1..256, got {channels}")
-        if isinstance(cell, Sequence):
-            if len(cell) != channels:
-                raise ValueError(f"{len(cell)} cell parameter sets for {channels} channels")
-            params = list(cell)
-        else:
-            base = cell or CellParameters()
-            params = [replace(base, seed=base.seed + k) for k in range(channels)]
+        params = cells_for_channels(cell, channels)
         self.now = now
         self.devid = devid
         self._t0 = now()
