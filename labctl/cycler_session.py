@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from drivers.base import CyclerChannel
+from drivers.base import CyclerChannel, InstrumentError
 from drivers.sim.cell import CellParameters
 from labctl.engine.clock import Clock, ScaledClock, VirtualClock, clock_for_speed
 from labctl.engine.delegated import DELEGATED_COLUMNS, DelegatedEngine
@@ -149,6 +149,14 @@ def _compile(protocol: ProtocolBase, program: StepProgram, kind: CyclerKind, dri
 
 # -- one channel ------------------------------------------------------------------------------------
 
+def _identify(cycler: CyclerChannel) -> str:
+    """The channel's identification for the run file; its address if it will not say."""
+    try:
+        return cycler.idn
+    except InstrumentError:
+        return f"cycler channel {cycler.address}"
+
+
 def run_delegated(protocol: ProtocolBase, protocol_text: str, protocol_path: str | Path, *, station: Station,
                   station_source: str, clock: Clock, output: str | Path | None, simulated: bool, speed: float,
                   operator: str | None = None, subscribers: Iterable[Subscriber] = (), on_engine: Any = None,
@@ -163,7 +171,7 @@ def run_delegated(protocol: ProtocolBase, protocol_text: str, protocol_path: str
         drivers.base.InstrumentLost / InstrumentError: the cycler cannot be reached or refuses.
         FileExistsError: ``output`` exists.
     """
-    from labctl.session import _finish, _notifiers, default_output_path
+    from labctl.session import _finish, _notifiers, default_output_path, run_attrs
 
     config = station.instrument(protocol.instrument, station_source)
     kind = cycler_kind(config.driver)
@@ -177,22 +185,12 @@ def run_delegated(protocol: ProtocolBase, protocol_text: str, protocol_path: str
         cycler = opener(config) if opener is not None else open_cycler(
             config, step_file_dir=step_file_dir, journal_path=journal_path(path))
         stack.callback(cycler.close)
-        attrs = {
-            **protocol.metadata(),
-            "simulated": simulated,
-            "speed": speed,
-            "protocol_text": protocol_text,
-            "protocol_path": str(Path(protocol_path).resolve()),
-            "station_text": station.to_yaml(),
-            "instrument_idn": f"{config.driver} cycler channel {cycler.address}",
-            "delegated": {"driver": config.driver, "address": config.address, "instrument": protocol.instrument,
-                          "native_format": kind.native_format},
-            "native_program": native,
-        }
-        if simulated_cell is not None:
-            attrs["simulated_cell"] = asdict(simulated_cell)
-        if operator is not None:
-            attrs["operator"] = operator
+        attrs = run_attrs(protocol, protocol_path, protocol_text, simulated=simulated, speed=speed, station=station,
+                          instrument_idn=_identify(cycler), operator=operator,
+                          delegated={"driver": config.driver, "address": config.address,
+                                     "instrument": protocol.instrument, "native_format": kind.native_format},
+                          native_program=native,
+                          **({"simulated_cell": asdict(simulated_cell)} if simulated_cell is not None else {}))
         notifiers = _notifiers(stack, notify, path)
         writer = RunFileWriter(path, [protocol.instrument], attrs, extra_columns=DELEGATED_COLUMNS)
         stack.callback(writer.close)

@@ -55,6 +55,28 @@ def default_output_path(protocol: ProtocolBase, directory: str | Path = "runs") 
     return Path(directory) / f"{stamp}_{protocol.kind}.h5"
 
 
+def run_attrs(protocol: ProtocolBase, protocol_path: str | Path, protocol_text: str, *, simulated: bool,
+              speed: float, station: Station, instrument_idn: str, operator: str | None,
+              **extra: Any) -> dict[str, Any]:
+    """The root attributes of a new run file (see README "The run file"): the protocol's
+    metadata (``cell_*``, kind, name), its text and path as run, the station, whether the
+    run was simulated and at what speed, the instrument's identification, the operator (when
+    given here, it replaces the protocol's), and ``extra`` entries of the session."""
+    attrs = {
+        **protocol.metadata(),
+        "simulated": simulated,
+        "speed": speed,
+        "protocol_text": protocol_text,
+        "protocol_path": str(Path(protocol_path).resolve()),
+        "station_text": station.to_yaml(),
+        "instrument_idn": instrument_idn,
+        **extra,
+    }
+    if operator is not None:
+        attrs["operator"] = operator
+    return attrs
+
+
 def _connect(protocol: ProtocolBase, stack: ExitStack, clock: Clock, *, station: Station | None,
              station_source: str, cell: CellParameters | None) -> tuple[SourceMeter, Station]:
     """The protocol's instrument: on ``station``, or on a simulator of ``cell`` started here."""
@@ -174,19 +196,9 @@ def run_protocol(
         smu, station = _connect(protocol, stack, clock, station=station,
                                 station_source=str(station_path or "simulated station"), cell=cell)
         path = Path(output) if output is not None else default_output_path(protocol)
-        attrs = {
-            **protocol.metadata(),
-            "simulated": simulate,
-            "speed": speed,
-            "protocol_text": protocol_text,
-            "protocol_path": str(Path(protocol_path).resolve()),
-            "station_text": station.to_yaml(),
-            "instrument_idn": getattr(smu, "idn", ""),
-        }
-        if cell is not None:
-            attrs["simulated_cell"] = asdict(cell)
-        if operator is not None:
-            attrs["operator"] = operator
+        attrs = run_attrs(protocol, protocol_path, protocol_text, simulated=simulate, speed=speed, station=station,
+                          instrument_idn=getattr(smu, "idn", ""), operator=operator,
+                          **({"simulated_cell": asdict(cell)} if cell is not None else {}))
         notifiers = _notifiers(stack, notify if notify is not None else station.notify, path)
         writer = RunFileWriter(path, [protocol.instrument], attrs)
         stack.callback(writer.close)

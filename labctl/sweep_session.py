@@ -75,7 +75,7 @@ def run_sweep_protocol(protocol: Any, protocol_path: str | Path, *, station_path
                        notify_path: str | Path | None = None) -> Any:
     """Run a loaded sweep protocol; same arguments, errors and result as
     :func:`labctl.session.run_protocol` (which hands sweep kinds over to this)."""
-    from labctl.session import SessionResult, _notifiers, default_output_path
+    from labctl.session import SessionResult, _notifiers, default_output_path, run_attrs
 
     if simulate == (station_path is not None):
         raise FileError(["give either a station file (--station) or --simulate"])
@@ -110,13 +110,9 @@ def run_sweep_protocol(protocol: Any, protocol_path: str | Path, *, station_path
             afm = _open_afm(station, protocol.afm, source)
             stack.callback(afm.close)
         path = Path(output) if output is not None else default_output_path(protocol)
-        attrs.update({
-            **protocol.metadata(), "simulated": simulate, "speed": speed, "protocol_text": protocol_text,
-            "protocol_path": str(Path(protocol_path).resolve()), "station_text": station.to_yaml(),
-            "instrument_idn": getattr(smu, "idn", ""), "afm_idn": getattr(afm, "idn", ""),
-        })
-        if operator is not None:
-            attrs["operator"] = operator
+        attrs = run_attrs(protocol, protocol_path, protocol_text, simulated=simulate, speed=speed, station=station,
+                          instrument_idn=getattr(smu, "idn", ""), operator=operator,
+                          afm_idn=getattr(afm, "idn", ""), **attrs)
         notifiers = _notifiers(stack, notify if notify is not None else station.notify, path)
         writer = RunFileWriter(path, [protocol.instrument], attrs)
         stack.callback(writer.close)
