@@ -1,4 +1,4 @@
-"""``labctl``: run, validate and inspect; start simulators.
+"""labctl: run protocols on a Keithley 2400, battery cyclers and an AFM, or their simulators.
 
 Exit codes: 0 the run ended as planned (for a CCD staircase a detected short is the planned
 end), 1 bad input (file, option, unreachable instrument), 3 the run ended on a fault
@@ -103,7 +103,7 @@ def run(
     notify: Optional[Path] = typer.Option(None, "--notify", help="Notification file (event log, desktop, "
                                           "e-mail on run end and failures); replaces the station's notify: section."),
     cycler: Optional[str] = typer.Option(None, "--cycler", help="With --simulate: run on a simulated battery "
-                                         "cycler (neware) instead of the 2400; the protocol runs in its firmware."),
+                                         "cycler (neware or biologic) instead of the 2400; the protocol runs in its firmware."),
     channels: int = typer.Option(1, "--channels", min=1, max=256, help="With --cycler: the same protocol on this "
                                  "many channels of one simulated cycler, a run file each (-o is then a directory)."),
 ) -> None:
