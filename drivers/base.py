@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    import threading
+
     import numpy as np
 
 #: Bit 3 of the Keithley 2400 status word: "in real compliance" (2400 manual §18, Table 18-4).
@@ -89,7 +91,9 @@ class SweepingSourceMeter(Protocol):
     Units: V, A, s. :meth:`sweep_voltage` runs ``points_V`` on the instrument's own
     source memory and buffer (at most 2500 points, 2400 manual §10) and returns every
     reading in one transfer; with ``abort_on_compliance`` it stops at the first point
-    clamped at ``compliance_A``. Raises :class:`InstrumentError` / :class:`InstrumentLost`.
+    clamped at ``compliance_A``. Setting ``abort`` (from any thread) during the sweep stops
+    it on the instrument at its current point, turns the output off and returns the
+    readings taken so far. Raises :class:`InstrumentError` / :class:`InstrumentLost`.
     """
 
     address: str
@@ -101,7 +105,8 @@ class SweepingSourceMeter(Protocol):
     def output_off(self) -> None: ...
     def read(self) -> Reading: ...
     def sweep_voltage(self, points_V: list[float], compliance_A: float, *, abort_on_compliance: bool = True,
-                      nplc: float = 1.0, source_delay_s: float | None = None) -> list[Reading]: ...
+                      nplc: float = 1.0, source_delay_s: float | None = None,
+                      abort: threading.Event | None = None) -> list[Reading]: ...
 
 
 # -- battery cyclers: delegated execution ------------------------------------------------------

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
@@ -208,13 +210,22 @@ class Keithley2400:
         return Reading(_nan(v), _nan(i), t, int(status))
 
     def sweep_voltage(self, points_V: Sequence[float], compliance_A: float, *, abort_on_compliance: bool = True,
-                      nplc: float = 1.0, source_delay_s: float | None = None) -> list[Reading]:
+                      nplc: float = 1.0, source_delay_s: float | None = None,
+                      abort: threading.Event | None = None, poll_s: float = 0.05) -> list[Reading]:
         """Run a source-V list sweep on the instrument and read it back in one transfer.
 
         The 2400 steps through ``points_V`` with its own source-delay-measure cycle (manual
         §10 "Sweep operation": ``:SOUR:VOLT:MODE LIST``, ``:SOUR:LIST:VOLT`` in chunks of
-        100 with ``:APP``, ``:TRIG:COUN`` = points, ``:SOUR:SWE:RANG BEST``), and ``:READ?``
-        returns every reading at once. With ``abort_on_compliance`` the sweep stops at the
+        100 with ``:APP``, ``:TRIG:COUN`` = points, ``:SOUR:SWE:RANG BEST``) into its
+        buffer (§9, §18 TRACe: ``:TRAC:CLE``, ``:TRAC:POIN`` = points, ``:TRAC:FEED SENS``,
+        ``:TRAC:FEED:CONT NEXT``), started with ``:INIT`` and followed by ``*OPC?``. While
+        the sweep runs the 2400 queues every command but ``:ABORt`` (§11 "Idle and
+        initiate"), so ``*OPC?`` replies when it ends; its reply is awaited in reads of
+        ``poll_s`` (s), between which ``abort`` is checked. At the end ``:TRAC:DATA?``
+        returns every reading at once. If ``abort`` is set meanwhile, ``:ABORt`` stops the
+        sweep after its current point, the output is turned off (``:OUTP OFF``, confirmed)
+        and the readings stored so far come back (``:TRAC:POIN:ACT?``, then one
+        ``:TRAC:DATA?``; none if it was aborted before the first point). With ``abort_on_compliance`` the sweep stops at the
         first reading in compliance (``:SOUR:SWE:CAB EARL``, §18), so fewer readings than
         points come back; the last one then has :attr:`Reading.compliance` set. Afterwards the
         source is back in FIXed mode at its level, and the output in the state it was found
@@ -228,14 +239,16 @@ class Keithley2400:
             source_delay_s: settling time per point (s); None = the instrument's auto delay.
 
         Returns:
-            One :class:`Reading` per executed point (time = the instrument's timestamp, s).
+            One :class:`Reading` per executed point; time (s) = the buffer timestamp,
+            relative to the sweep's first reading (``:TRAC:TST:FORM ABS``, §9).
 
         Raises:
             RuntimeError: the instrument was not configured as a voltage source
                 (:meth:`configure_voltage_source`).
             ValueError: bad points, compliance, NPLC or delay (nothing sent).
             InstrumentError: the instrument refused the sweep setup (its error queue).
-            InstrumentLost: no (complete) answer.
+            InstrumentLost: no (complete) answer, or the sweep did not end within 1.5 × its
+                expected duration + 2 s.
         """
         points = [float(v) for v in points_V]
         if not 1 <= len(points) <= 2500:
@@ -258,31 +271,57 @@ class Keithley2400:
             values = ",".join(f"{v:.6g}" for v in points[k:k + 100])
             setup.append(f":SOUR:LIST:VOLT {values}" if k == 0 else f":SOUR:LIST:VOLT:APP {values}")
         setup.append(f":ARM:COUN 1;:TRIG:COUN {len(points)}")
+        setup.append(f":TRAC:FEED:CONT NEV;:TRAC:CLE;:TRAC:POIN {len(points)};:TRAC:FEED SENS;:TRAC:FEED:CONT NEXT")
         # One point is at most delay + NPLC at 50 Hz + ~2 ms of overhead; allow 1.5x and 2 s.
         expected_s = len(points) * ((source_delay_s or 1e-3) + nplc / 50.0 + 2e-3)
         connection = inst.adapter.connection
         was_on = self.output_enabled
+        aborted = False
 
         def sweep() -> list[float]:
+            nonlocal aborted
             for command in setup:
                 inst.write(command)
             self.check_errors()
             if not was_on:
                 inst.source_enabled = True
+            inst.write(":INIT")
+            inst.write("*OPC?")  # a message of its own: queued until the sweep ends
             timeout = connection.timeout
-            connection.timeout = max(timeout or 0, 1.5 * expected_s * 1e3 + 2000)
+            deadline = time.monotonic() + 1.5 * expected_s + 2.0
             try:
-                return inst.values(":READ?")
+                connection.timeout = max(1, int(poll_s * 1e3))
+                while True:
+                    if abort is not None and abort.is_set():
+                        aborted = True
+                        inst.write(":ABOR")
+                        connection.timeout = timeout
+                        inst.read()  # *OPC? completes once the trigger model is idle
+                        break
+                    try:
+                        inst.read()
+                        break
+                    except pyvisa.errors.VisaIOError as exc:
+                        if exc.error_code != pyvisa.constants.StatusCode.error_timeout:
+                            raise
+                    if time.monotonic() > deadline:
+                        raise InstrumentLost(self.address, f"sweep of {len(points)} points not done after "
+                                                           f"{1.5 * expected_s + 2.0:.1f} s")
             finally:
                 connection.timeout = timeout
+            if aborted:
+                inst.write(":OUTP OFF")
+                if int(inst.values(":TRAC:POIN:ACT?")[0]) == 0:
+                    return []
+            return inst.values(":TRAC:DATA?")
 
         try:
-            values = self._call(":READ? (sweep)", sweep)
+            values = self._call(":INIT (sweep)", sweep)
         finally:
-            self._call(":SOUR:VOLT:MODE FIX", lambda: inst.write(":SOUR:VOLT:MODE FIX;:TRIG:COUN 1"))
-            if not was_on:
+            self._call(":SOUR:VOLT:MODE FIX", lambda: inst.write(":SOUR:VOLT:MODE FIX;:TRIG:COUN 1;:TRAC:FEED:CONT NEV"))
+            if aborted or not was_on:
                 self.output_off()
-        if len(values) % 5 or not values:
+        if len(values) % 5 or (not values and not aborted):
             raise InstrumentLost(self.address, f"sweep returned {len(values)} values, not 5 per reading")
         return [Reading(_nan(values[k]), _nan(values[k + 1]), values[k + 3], int(values[k + 4]))
                 for k in range(0, len(values), 5)]

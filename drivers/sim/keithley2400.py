@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
+import queue
+import re
 import os
 import select
 import socket
@@ -26,7 +29,7 @@ import threading
 import time
 import tty
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.sim.cell import CellParameters, SymmetricCell
@@ -152,6 +155,35 @@ class _EventRegister:
 
 Reading = tuple[float, float, float, float, int]
 
+#: A program message that is only ``:ABORt`` (any spelling): executed at once, ahead of
+#: queued commands, also while the trigger model runs (manual §11 "Idle and initiate").
+_ABORT_MESSAGE = re.compile(r"^\s*:?ABOR(T)?\s*;?\s*$", re.IGNORECASE)
+
+
+def is_abort(message: str) -> bool:
+    """True if ``message`` is ``:ABORt`` alone (the one command not queued behind a sweep)."""
+    return bool(_ABORT_MESSAGE.match(message))
+
+
+@dataclass
+class _SweepRun:
+    """A source sweep in progress in the trigger model (manual §10, §11).
+
+    Point k is sourced at ``start_s + k * period_s`` and measured at the end of its
+    source-delay-measure cycle, ``start_s + (k + 1) * period_s`` (clock time); its
+    timestamp is ``t0_s + (k + 1) * period_s`` on the instrument's timestamp scale.
+    """
+
+    function: str
+    fixed: float
+    points: list[float]
+    count: int
+    start_s: float
+    t0_s: float
+    period_s: float
+    abort_on_compliance: bool
+    readings: list[Reading] = field(default_factory=list)
+
 
 class Keithley2400Simulator:
     """A Keithley 2400 behind its SCPI command set, over a simulated load.
@@ -197,9 +229,17 @@ class Keithley2400Simulator:
       ``:SYST:RSEN``, ``:SYST:BEEP[:IMM] <Hz>,<s>``, ``:SYST:BEEP:STAT``,
       ``:SYST:LOC|REM|RWL``, ``:ROUT:TERM``, ``:DISP:ENAB``
 
-    Behaviour of the trigger model (manual §11): ``:INIT`` / ``:READ?`` take
-    arm count × trigger count readings at once (in the simulated clock's present instant);
-    with arm source BUS, ``:INIT`` waits for ``*TRG``. With ``:TRAC:FEED:CONT NEXT`` the
+    Behaviour of the trigger model (manual §11): in FIXed source mode ``:INIT`` / ``:READ?``
+    take arm count × trigger count readings at once (in the clock's present instant). A
+    sweep (SWEep/LIST source mode) runs in the clock's time, one source-delay-measure
+    cycle per point (trigger delay + source delay, auto = 1 ms, + NPLC / line frequency);
+    ``:INIT`` returns at once and the sweep goes on, ``:READ?`` replies when it ends. While
+    it runs every command but ``:ABORt`` waits until the trigger model is idle again (§11
+    "Idle and initiate": commands are queued), so ``*OPC?`` or ``:TRAC:DATA?`` sent after
+    ``:INIT`` reply at its end; ``:ABORt`` stops it after the last completed point, leaves
+    the output on and the completed points in the buffer. With a clock only its sleepers
+    advance (``VirtualClock``, ``speed`` inf) a sweep is taken at once, with the same
+    timestamps. With arm source BUS, ``:INIT`` waits for ``*TRG``. With ``:TRAC:FEED:CONT NEXT`` the
     readings also fill the buffer up to ``:TRAC:POIN``; a full buffer sets bit 9 of the
     measurement event register and feed control returns to NEVer.
 
@@ -223,6 +263,12 @@ class Keithley2400Simulator:
         self.serial_number = serial_number
         self.errors = ErrorQueue(capacity=10)
         self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._now = now
+        # A clock only its sleepers advance (VirtualClock, speed inf) would never run a sweep
+        # while the client waits for it: there the sweep is taken at once, as before.
+        self._instant_sweeps = math.isinf(getattr(getattr(now, "__self__", None), "speed", 0.0))
+        self._run: _SweepRun | None = None
         self._settings: dict[str, Any] = {**_RST_SETTINGS, **_POWER_ON_SETTINGS}
         self._registers = {name: _EventRegister() for name in ("MEAS", "QUES", "OPER")}
         self._buffer: list[Reading] = []
@@ -244,9 +290,70 @@ class Keithley2400Simulator:
 
         SCPI errors go to the instrument's error queue (read with ``:SYST:ERR?``), never
         raised. Thread-safe.
+
+        While a sweep runs (trigger model out of idle) the message waits until the sweep
+        ends, as the 2400 queues every command but ``:ABORt`` (and the GPIB DCL/SDC/IFC
+        bus commands) until it is idle again (manual §11 "Idle and initiate"); a message
+        that is only ``:ABORt`` runs at once. A transport must therefore read on while a
+        message waits (see :class:`TcpServer`).
         """
-        with self._lock:
+        with self._idle:
+            if not is_abort(message):
+                self._wait_idle()
             return self._tree.execute(message)
+
+    @property
+    def sweeping(self) -> bool:
+        """True while a sweep runs in the trigger model (the clock has not reached its end)."""
+        with self._idle:
+            self._advance()
+            return self._run is not None
+
+    def _wait_idle(self) -> None:
+        """Block (lock released) until no sweep runs, advancing it with the clock."""
+        self._advance()
+        while self._run is not None:
+            self._idle.wait(0.002)
+            self._advance()
+
+    def _advance(self) -> None:
+        """Take the sweep's points whose source-delay-measure cycle has ended by now."""
+        run = self._run
+        if run is None:
+            return
+        m = self.model
+        due = run.count if self._instant_sweeps else min(
+            run.count, int(math.floor((self._now() - run.start_s) / run.period_s + 1e-9)))
+        while len(run.readings) < due:
+            k = len(run.readings)
+            m.set_level(run.function, run.points[k % len(run.points)])
+            v, i, r, _t, status = m.read()
+            reading = (v, i, r, run.t0_s + (k + 1) * run.period_s, status)
+            run.readings.append(reading)
+            self._store([reading])
+            if run.abort_on_compliance and status & STATUS_COMPLIANCE:
+                break
+        if len(run.readings) >= run.count or (run.readings and run.abort_on_compliance
+                                               and run.readings[-1][4] & STATUS_COMPLIANCE):
+            self._end_sweep()
+
+    def _end_sweep(self) -> None:
+        """Back to idle: the source returns to its FIXed (bias) level (manual §10)."""
+        run, self._run = self._run, None
+        if run is None:
+            return
+        self.model.set_level(run.function, run.fixed)
+        if run.readings:
+            self._last_readings = run.readings
+        self._idle.notify_all()
+
+    def _abort(self) -> None:
+        """``:ABORt`` (manual §18, §11): the trigger model returns to idle at once; a sweep
+        stops after its last completed point (stored in the buffer if feeding); the output
+        stays as it is (on, with auto output-off disabled)."""
+        self._advance()
+        self._end_sweep()
+        self._waiting_for_bus_trigger = False
 
     # -- declaration helpers ---------------------------------------------------------------
     def _setting(self, pattern: str, key: str, param: Any, reply: Callable[[Any], str], *,
@@ -298,6 +405,7 @@ class Keithley2400Simulator:
     def _reset(self) -> None:
         """``*RST`` / ``:SYST:PRES``: model and settings to their defaults; the buffer, the
         status registers and the error queue are kept (IEEE 488.2 §10.32)."""
+        self._end_sweep()
         self.model.reset()
         self._settings.update(_RST_SETTINGS)
         self._waiting_for_bus_trigger = False
@@ -459,32 +567,23 @@ class Keithley2400Simulator:
         return (self._settings["trigger_delay_s"] + source_delay
                 + self._settings["nplc"] / self._settings["line_frequency_Hz"])
 
-    def _sweep(self, points: list[float], count: int) -> list[Reading]:
-        """Source-measure ``count`` points of the sweep (point k mod len(points)).
+    def _start_sweep(self, points: list[float], count: int) -> None:
+        """Start sourcing ``count`` points of the sweep (point k mod len(points)).
 
-        With ``:SOUR:SWE:CAB EARL|LATE`` the sweep stops at the first reading in compliance
-        (that reading is returned; on the instrument EARLy and LATE differ only in where
-        in the cycle the abort falls). Afterwards the source returns to its FIXed level
-        (manual §10 "Sweep waveforms": the bias level). The simulated clock does not move
-        during the sweep; each reading carries the timestamp its source-delay-measure cycle
-        would have on the instrument.
+        The points run in the clock's time, one source-delay-measure cycle each
+        (:meth:`_point_period_s`); with ``:SOUR:SWE:CAB EARL|LATE`` the sweep stops at the
+        first reading in compliance (that reading is kept; on the instrument EARLy and
+        LATE differ only in where in the cycle the abort falls). Under a virtual clock
+        (see :class:`Keithley2400Simulator`) every point is taken at once; the timestamps
+        are the same.
         """
         m = self.model
         function = m.source_function
-        fixed = m.source_current_A if function == "CURR" else m.source_voltage_V
-        period = self._point_period_s()
-        abort = self._settings["sweep_abort"] != "NEV"
-        readings: list[Reading] = []
-        try:
-            for k in range(count):
-                m.set_level(function, points[k % len(points)])
-                v, i, r, t, status = m.read()
-                readings.append((v, i, r, t + k * period, status))
-                if abort and status & STATUS_COMPLIANCE:
-                    break
-        finally:
-            m.set_level(function, fixed)
-        return readings
+        self._run = _SweepRun(
+            function=function, fixed=m.source_current_A if function == "CURR" else m.source_voltage_V,
+            points=points, count=count, start_s=self._now(), t0_s=m.read()[3], period_s=self._point_period_s(),
+            abort_on_compliance=self._settings["sweep_abort"] != "NEV")
+        self._advance()
 
     # -- sense (manual §18 SENSe) ----------------------------------------------------------
     def _declare_sense(self) -> None:
@@ -552,23 +651,39 @@ class Keithley2400Simulator:
         t.query(":READ", lambda: self._format(self._acquire()))
         t.query(":FETCh", self._fetch)
         t.command(":INITiate[:IMMediate]", self._initiate)
-        t.command(":ABORt", lambda: setattr(self, "_waiting_for_bus_trigger", False))
+        t.command(":ABORt", self._abort)
         t.query(":MEASure", lambda: self._measure(None))
         t.query(":CONFigure", lambda: self._function_list(self.model.sense_functions))
         for function, long in _LONG.items():
             t.query(f":MEASure:{long}", lambda f=function: self._measure(f))
             t.command(f":CONFigure:{long}", lambda f=function: self._configure(f))
 
-    def _acquire(self) -> list[Reading]:
-        """Run the trigger model once (arm count × trigger count source-measure cycles)."""
+    def _acquire(self, wait: bool = True) -> list[Reading]:
+        """Run the trigger model once (arm count × trigger count source-measure cycles).
+
+        In FIXed source mode the readings are taken at once. A sweep (SWEep or LIST mode)
+        runs in the clock's time: with ``wait`` (``:READ?``) this returns when it ends or
+        is aborted; without (``:INIT``) it returns at once and the sweep goes on.
+        """
         if not (self.model.output_enabled or self.model.auto_output_off):
             raise ScpiError(*ERROR_OUTPUT_OFF)
         count = self._settings["arm_count"] * self._settings["trigger_count"]
         points = self._sweep_points()
         if points is None:
             readings = [self.model.read() for _ in range(count)]
-        else:
-            readings = self._sweep(points, count)
+            self._store(readings)
+            self._last_readings = readings
+            return readings
+        self._start_sweep(points, count)
+        if not wait:
+            return []
+        self._wait_idle()
+        return self._last_readings
+
+    def _store(self, readings: list[Reading]) -> None:
+        """Compliance event bit, and the buffer with ``:TRAC:FEED:CONT NEXT`` up to
+        ``:TRAC:POIN``; a full buffer sets bit 9 of the measurement event register and
+        feed control returns to NEVer (manual §9, §15)."""
         if any(r[4] & STATUS_COMPLIANCE for r in readings):
             self._registers["MEAS"].event |= MEAS_COMPLIANCE
         if self._settings["feed_control"] == "NEXT":
@@ -577,8 +692,6 @@ class Keithley2400Simulator:
             if len(self._buffer) >= self._settings["buffer_points"]:
                 self._settings["feed_control"] = "NEV"
                 self._registers["MEAS"].event |= MEAS_BUFFER_FULL
-        self._last_readings = readings
-        return readings
 
     def _initiate(self) -> None:
         if self._settings["arm_source"] == "BUS":
@@ -586,12 +699,12 @@ class Keithley2400Simulator:
                 raise ScpiError(*ERROR_OUTPUT_OFF)
             self._waiting_for_bus_trigger = True
         else:
-            self._acquire()
+            self._acquire(wait=False)
 
     def _bus_trigger(self) -> None:
         if self._waiting_for_bus_trigger:
             self._waiting_for_bus_trigger = False
-            self._acquire()
+            self._acquire(wait=False)
 
     def _fetch(self) -> str:
         if not self._last_readings:
@@ -805,6 +918,40 @@ def _answer(sim: Keithley2400Simulator, command: str) -> str | None:
         return None
 
 
+class _Dispatcher:
+    """Runs a connection's commands in order in a worker thread, so the transport reads on
+    while a command waits for a sweep to end; a ``:ABORt`` is run at once, ahead of the
+    queued commands, as the 2400 does (manual §11 "Idle and initiate").
+
+    ``answer(command)`` returns the reply or None; ``send(reply)`` delivers a reply.
+    """
+
+    def __init__(self, sim: Keithley2400Simulator, answer: Callable[[str], str | None],
+                 send: Callable[[str], None], name: str) -> None:
+        self._sim, self._answer, self._send = sim, answer, send
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def feed(self, command: str) -> None:
+        if is_abort(command):
+            _answer(self._sim, command)
+        else:
+            self._queue.put(command)
+
+    def _work(self) -> None:
+        while (command := self._queue.get()) is not None:
+            reply = self._answer(command)
+            if reply is not None:
+                try:
+                    self._send(reply)
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+
 def _loopback_ipv4(host: str) -> str:
     """``host`` if it is an IPv4 loopback address (``localhost`` means 127.0.0.1).
 
@@ -859,21 +1006,25 @@ class _TcpHandler(socketserver.BaseRequestHandler):
         with server.connections_lock:
             server.connections.add(sock)
         framer = _CommandFramer(b"\r\n")
+
+        def send(reply: str) -> None:
+            if server.garbage_left > 0:
+                server.garbage_left -= 1
+                sock.sendall(GARBAGE_REPLY)
+            else:
+                sock.sendall(reply.encode("latin-1") + b"\n")
+
+        dispatcher = _Dispatcher(server.sim, lambda c: _answer(server.sim, c), send, "k2400-tcp-worker")
         try:
             while data := sock.recv(65536):
                 for command in framer.feed(data):
                     if time.monotonic() < server.hang_until:
                         continue  # hung: commands vanish, nothing comes back
-                    reply = _answer(server.sim, command)
-                    if reply is not None:
-                        if server.garbage_left > 0:
-                            server.garbage_left -= 1
-                            sock.sendall(GARBAGE_REPLY)
-                        else:
-                            sock.sendall(reply.encode("latin-1") + b"\n")
+                    dispatcher.feed(command)
         except OSError:
             pass
         finally:
+            dispatcher.close()
             with self.server.connections_lock:
                 self.server.connections.discard(sock)
 
@@ -920,6 +1071,7 @@ class TcpServer:
         """Mains off and on: output off, ``*RST`` state, error queue empty, connections cut,
         and for ``off_s`` new connections are closed at once."""
         self._server.down_until = time.monotonic() + off_s
+        self.sim.handle(":ABOR")
         self.sim.handle("*RST;*CLS")
         self._server.drop_connections()
 
@@ -972,18 +1124,25 @@ class PtyServer:
 
     def _serve(self) -> None:
         framer = _CommandFramer(b"\r", discard=b"\n", clear=b"\x03\x18")
-        while True:
-            ready, _, _ = select.select([self._master, self._wake_r], [], [])
-            if self._wake_r in ready:
-                return
-            try:
-                data = os.read(self._master, 4096)
-            except OSError:
-                return
-            for command in framer.feed(data):
-                reply = _answer(self.sim, command)
-                if reply is not None and not self._write((reply + self.reply_terminator).encode("latin-1")):
+
+        def send(reply: str) -> None:
+            if not self._write((reply + self.reply_terminator).encode("latin-1")):
+                raise OSError("pty closed")
+
+        dispatcher = _Dispatcher(self.sim, lambda c: _answer(self.sim, c), send, f"k2400-pty-worker-{self.device}")
+        try:
+            while True:
+                ready, _, _ = select.select([self._master, self._wake_r], [], [])
+                if self._wake_r in ready:
                     return
+                try:
+                    data = os.read(self._master, 4096)
+                except OSError:
+                    return
+                for command in framer.feed(data):
+                    dispatcher.feed(command)
+        finally:
+            dispatcher.close()
 
     def _write(self, data: bytes) -> bool:
         """Write all of ``data`` to the master side; False once the pty is closed."""

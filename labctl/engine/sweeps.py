@@ -5,8 +5,10 @@ for a tip electrode, an AFM controller that places the tip.
 It publishes the same event stream as :class:`labctl.engine.runner.Engine` (RunStarted,
 StepStarted, Readings, Detected, StepEnded, RunEnded), so the run file writer, the progress
 view and the notifiers work unchanged. Readings of a sweep get test times from the
-instrument's own timestamps (one transfer per sweep; the simulated instrument spends no
-clock time, so the engine then waits out the sweep's duration on the shared clock).
+instrument's own timestamps (one transfer per sweep). An operator's stop reaches the
+instrument during a sweep: the driver aborts it (``:ABORt``), turns the output off and
+returns the points measured so far. Under a virtual clock the simulated instrument returns
+a sweep at once, and the engine advances the clock to its last reading.
 
 Safety contract, as for the constant-current engine: the current compliance is configured
 before the output turns on; the output is turned off and the tip withdrawn on every exit
@@ -16,6 +18,7 @@ path (normal end, compliance/safety, reset-failure count, error, lost instrument
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 
@@ -57,6 +60,13 @@ class SweepEngine(RunLifecycle):
         self.smu = smu
         self.clock = clock
         self.afm = afm
+        self._stop_requested = threading.Event()  # set only by a stop, not by pause/resume
+
+    def request_stop(self, reason: str = "stopped by the operator") -> None:
+        """End the run; a sweep running on the instrument is aborted at its current point."""
+        super().request_stop(reason)
+        if self.stopping:
+            self._stop_requested.set()
 
     def request_pause(self) -> None:
         """Hold at 0 V between steps until :meth:`request_resume` (a sweep is never cut)."""
@@ -77,6 +87,7 @@ class SweepEngine(RunLifecycle):
         """
         if program.electrode == "tip" and self.afm is None:
             raise ValueError("a tip-electrode sweep program needs an AFM controller (afm=...)")
+        self._stop_requested.clear()
         self._begin()
         self._t0 = self.clock.now()
         self._charge_C = 0.0
@@ -151,13 +162,13 @@ class SweepEngine(RunLifecycle):
                 raise InstrumentError(self.afm.address, f"step {index}: the tip is not in contact before the sweep")
             readings = self.smu.sweep_voltage(step.points_V, program.safety.max_abs_current_A,
                                               abort_on_compliance=step.abort_on_compliance, nplc=step.nplc,
-                                              source_delay_s=step.source_delay_s)
+                                              source_delay_s=step.source_delay_s, abort=self._stop_requested)
             t0_instrument = readings[0].time_s if readings else 0.0
             times = np.array([t_start + r.time_s - t0_instrument for r in readings])
-            if self._wait_out(t_start + step.duration_s):
-                # Stopped while the (simulated) sweep ran: keep what was measured by now.
-                keep = int(np.searchsorted(times, self._t(), side="right"))
-                readings, times, reason = readings[:keep], times[:keep], "stopped"
+            if len(times):
+                self.clock.sleep(float(times[-1]) - self._t())  # a virtual clock catches up
+            if self.stopping:
+                reason = "stopped"  # the sweep was aborted on the instrument: what was measured
             elif step.reset_segment is not None:
                 a, b = step.reset_segment
                 seg = readings[a:b + 1]
@@ -188,21 +199,6 @@ class SweepEngine(RunLifecycle):
                                    f"{program.safety.max_abs_voltage_V:g} V, {program.safety.max_abs_current_A:g} A)")
             self._publish(Detected(self._t(), self.channel, "safety", self._safety_reason, index))
         return self._summary(index, step, cycle, t_start, reason, v, i)
-
-    def _wait_out(self, until_s: float) -> bool:
-        """Wait on the clock until test time ``until_s`` (the end of a sweep the instrument
-        returned at once, as the simulator does); True if a stop request cut the wait short.
-
-        A real 2400 returns only when its sweep is done, so there the wait is nil and a stop
-        takes effect after the sweep (at most one sweep's duration; the compliance holds)."""
-        while True:
-            self._wake.clear()
-            wait_s = until_s - self._t()
-            if self.stopping:
-                return wait_s > 0
-            if wait_s <= 0:
-                return False
-            self.clock.sleep(wait_s, self._wake)
 
     def _map(self, step: CurrentMap, index: int) -> tuple[list[Reading], np.ndarray]:
         """Tip in contact, bias on, one reading per grid point; back to 0 V afterwards."""

@@ -73,3 +73,38 @@ def test_driver_sweep_voltage_2500_points_and_compliance_abort(sim):
             smu.check_errors()
         finally:
             smu.close()
+
+
+def test_a_sweep_aborted_mid_way_returns_what_was_measured_and_the_output_is_off():
+    """Real-time clock: :ABOR reaches the 2400 while *OPC? waits behind the sweep (manual §11)."""
+    import threading
+    import time
+
+    from labctl.engine import ScaledClock
+
+    clock = ScaledClock(1.0)
+    sim = Keithley2400Simulator(Resistor(1000.0), now=clock.now)
+    with TcpServer(sim) as server:
+        smu = Keithley2400(server.resource, timeout_ms=2000)
+        try:
+            smu.configure_voltage_source(1e-2)
+            points = [0.001 * k for k in range(500)]  # 500 × (1 ms + 1/60 s) ≈ 8.8 s
+            abort = threading.Event()
+            timer = threading.Timer(0.5, abort.set)
+            started = time.monotonic()
+            timer.start()
+            readings = smu.sweep_voltage(points, 1e-2, nplc=1.0, source_delay_s=1e-3, abort=abort)
+            took_s = time.monotonic() - started
+            latency_s = took_s - 0.5
+            assert latency_s < 0.3, latency_s
+            assert 0 < len(readings) < len(points)
+            assert readings[-1].time_s - readings[0].time_s <= 0.5
+            assert [r.voltage_V for r in readings] == pytest.approx(points[:len(readings)])
+            assert sim.model.output_enabled is False and not smu.output_enabled
+            assert not sim.sweeping
+            smu.check_errors()
+            # afterwards a normal sweep still returns every point in one transfer
+            readings = smu.sweep_voltage(points[:20], 1e-2, nplc=0.01)
+            assert len(readings) == 20
+        finally:
+            smu.close()
