@@ -33,7 +33,7 @@ from drivers.base import CyclerChannel, InstrumentError
 from drivers.sim.cell import CellParameters
 from labctl.engine.clock import Clock, ScaledClock, VirtualClock, clock_for_speed
 from labctl.engine.delegated import DELEGATED_COLUMNS, DelegatedEngine
-from labctl.engine.events import Detected, Subscriber
+from labctl.engine.events import Subscriber
 from labctl.engine.steps import Loop, StepProgram
 from labctl.notify import load_notify_config
 from labctl.station import InstrumentConfig, Station, load_station, open_cycler
@@ -342,7 +342,7 @@ def resume_delegated(path: str | Path, *, station_path: str | Path | None = None
             ran on a simulated cycler that lived (and died) in the process that ran it.
         FileError, drivers.base.InstrumentLost, InstrumentError: as :func:`run_delegated`.
     """
-    from labctl.session import _finish, _notifiers
+    from labctl.session import _finish, _notifiers, reopen_for_resume
 
     path = Path(path)
     with RunFile(path, swmr=True) as run:
@@ -373,12 +373,9 @@ def resume_delegated(path: str | Path, *, station_path: str | Path | None = None
                              journal_path=journal_path(path))
         stack.callback(cycler.close)
         notifiers = _notifiers(stack, notify, path)
-        writer = RunFileWriter.append(path)
-        stack.callback(writer.close)
-        writer(Detected(point.last_test_time_s, channel, "resumed",
-                        f"reattached to test {point.test_id} on {cycler.address} after its point {point.last_seq_id}"
-                        + ("; the file was recovered after its writer died" if writer.recovered else ""),
-                        point.step_index))
+        writer = reopen_for_resume(stack, path, point.last_test_time_s, channel, point.step_index,
+                                   f"reattached to test {point.test_id} on {cycler.address} "
+                                   f"after its point {point.last_seq_id}")
         engine = _engine(cycler, clock, protocol, program, config, writer, [*subscribers, *notifiers], path, 1)
         if on_engine is not None:
             on_engine(engine)

@@ -77,6 +77,22 @@ def run_attrs(protocol: ProtocolBase, protocol_path: str | Path, protocol_text: 
     return attrs
 
 
+def reopen_for_resume(stack: ExitStack, path: Path, t_s: float, channel: str, step_index: int,
+                      message: str) -> RunFileWriter:
+    """Reopen a run file to append a resumed run (closed by ``stack``) and record the
+    ``resumed`` event with ``message`` (and whether the file had to be recovered first).
+
+    Raises:
+        RunFileError: the file cannot be reopened or recovered.
+    """
+    writer = RunFileWriter.append(path)
+    stack.callback(writer.close)
+    writer(Detected(t_s, channel, "resumed",
+                    message + ("; the file was recovered after its writer died" if writer.recovered else ""),
+                    step_index))
+    return writer
+
+
 def _connect(protocol: ProtocolBase, stack: ExitStack, clock: Clock, *, station: Station | None,
              station_source: str, cell: CellParameters | None) -> tuple[SourceMeter, Station]:
     """The protocol's instrument: on ``station``, or on a simulator of ``cell`` started here."""
@@ -271,12 +287,8 @@ def resume_run(
         smu, station = _connect(protocol, stack, clock, station=station,
                                 station_source=str(station_path or f"{path.name}: station_text"), cell=cell)
         notifiers = _notifiers(stack, notify, path)
-        writer = RunFileWriter.append(path)
-        stack.callback(writer.close)
-        writer(Detected(point.t_offset_s, channel, "resumed",
-                        f"resumed at step {point.step_index} after {gap_s:.1f} s without recording"
-                        + ("; the file was recovered after its writer died" if writer.recovered else ""),
-                        point.step_index))
+        writer = reopen_for_resume(stack, path, point.t_offset_s, channel, point.step_index,
+                                   f"resumed at step {point.step_index} after {gap_s:.1f} s without recording")
         outcome, interrupted = _execute(protocol, smu, station, clock, writer, [*subscribers, *notifiers], on_engine, point)
         return _finish(protocol, writer, outcome, interrupted)
 
