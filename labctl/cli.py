@@ -126,9 +126,10 @@ def run(
     if channels > 1 and (cycler is None or len(specs) > 1 or specs[0].instrument is not None):
         raise _fail("--channels runs one protocol file (without @instrument) on a simulated --cycler")
     if len(specs) > 1 or specs[0].instrument is not None or channels > 1:
-        if control or control_socket is not None or cell or cell_ccd is not None or seed is not None:
-            raise _fail("--control, --cell, --cell-ccd-mA-cm2 and --seed apply to one cell; set them per protocol file")
-        _run_cells(specs * channels, station, simulate, speed_value, output or Path("runs"), notify, cycler)
+        if control_socket is not None or cell or cell_ccd is not None or seed is not None:
+            raise _fail("--control-socket, --cell, --cell-ccd-mA-cm2 and --seed apply to one cell; "
+                        "set them per protocol file (--control gives each cell its own <run file>.ctl)")
+        _run_cells(specs * channels, station, simulate, speed_value, output or Path("runs"), notify, cycler, control)
         return
     protocol = specs[0].protocol_path
     overrides: dict[str, Any] = {"ccd_mA_cm2": cell_ccd, "seed": seed}
@@ -180,7 +181,7 @@ def run(
 
 
 def _run_cells(specs: list[Any], station: Optional[Path], simulate: bool, speed: float, output_dir: Path,
-               notify: Optional[Path], cycler: Optional[str] = None) -> None:
+               notify: Optional[Path], cycler: Optional[str] = None, control: bool = False) -> None:
     """Several cells at once (on the channels of one simulated ``cycler``, if given); a line per
     noteworthy event, a table at the end."""
     from labctl.cycler_session import run_simulated_cycler_cells
@@ -196,10 +197,10 @@ def _run_cells(specs: list[Any], station: Optional[Path], simulate: bool, speed:
     try:
         if cycler is not None:
             cells = run_simulated_cycler_cells(specs, cycler=cycler, speed=speed, output_dir=output_dir,
-                                               subscribers_for=subscribers_for, notify_path=notify)
+                                               subscribers_for=subscribers_for, notify_path=notify, control=control)
         else:
             cells = run_cells(specs, station_path=station, simulate=simulate, speed=speed, output_dir=output_dir,
-                              subscribers_for=subscribers_for, notify_path=notify)
+                              subscribers_for=subscribers_for, notify_path=notify, control=control)
     except FileError as exc:
         raise _fail(exc.lines) from None
     # One protocol on many channels: name it once above the table, not on every row.

@@ -271,10 +271,10 @@ def journal_path(run_path: Path) -> Path:
 
 def run_simulated_cycler_cells(specs: list[Any], *, cycler: str, speed: float, output_dir: str | Path = "runs",
                                subscribers_for: Any = None, notify_path: str | Path | None = None,
-                               cells: list[CellParameters] | None = None) -> list[Any]:
+                               cells: list[CellParameters] | None = None, control: bool = False) -> list[Any]:
     """Several cells on the channels of one simulated ``cycler``, each in its own thread and
     run file (``<output_dir>/<UTC time>_<kind>_<instrument>.h5``); a short or a failure ends
-    its cell alone, Ctrl-C stops every channel. ``specs`` are
+    its cell alone, Ctrl-C stops every channel; ``control``: a control socket per run file. ``specs`` are
     :class:`labctl.session.CellSpec`; a spec without an instrument gets ``cyc<k>`` (k from 1).
     Each channel's cell is its protocol's ``simulated_cell`` with the seed + k (k from 0), or
     ``cells[k]``.
@@ -304,18 +304,20 @@ def run_simulated_cycler_cells(specs: list[Any], *, cycler: str, speed: float, o
         station, opener = _simulated_station(cycler, names, cells, clock, stack)
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="labctl-steps-"))
 
+        paths = [Path(output_dir) / f"{stamp}_{p.kind}_{name}.h5" for p, name in zip(protocols, names)]
+
         def job(k: int) -> Callable[[Any], Any]:
             def run(on_engine: Any) -> Any:
                 return run_delegated(
                     protocols[k], texts[k], specs[k].protocol_path, station=station,
-                    station_source="simulated station", clock=clock,
-                    output=Path(output_dir) / f"{stamp}_{protocols[k].kind}_{names[k]}.h5", simulated=True,
+                    station_source="simulated station", clock=clock, output=paths[k], simulated=True,
                     speed=speed, subscribers=subscribers_for(names[k]) if subscribers_for else (),
                     on_engine=on_engine, notify_path=notify_path, step_file_dir=folder, simulated_cell=cells[k],
                     n_channels=len(specs), opener=opener)
             return run
 
-        return cells_in_threads([(spec, name, job(k)) for k, (spec, name) in enumerate(zip(specs, names))])
+        return cells_in_threads([(spec, name, paths[k], job(k)) for k, (spec, name) in enumerate(zip(specs, names))],
+                                control=control)
 
 
 # -- resume -----------------------------------------------------------------------------------------

@@ -326,12 +326,14 @@ def run_cells(
     output_dir: str | Path = "runs",
     subscribers_for: Any = None,
     notify_path: str | Path | None = None,
+    control: bool = False,
 ) -> list[CellResult]:
     """Run several cells side by side, each on its own instrument, in its own thread and file.
 
     A cell that shorts, loses its instrument or cannot start ends alone; the others go on.
     Ctrl-C stops every cell safely (output off, files closed). Files are
-    ``<output_dir>/<UTC time>_<kind>_<instrument>.h5``.
+    ``<output_dir>/<UTC time>_<kind>_<instrument>.h5``; with ``control`` each cell listens
+    on its own control socket ``<file>.ctl`` while it runs (:mod:`labctl.control`).
 
     Raises:
         FileError: a protocol file is invalid, or two cells name the same instrument (nothing
@@ -342,14 +344,15 @@ def run_cells(
     check_distinct(instruments)
     stamp = run_stamp()
 
-    def job(spec: CellSpec, protocol: ProtocolBase, name: str) -> Any:
+    def job(spec: CellSpec, name: str, path: Path) -> Any:
         return lambda on_engine: run_protocol(
-            spec.protocol_path, station_path=station_path, simulate=simulate, speed=speed,
-            output=Path(output_dir) / f"{stamp}_{protocol.kind}_{name}.h5", instrument=name,
-            subscribers=subscribers_for(name) if subscribers_for else (), on_engine=on_engine, notify_path=notify_path)
+            spec.protocol_path, station_path=station_path, simulate=simulate, speed=speed, output=path,
+            instrument=name, subscribers=subscribers_for(name) if subscribers_for else (), on_engine=on_engine,
+            notify_path=notify_path)
 
-    return cells_in_threads([(spec, name, job(spec, protocol, name))
-                             for spec, protocol, name in zip(specs, protocols, instruments)])
+    paths = [Path(output_dir) / f"{stamp}_{protocol.kind}_{name}.h5" for protocol, name in zip(protocols, instruments)]
+    return cells_in_threads([(spec, name, path, job(spec, name, path))
+                             for spec, name, path in zip(specs, instruments, paths)], control=control)
 
 
 def run_stamp() -> str:
@@ -365,13 +368,26 @@ def check_distinct(instruments: list[str]) -> None:
                          f"(protocol.yaml@instrument)" for name in doubles])
 
 
-def cells_in_threads(jobs: list[tuple[CellSpec, str, Any]]) -> list[CellResult]:
-    """Run ``(spec, instrument, job)`` side by side, each ``job(on_engine)`` (returning a
-    :class:`SessionResult`) in its own thread. Ctrl-C asks every engine to stop; a job's
-    one-line failure (bad file, unreachable instrument …) becomes its :attr:`CellResult.error`."""
+def cells_in_threads(jobs: list[tuple[CellSpec, str, Path, Any]], *, control: bool = False) -> list[CellResult]:
+    """Run ``(spec, instrument, run file, job)`` side by side, each ``job(on_engine)``
+    (returning a :class:`SessionResult`) in its own thread. Ctrl-C asks every engine to stop;
+    a job's one-line failure (bad file, unreachable instrument …) becomes its
+    :attr:`CellResult.error`. With ``control`` each engine serves a control socket beside its
+    run file (``<file>.ctl``) until its run ends, so the GUI can stop or pause that cell alone."""
+    from labctl.control import ControlServer, default_socket_path
+
     engines: list[Any] = []
+
+    def run_one(job: Any, path: Path) -> Any:
+        with ExitStack() as servers:
+            def on_engine(engine: Any) -> None:
+                engines.append(engine)
+                if control:
+                    servers.enter_context(ControlServer(engine, default_socket_path(path), run_file=path))
+            return job(on_engine)
+
     with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="cell") as pool:
-        futures = [pool.submit(job, engines.append) for _spec, _name, job in jobs]
+        futures = [pool.submit(run_one, job, path) for _spec, _name, path, job in jobs]
         pending = set(futures)
         while pending:
             try:
@@ -380,7 +396,7 @@ def cells_in_threads(jobs: list[tuple[CellSpec, str, Any]]) -> list[CellResult]:
                 for engine in list(engines):
                     engine.request_stop("interrupted (Ctrl-C)")
     cells = []
-    for (spec, name, _job), future in zip(jobs, futures):
+    for (spec, name, _path, _job), future in zip(jobs, futures):
         try:
             cells.append(CellResult(spec, name, future.result(), None))
         except (FileError, InstrumentError, RunFileError, FileExistsError, OSError) as exc:

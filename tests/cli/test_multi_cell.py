@@ -75,3 +75,37 @@ def test_two_cells_on_one_instrument_are_refused_before_anything_starts(tmp_path
     with pytest.raises(FileError, match="instrument 'smu' is named by more than one cell"):
         run_cells([CellSpec(protocol), CellSpec(protocol)], simulate=True, speed=float("inf"), output_dir=tmp_path)
     assert not any(tmp_path.glob("*.h5"))
+
+
+def test_with_control_each_cell_is_stopped_alone_through_its_own_socket(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from labctl.control import ControlClient, default_socket_path
+    from tests.conftest import REPO
+
+    protocol = tmp_path / "slow.yaml"
+    protocol.write_text(PROTOCOL.format(half_cycle_s=3600, interval=60, ccd=5.0))  # 6 h at ×3600: 6 s
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", f"{protocol}@cell1", f"{protocol}@cell2",
+                             "--simulate", "--speed", "3600", "-o", str(runs), "--control"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(runs.glob("*.h5.ctl"))) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "no sockets"
+            time.sleep(0.05)
+        [first] = [p for p in runs.glob("*.h5.ctl") if "cell1" in p.name]
+        ControlClient(first).stop()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    statuses = {}
+    for path in runs.glob("*.h5"):
+        with h5py.File(path, "r") as f:
+            statuses[list(f["channels"])[0]] = f.attrs["status"]
+        assert not default_socket_path(path).exists()  # each socket goes with its run
+    assert statuses == {"cell1": "stopped", "cell2": "completed"}
