@@ -75,8 +75,9 @@ class RunLifecycle:
         state: the current :class:`EngineState`; read it from any thread.
         last_outcome: the :class:`RunOutcome` of the last run, also when it was interrupted.
 
-    Two events let the run thread wait without polling: ``_wake`` is set by every request
-    (a sleeping engine wakes at once), ``_resumed`` is clear exactly while paused.
+    Events let the run thread wait without polling: ``_wake`` is set by every request (a
+    sleeping engine wakes at once), ``_resumed`` is clear exactly while paused, and
+    ``_stop_requested`` is set only by a stop (an instrument-side abort can wait on it).
     """
 
     def __init__(self, *, channel: str = "ch1", subscribers: Iterable[Subscriber] = ()) -> None:
@@ -89,6 +90,7 @@ class RunLifecycle:
         self._wake = threading.Event()
         self._resumed = threading.Event()
         self._resumed.set()
+        self._stop_requested = threading.Event()
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.append(subscriber)
@@ -102,6 +104,7 @@ class RunLifecycle:
             if self.state in (EngineState.RUNNING, EngineState.PAUSED):
                 self._stop_reason = reason
                 self.state = EngineState.STOPPING
+                self._stop_requested.set()
         self._resumed.set()
         self._wake.set()
 
@@ -140,6 +143,7 @@ class RunLifecycle:
             self.state = EngineState.RUNNING
             self._stop_reason = None
             self._resumed.set()
+            self._stop_requested.clear()
 
     def _end(self) -> None:
         with self._lock:

@@ -18,7 +18,6 @@ path (normal end, compliance/safety, reset-failure count, error, lost instrument
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable
 
@@ -60,13 +59,6 @@ class SweepEngine(RunLifecycle):
         self.smu = smu
         self.clock = clock
         self.afm = afm
-        self._stop_requested = threading.Event()  # set only by a stop, not by pause/resume
-
-    def request_stop(self, reason: str = "stopped by the operator") -> None:
-        """End the run; a sweep running on the instrument is aborted at its current point."""
-        super().request_stop(reason)
-        if self.stopping:
-            self._stop_requested.set()
 
     def request_pause(self) -> None:
         """Hold at 0 V between steps until :meth:`request_resume` (a sweep is never cut)."""
@@ -87,7 +79,6 @@ class SweepEngine(RunLifecycle):
         """
         if program.electrode == "tip" and self.afm is None:
             raise ValueError("a tip-electrode sweep program needs an AFM controller (afm=...)")
-        self._stop_requested.clear()
         self._begin()
         self._t0 = self.clock.now()
         self._charge_C = 0.0
@@ -162,7 +153,8 @@ class SweepEngine(RunLifecycle):
                 raise InstrumentError(self.afm.address, f"step {index}: the tip is not in contact before the sweep")
             readings = self.smu.sweep_voltage(step.points_V, program.safety.max_abs_current_A,
                                               abort_on_compliance=step.abort_on_compliance, nplc=step.nplc,
-                                              source_delay_s=step.source_delay_s, abort=self._stop_requested)
+                                              source_delay_s=step.source_delay_s,
+                                              abort=self._stop_requested)  # a stop aborts the sweep at once
             t0_instrument = readings[0].time_s if readings else 0.0
             times = np.array([t_start + r.time_s - t0_instrument for r in readings])
             if len(times):
