@@ -23,7 +23,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "protocols" / "examples" / "cycl
 
 CHILD = """
 import json, math, resource, sys
-from labctl.session import run_protocol
+from labctl.app.run import run_protocol
 result = run_protocol(sys.argv[1], simulate=True, speed=math.inf, output=sys.argv[2])
 print(json.dumps({"readings": result.outcome.n_readings, "status": result.outcome.status,
                   "cycles": result.results["cycles_completed"],

@@ -34,7 +34,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from labctl.engine.events import READING_COLUMNS  # noqa: E402
+from labctl.events import READING_COLUMNS  # noqa: E402
 from ui.buffers import ColumnBuffer  # noqa: E402
 from ui.plots import PLOTTED_COLUMNS, RunPlots  # noqa: E402
 
@@ -157,7 +157,7 @@ WRITER = """
 import sys, time, json
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from labctl.engine.events import READING_COLUMNS, Readings, RunEnded, RunStarted
+from labctl.events import READING_COLUMNS, Readings, RunEnded, RunStarted
 from labctl.store import RunFileWriter
 directory, channels, rows = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
@@ -190,7 +190,7 @@ def bench_grid_polls(channels: int, readings: int) -> None:
     import tempfile
 
     from ui.channel_grid import GRID_COLUMNS
-    from ui.follower import RunFollower
+    from labctl.store.follow import RunFollower
 
     with tempfile.TemporaryDirectory(prefix="labctl-bench-grid-") as directory:
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(Path(__file__).resolve().parents[1]), directory,

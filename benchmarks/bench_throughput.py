@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from drivers.keithley2400 import Keithley2400
-from drivers.sim.cell import CellParameters, SymmetricCell
+from drivers.sim.physics.cell import CellParameters, SymmetricCell
 from drivers.sim.inprocess import InProcessSourceMeter
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
 from drivers.sim.smu import SourceMeterModel

@@ -19,9 +19,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from drivers.base import InstrumentError
-from drivers.sim.cell import CELL_PRESETS
-from labctl.engine.events import Detected, Readings, RunEnded, RunStarted, StepStarted
-from labctl.engine.steps import StepProgram
+from drivers.sim.physics.cell import CELL_PRESETS
+from labctl.events import Detected, Readings, RunEnded, RunStarted, StepStarted
+from labctl.steps import StepProgram
 from labctl.engine.sweep_steps import SweepProgram
 from labctl.store import RunFile, RunFileError
 from labctl.yamlfile import FileError
@@ -114,8 +114,8 @@ def run(
     only that cell. On a cycler (``--simulate --cycler neware``, or a station instrument with
     driver ``neware``) the protocol is compiled to the cycler's program and runs there.
     """
-    from labctl.control import ControlError, ControlServer, check_socket_path, default_socket_path
-    from labctl.session import CellSpec, default_output_path, run_protocol  # imports the drivers only when running
+    from labctl.app.control import ControlError, ControlServer, check_socket_path, default_socket_path
+    from labctl.app.run import CellSpec, default_output_path, run_protocol  # imports the drivers only when running
 
     speed_value = _speed(speed)
     if not simulate and station is None:
@@ -184,8 +184,8 @@ def _run_cells(specs: list[Any], station: Optional[Path], simulate: bool, speed:
                notify: Optional[Path], cycler: Optional[str] = None, control: bool = False) -> None:
     """Several cells at once (on the channels of one simulated ``cycler``, if given); a line per
     noteworthy event, a table at the end."""
-    from labctl.cycler_session import run_simulated_cycler_cells
-    from labctl.session import run_cells
+    from labctl.app.cyclers import run_simulated_cycler_cells
+    from labctl.app.run import run_cells
 
     def subscribers_for(name: str) -> list[Any]:
         def echo(event: Any) -> None:
@@ -249,7 +249,7 @@ def resume(
                                           "notify: section."),
 ) -> None:
     """Continue a run in its own file: same protocol, steps, cycles and test time; the gap is logged."""
-    from labctl.session import resume_run
+    from labctl.app.run import resume_run
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                         TimeElapsedColumn(), console=console, disable=quiet, transient=False)
@@ -489,7 +489,7 @@ def sim_afm(
     simulated Keithley 2400 measuring the tip junction, until Ctrl-C."""
     from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
     from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-    from drivers.sim.tip import SampleParameters, TipJunction
+    from drivers.sim.physics.tip import SampleParameters, TipJunction
 
     junction = TipJunction(SampleParameters(homogenising_layer=layer, seed=sample_seed), seed=seed)
     try:

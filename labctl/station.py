@@ -16,7 +16,7 @@ instruments:
     step_file_dir: /mnt/bts/labctl    # where labctl writes step files; the BTS PC must read them …
     step_file_dir_on_bts: 'C:\\labctl' # … under this name (default: the same path)
     poll_interval_s: 5       # status + new points every 5 s
-notify:                      # optional: labctl.notify.NotifyConfig (event log, desktop, e-mail)
+notify:                      # optional: labctl.app.notify.NotifyConfig (event log, desktop, e-mail)
   email: {host: smtp.example.org, from: labctl@example.org, to: [operator@example.org]}
 ```
 """
@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from drivers.base import CyclerChannel, InstrumentError, SourceMeter
-from labctl.notify import NotifyConfig
+from labctl.app.notify import NotifyConfig
 from labctl.engine.policy import ReconnectPolicy
 from labctl.yamlfile import FileError, load_model
 
@@ -69,18 +69,18 @@ class InstrumentConfig(BaseModel):
     def _address_fits_driver(cls, address: str, info: ValidationInfo) -> str:
         driver = info.data.get("driver")
         if driver == "neware":
-            from labctl.engine.neware_adapter import parse_address
+            from drivers.neware.channel import parse_address
 
             parse_address(address)  # ValueError: one line naming the expected form
         elif driver == "biologic":
-            from labctl.engine.biologic_adapter import parse_address as parse_biologic
+            from drivers.biologic.channel import parse_address as parse_biologic
 
             parse_biologic(address)
         return address
 
     @property
     def is_cycler(self) -> bool:
-        """A cycler channel: protocols run delegated (:mod:`labctl.cycler_session`)."""
+        """A cycler channel: protocols run delegated (:mod:`labctl.app.cyclers`)."""
         return self.driver in CYCLER_DRIVERS
 
     def password(self) -> str:
@@ -100,7 +100,7 @@ class Station(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     instruments: dict[str, InstrumentConfig] = Field(min_length=1)
-    notify: NotifyConfig | None = None  # notifications on run end and failures (labctl.notify)
+    notify: NotifyConfig | None = None  # notifications on run end and failures (labctl.app.notify)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False)
@@ -154,7 +154,7 @@ def open_cycler(config: InstrumentConfig, *, step_file_dir: str | Path | None = 
         drivers.base.InstrumentError: it refuses the login or has no such channel.
     """
     if config.driver == "neware":
-        from labctl.engine.neware_adapter import NewareCycler
+        from drivers.neware.channel import NewareCycler
 
         folder = step_file_dir if step_file_dir is not None else config.step_file_dir
         if folder is None:
@@ -166,8 +166,8 @@ def open_cycler(config: InstrumentConfig, *, step_file_dir: str | Path | None = 
                                  timeout_s=timeout_s, step_file_dir=folder,
                                  step_file_dir_on_bts=config.step_file_dir_on_bts)
     if config.driver == "biologic":
-        from drivers.biologic import BiologicBackendMissing, EasyBiologicBackend
-        from labctl.engine.biologic_adapter import BiologicCycler
+        from drivers.biologic.api import BiologicBackendMissing, EasyBiologicBackend
+        from drivers.biologic.channel import BiologicCycler
 
         try:
             backend = EasyBiologicBackend()

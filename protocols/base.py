@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from drivers.sim.cell import CELL_PRESETS, CellParameters
+from drivers.sim.physics.cell import CELL_PRESETS, CellParameters
 
 
 class _Model(BaseModel):
@@ -33,8 +33,8 @@ class CellInfo(_Model):
 class SimulatedCell(_Model):
     """The cell behind the simulated instrument when a protocol runs with ``--simulate``.
 
-    ``preset`` names a cell of :data:`drivers.sim.cell.CELL_PRESETS`; any other key overrides
-    one :class:`drivers.sim.cell.CellParameters` field (e.g. ``ccd_mA_cm2: 1.2``). Area,
+    ``preset`` names a cell of :data:`drivers.sim.physics.cell.CELL_PRESETS`; any other key overrides
+    one :class:`drivers.sim.physics.cell.CellParameters` field (e.g. ``ccd_mA_cm2: 1.2``). Area,
     electrolyte thickness and temperature are taken from the protocol's ``cell``.
     """
 

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from labctl.analysis.cafm import analyse_trigger_sweep, class_statistics
-from labctl.engine.steps import SafetyLimits
+from labctl.steps import SafetyLimits
 from labctl.engine.sweep_steps import MAX_SWEEP_POINTS, CurrentMap, SweepProgram, TipMove, VoltageSweep
 from protocols.tip_common import SweepProtocolBase, TipContact, _Model, cyclic_points_V
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from labctl.analysis.ccd import critical_current_density, step_overpotentials
-from labctl.engine.steps import ConstantCurrent, SafetyLimits, ShortDetection, StepProgram
+from labctl.steps import ConstantCurrent, SafetyLimits, ShortDetection, StepProgram
 from protocols.base import ProtocolBase
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from labctl.analysis.memristor import CycleLayout, analyse_cycle
-from labctl.engine.steps import SafetyLimits
+from labctl.steps import SafetyLimits
 from labctl.engine.sweep_steps import SweepProgram, TipMove, VoltageSweep
 from protocols.tip_common import SweepProtocolBase, TipContact, _Model, cyclic_points_V
 

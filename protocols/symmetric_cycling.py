@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from labctl.analysis.cycling import per_cycle
-from labctl.engine.steps import ConstantCurrent, Loop, SafetyLimits, ShortDetection, StepProgram
+from labctl.steps import ConstantCurrent, Loop, SafetyLimits, ShortDetection, StepProgram
 from protocols.base import ProtocolBase, _Model
 
 

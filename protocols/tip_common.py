@@ -1,6 +1,6 @@
 """What the c-AFM and memristor protocols share: the tip contact, the compliance of the
 nano-electrochemical setup, cyclic sweep points, the simulated sample, and the routing to
-the sweep engine (``engine = "sweeps"``, read by :mod:`labctl.session`)."""
+the sweep engine (``engine = "sweeps"``, read by :mod:`labctl.app.run`)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ class TipContact(_Model):
 
 class SimulatedSample(_Model):
     """The sample behind the simulated AFM and 2400 (``--simulate`` only): Voronoi LLZO
-    grains (:class:`drivers.sim.tip.SampleParameters`) and junction overrides
-    (:class:`drivers.sim.tip.JunctionParameters` field names, e.g. ``gi_trigger_bias_V``)."""
+    grains (:class:`drivers.sim.physics.tip.SampleParameters`) and junction overrides
+    (:class:`drivers.sim.physics.tip.JunctionParameters` field names, e.g. ``gi_trigger_bias_V``)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     field_nm: float = Field(default=1000.0, gt=0)

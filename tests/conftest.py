@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.sim.cell import CellParameters, SymmetricCell
+from drivers.sim.physics.cell import CellParameters, SymmetricCell
 from drivers.sim.inprocess import InProcessSourceMeter
 from drivers.sim.smu import SourceMeterModel
 from labctl.engine import VirtualClock

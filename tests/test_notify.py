@@ -17,8 +17,8 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from labctl.engine.events import Detected, Readings, RunEnded, StepEnded, StepStarted
-from labctl.notify import (
+from labctl.events import Detected, Readings, RunEnded, StepEnded, StepStarted
+from labctl.app.notify import (
     DesktopNotifier,
     EmailConfig,
     EmailNotifier,
@@ -29,7 +29,7 @@ from labctl.notify import (
     load_notify_config,
     notifiers_for,
 )
-from labctl.session import resume_run, run_protocol
+from labctl.app.run import resume_run, run_protocol
 from labctl.station import Station, load_station
 from labctl.yamlfile import FileError
 from tests.cli.test_cli import labctl
@@ -147,7 +147,7 @@ def test_an_unreachable_smtp_server_neither_breaks_nor_delays_the_run(tmp_path, 
     run_protocol(protocol, simulate=True, speed=math.inf, output=tmp_path / "base.h5")
     baseline_s = time.perf_counter() - t0
     closed_port = _free_port()  # nothing listens there: connection refused
-    with caplog.at_level(logging.WARNING, logger="labctl.notify"):
+    with caplog.at_level(logging.WARNING, logger="labctl.app.notify"):
         t0 = time.perf_counter()
         result = run_protocol(protocol, simulate=True, speed=math.inf, output=tmp_path / "run.h5",
                               notify_path=_notify_file(tmp_path, closed_port))
@@ -170,7 +170,7 @@ def test_a_hanging_smtp_server_never_blocks_the_engine_and_close_is_bounded(tmp_
             notifier(Detected(float(k), "smu", "instrument_error", "timeout; reconnecting", 2))
         notifier(RunEnded(9.0, "smu", "completed", "all steps completed", time.time()))
         assert time.perf_counter() - t0 < 0.1
-        with caplog.at_level(logging.WARNING, logger="labctl.notify"):
+        with caplog.at_level(logging.WARNING, logger="labctl.app.notify"):
             t0 = time.perf_counter()
             notifier.close(timeout_s=0.5)
             assert time.perf_counter() - t0 < 1.0
@@ -247,7 +247,7 @@ class _Recorder(Notifier):
 
 
 def _step_ended() -> StepEnded:
-    from labctl.engine.events import StepSummary
+    from labctl.events import StepSummary
 
     return StepEnded(5.0, "smu", StepSummary(3, "constant_current", "plate", 1, 1e-3, 1.0, 0.0, 5.0, "short",
                                              5, 0.01, 0.1, 0.2, 5e-3, 5e-3))

@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 
 from labctl.report import REPORTS, build_report, minmax_decimate, write_report
-from labctl.session import run_protocol
+from labctl.app.run import run_protocol
 from labctl.store import RunFile, RunFileError
 from tests.conftest import EXAMPLES
 

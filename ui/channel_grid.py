@@ -7,7 +7,7 @@ A channel that shorted or ended in error gets a red frame. Click a tile to open 
 in the window.
 
 Cheap for 16–64 channels: one worker thread polls every file's
-:class:`~ui.follower.RunFollower` in turn every :data:`POLL_INTERVAL_S` (reading only the time
+:class:`~labctl.store.follow.RunFollower` in turn every :data:`POLL_INTERVAL_S` (reading only the time
 and voltage columns appended since its last look, never a whole file), the GUI thread keeps
 16 bytes a reading per channel and hands each tile at most about :data:`TILE_POINTS` points
 (block extremes from :class:`~ui.decimate.MinMaxPyramid`, so a short's spike stays visible),
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from labctl.store import RunFileError
 from ui.buffers import ColumnBuffer
 from ui.decimate import MinMaxPyramid
-from ui.follower import RunFollower, Update, run_channels
+from labctl.store.follow import RunFollower, Update, run_channels
 from ui.plots import time_axis
 
 #: The columns a tile shows (16 bytes a reading).

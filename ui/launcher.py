@@ -6,7 +6,7 @@ it. Its terminal output goes to ``RUN.h5.log``. The window then follows the run 
 commands the run through its control socket ``RUN.h5.ctl``.
 
 A run directory too deep for a Unix socket path is handled by the run's control server:
-``RUN.h5.ctl`` is then a link to a short path (:mod:`labctl.control`).
+``RUN.h5.ctl`` is then a link to a short path (:mod:`labctl.app.control`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.control import default_socket_path
+from labctl.app.control import default_socket_path
 
 
 class LaunchError(Exception):

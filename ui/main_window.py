@@ -36,12 +36,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from labctl.control import ControlClient, ControlError, default_socket_path
+from labctl.app.control import ControlClient, ControlError, default_socket_path
 from protocols import KINDS
 from ui.buffers import ColumnBuffer
 from ui.channel_grid import ChannelGrid
 from ui.event_log import EventLog
-from ui.follower import Update
+from labctl.store.follow import Update
 from ui.launcher import LaunchedRun, LaunchError, launch_run
 from ui.plot_set import PlotSet, plot_set_name
 from ui.plots import RunPlots
@@ -413,7 +413,7 @@ class MainWindow(QMainWindow):
             view.finished = True
             view.ended = True
             link = default_socket_path(view.path)
-            if link.is_symlink() and not link.exists():  # a short socket's link (labctl.control) left by a killed run
+            if link.is_symlink() and not link.exists():  # a short socket's link (labctl.app.control) left by a killed run
                 link.unlink(missing_ok=True)
             view.results = update.results
             self._show_results(view)

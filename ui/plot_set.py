@@ -1,6 +1,6 @@
 """What the window asks of the plots of a run, whatever the run's kind.
 
-The window follows one run (:mod:`ui.follower`), keeps the readings it needs in a
+The window follows one run (:mod:`labctl.store.follow`), keeps the readings it needs in a
 :class:`~ui.buffers.ColumnBuffer` and hands a :class:`PlotSet` what arrives: the root
 attributes (which tell the protocol kind and carry the protocol text), step starts, step
 rows, and at the end the results. A frame timer calls :meth:`PlotSet.draw` when something new

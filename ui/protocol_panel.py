@@ -73,7 +73,7 @@ class StepTableModel(QAbstractTableModel):
         self._rows: list[tuple[Any, ...]] = []
 
     def set_program(self, program: Any) -> None:
-        """Show a :class:`~labctl.engine.steps.StepProgram` or sweep program (``None``: empty)."""
+        """Show a :class:`~labctl.steps.StepProgram` or sweep program (``None``: empty)."""
         self.beginResetModel()
         self._rows = []
         if program is not None:

@@ -46,10 +46,10 @@ def _simulated_server(driver: str) -> Any:
     """A simulator server of ``driver`` on a loopback port (``.resource``/``.close()``)."""
     if driver == "nanonis":
         from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
-        from drivers.sim.tip import TipJunction
+        from drivers.sim.physics.tip import TipJunction
 
         return NanonisServer(NanonisAfmSimulator(TipJunction()))
-    from drivers.sim.cell import CELL_PRESETS
+    from drivers.sim.physics.cell import CELL_PRESETS
     from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
 
     return TcpServer(Keithley2400Simulator(CELL_PRESETS["hl_llzo"]))

@@ -1,7 +1,7 @@
 """A worker thread that follows one run: file updates and control status, off the GUI thread.
 
-:class:`RunWatcher` owns a :class:`~ui.follower.RunFollower` and a
-:class:`~labctl.control.ControlClient` and polls both on a timer in its own ``QThread``; it
+:class:`RunWatcher` owns a :class:`~labctl.store.follow.RunFollower` and a
+:class:`~labctl.app.control.ControlClient` and polls both on a timer in its own ``QThread``; it
 hands results to the GUI thread through queued signals. Commands to the run (stop, pause …)
 are sent from a short-lived thread each, at once and never queued behind a file read, so a slow
 or dead socket never freezes the window and an emergency stop is not delayed.
@@ -14,9 +14,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from labctl.control import ControlClient, ControlError
+from labctl.app.control import ControlClient, ControlError
 from labctl.store import RunFileError
-from ui.follower import RunFollower
+from labctl.store.follow import RunFollower
 
 #: Seconds between two looks at the run file.
 POLL_INTERVAL_S = 0.2
@@ -25,7 +25,7 @@ STATUS_INTERVAL_S = 0.5
 
 
 class _Worker(QObject):
-    update = Signal(object)  # ui.follower.Update
+    update = Signal(object)  # labctl.store.follow.Update
     status = Signal(object)  # dict from the control socket, or None when nobody listens
     failed = Signal(str)  # one line: why the file cannot be followed
 

@@ -1,7 +1,7 @@
 """An AFM controller simulator speaking the Nanonis TCP programming interface, on loopback.
 
 :class:`NanonisAfmSimulator` answers a subset of the Nanonis "TCP Programming Interface"
-commands for a tip over a :class:`~drivers.sim.tip.TipJunction` (the same object the
+commands for a tip over a :class:`~drivers.sim.physics.tip.TipJunction` (the same object the
 simulated 2400 measures, so the 2400 sees the junction under the tip); :class:`NanonisServer`
 serves it on ``127.0.0.1:<port>`` (the Nanonis default is 6501, set in File › Settings ›
 TCP Programming Interface).
@@ -48,7 +48,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-from drivers.sim.tip import TipJunction
+from drivers.sim.physics.tip import TipJunction
 
 log = logging.getLogger(__name__)
 

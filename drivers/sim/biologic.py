@@ -7,7 +7,7 @@
 instrument the "wire" is that call interface: the real path is a DLL, not a socket.
 
 Each channel (:class:`SimChannel`) is the channel firmware: it runs the loaded technique list
-on its own Li | SSE | Li cell (:class:`drivers.sim.cell.SymmetricCell`) in the simulated time
+on its own Li | SSE | Li cell (:class:`drivers.sim.physics.cell.SymmetricCell`) in the simulated time
 of ``now`` — OCV, CP/CPLIMIT, CA/CALIMIT and Loop, read from the ECC parameters on its own
 (not with the driver's model, so a test of one against the other checks both) — and stores
 its points in a bounded memory whether or not a client is connected. Like
@@ -50,7 +50,7 @@ from pathlib import PurePath
 
 import numpy as np
 
-from drivers.biologic import (
+from drivers.biologic.api import (
     DATA_BUFFER_WORDS,
     E_RANGE_V,
     SP300_FAMILY,
@@ -66,7 +66,7 @@ from drivers.biologic import (
     SafetyCode,
     TechniqueId,
 )
-from drivers.sim.cell import CellParameters, SymmetricCell, cells_for_channels
+from drivers.sim.physics.cell import CellParameters, SymmetricCell, cells_for_channels
 
 #: Default channel memory (bytes); a model choice.
 DEFAULT_MEMORY_BYTES = 4 * 1024 * 1024

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.sim.cell import CellParameters, SymmetricCell
+from drivers.sim.physics.cell import CellParameters, SymmetricCell
 from drivers.sim.scpi import (
     ESR_OPERATION_COMPLETE,
     Boolean,
@@ -189,8 +189,8 @@ class Keithley2400Simulator:
     """A Keithley 2400 behind its SCPI command set, over a simulated load.
 
     Args:
-        load: a :class:`~drivers.sim.cell.CellParameters` (builds a
-            :class:`~drivers.sim.cell.SymmetricCell`), any :class:`~drivers.sim.smu.Load`
+        load: a :class:`~drivers.sim.physics.cell.CellParameters` (builds a
+            :class:`~drivers.sim.physics.cell.SymmetricCell`), any :class:`~drivers.sim.smu.Load`
             (e.g. ``Resistor(1000)``), or None for the default Li | H.L.-LLZO | Li cell.
         now: clock in seconds, passed to :class:`~drivers.sim.smu.SourceMeterModel`; share
             an accelerated clock with the engine to run faster than real time.

@@ -37,7 +37,7 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree as SafeET
 from numpy import format_float_positional
 
-from drivers.sim.cell import CellParameters, SymmetricCell, cells_for_channels
+from drivers.sim.physics.cell import CellParameters, SymmetricCell, cells_for_channels
 from drivers.sim.keithley2400 import _loopback_ipv4
 from drivers.sim.neware_channel import ChannelModel
 from drivers.sim.neware_stepfile import SimStepFileError, read_step_file

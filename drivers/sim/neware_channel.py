@@ -19,7 +19,7 @@ What it does, per step:
   jumps back and increments the cycle id; the end step (or the last step) ends the test with
   status ``finish``; ``stop`` ends it with status ``stop``.
 
-The cell is :class:`drivers.sim.cell.SymmetricCell`: above its CCD a filament grows and the
+The cell is :class:`drivers.sim.physics.cell.SymmetricCell`: above its CCD a filament grows and the
 cell soft- then hard-shorts (V = I·R_short). A cycler does not know a short from a healthy
 cell; only a limit ends the test (e.g. a per-step ``Protect`` lower voltage on a charge).
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from drivers.sim.cell import SymmetricCell
+from drivers.sim.physics.cell import SymmetricCell
 from drivers.sim.neware_stepfile import SimStep, SimStepFile
 
 #: Log codes seen in the captured ``downloadlog`` reply (aurora-neware ``tests/mocks.py``):

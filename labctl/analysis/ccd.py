@@ -12,7 +12,7 @@ is mean overpotential / current density (Ω cm²). The seeds give no formula for
 Input is the run's step table: one mapping per executed step with at least ``step_index``,
 ``current_density_mA_cm2``, ``reason`` (why the step ended: time, short, safety, …),
 ``end_s``, ``voltage_end_V`` and ``voltage_mean_V`` — as in the engine's
-:class:`~labctl.engine.events.StepSummary` and the run file's ``steps`` dataset.
+:class:`~labctl.events.StepSummary` and the run file's ``steps`` dataset.
 """
 
 from __future__ import annotations

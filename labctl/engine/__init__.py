@@ -1,8 +1,8 @@
 """The engine: step programs, their execution, and the event stream it publishes."""
 
 from labctl.engine.clock import Clock, ScaledClock, VirtualClock, clock_for_speed
-from labctl.engine.detection import ShortDetector
-from labctl.engine.events import (
+from labctl.checks import ShortDetector
+from labctl.events import (
     READING_COLUMNS,
     Column,
     Detected,
@@ -15,8 +15,8 @@ from labctl.engine.events import (
 )
 from labctl.engine.policy import ReconnectPolicy
 from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome
-from labctl.engine.runner import Engine, ResumePoint
-from labctl.engine.steps import ConstantCurrent, Loop, Rest, SafetyLimits, ShortDetection, StepProgram
+from labctl.engine.software_timed import Engine, ResumePoint
+from labctl.steps import ConstantCurrent, Loop, Rest, SafetyLimits, ShortDetection, StepProgram
 
 __all__ = [
     "READING_COLUMNS",

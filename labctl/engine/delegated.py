@@ -1,10 +1,10 @@
 """Delegated execution: a step program run by a battery cycler's own firmware.
 
-:class:`DelegatedEngine` compiles a :class:`~labctl.engine.steps.StepProgram` to the cycler's
+:class:`DelegatedEngine` compiles a :class:`~labctl.steps.StepProgram` to the cycler's
 native program (NEWARE step file, Biologic technique list), starts it on one channel
 (:class:`drivers.base.CyclerChannel`), then polls the channel's status and downloads the
 points it stored, by cursor, in bounded batches. It publishes the same event stream as the
-software-timed :class:`~labctl.engine.runner.Engine` — ``RunStarted``, ``StepStarted``,
+software-timed :class:`~labctl.engine.software_timed.Engine` — ``RunStarted``, ``StepStarted``,
 ``Readings``, ``Detected``, ``StepEnded``, ``RunEnded`` — so the run file writer, notifiers,
 the progress view and the protocols' analyses work unchanged.
 
@@ -17,7 +17,7 @@ What the cycler does and what the engine does:
   (``StepProgram.iter_steps``, the compilers keep that order), infers why each step ended
   (time, voltage, charge) from the program, and runs the online checks on every downloaded
   point exactly as the sourcemeter engine does on its readings: short and soft-short
-  detection (:class:`~labctl.engine.detection.ShortDetector`), the polarisation limit and the
+  detection (:class:`~labctl.checks.ShortDetector`), the polarisation limit and the
   safety limits. Such a PC-side decision stops the channel and confirms the stop by reading
   the status back; so do an operator's stop, Ctrl-C and an error.
 
@@ -46,8 +46,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from drivers.base import CYCLER_ACTIVE_STATES, CyclerChannel, CyclerStatus, InstrumentError, InstrumentLost
 from labctl.engine.clock import Clock
-from labctl.engine.detection import ShortDetector
-from labctl.engine.events import (
+from labctl.checks import ShortDetector
+from labctl.events import (
     Column,
     Detected,
     Readings,
@@ -59,7 +59,7 @@ from labctl.engine.events import (
 )
 from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome, ending_of
 from labctl.engine.policy import ReconnectPolicy
-from labctl.engine.steps import ConstantCurrent, StepProgram
+from labctl.steps import ConstantCurrent, StepProgram
 
 #: Extra reading columns of a delegated run: the cycler's test id and its 1-based number of
 #: the point in that test (the download cursor, stored with every reading).
@@ -130,7 +130,7 @@ class DelegatedEngine(RunLifecycle):
         cycler: the channel, any :class:`drivers.base.CyclerChannel`.
         clock: the time base of the polling (a simulated cycler shares it).
         compile: step program → native program text (e.g.
-            :func:`labctl.engine.neware_adapter.compile_native`); needed only when
+            :func:`drivers.neware.channel.compile_native`); needed only when
             :meth:`run` is not given the native program.
         channel: name of the channel group in run files and events.
         subscribers: callables receiving every event, in order, in the engine's thread.

@@ -1,6 +1,6 @@
 """The run lifecycle every engine shares: states, operator requests, event publishing.
 
-:class:`RunLifecycle` is the base of the constant-current :class:`~labctl.engine.runner.Engine`,
+:class:`RunLifecycle` is the base of the constant-current :class:`~labctl.engine.software_timed.Engine`,
 the :class:`~labctl.engine.sweeps.SweepEngine` and the delegated cycler engine. It owns the
 state machine (bluesky's RunEngine states, fewer of them), the thread-safe
 stop/pause/resume requests an operator or a control socket sends from another thread, and
@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from drivers.base import InstrumentError, InstrumentLost
-from labctl.engine.events import Detected, RunEnded, StepSummary, Subscriber
+from labctl.events import Detected, RunEnded, StepSummary, Subscriber
 
 
 class EngineState(enum.Enum):
@@ -32,7 +32,7 @@ class EngineState(enum.Enum):
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How a run ended. ``status`` as in :class:`~labctl.engine.events.RunEnded`."""
+    """How a run ended. ``status`` as in :class:`~labctl.events.RunEnded`."""
 
     status: str
     reason: str

@@ -5,7 +5,7 @@ A :class:`SweepProgram` is what :class:`labctl.engine.sweeps.SweepEngine` runs: 
 2500 points, read back in one transfer), and current maps (a grid of tip positions at one
 bias, software-timed because every point needs a tip move). It prints, validates, is stored
 in the run file as JSON, and has the same surface the CLI's ``validate`` and progress view
-use on a :class:`~labctl.engine.steps.StepProgram` (``iter_steps``, ``n_steps``,
+use on a :class:`~labctl.steps.StepProgram` (``iter_steps``, ``n_steps``,
 ``n_cycles``, ``planned_duration_s``, ``safety``, ``area_cm2``).
 
 Units: V, A, s, nm, nN, cm². Bias sign: V of the working electrode (tip or pad) vs the Li
@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from labctl.engine.steps import SafetyLimits
+from labctl.steps import SafetyLimits
 
 #: The 2400's sweep and buffer capacity (manual §10).
 MAX_SWEEP_POINTS = 2500

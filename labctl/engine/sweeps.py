@@ -2,7 +2,7 @@
 source-measure unit that sweeps on its own (a Keithley 2400's list sweep and buffer) and,
 for a tip electrode, an AFM controller that places the tip.
 
-It publishes the same event stream as :class:`labctl.engine.runner.Engine` (RunStarted,
+It publishes the same event stream as :class:`labctl.engine.software_timed.Engine` (RunStarted,
 StepStarted, Readings, Detected, StepEnded, RunEnded), so the run file writer, the progress
 view and the notifiers work unchanged. Readings of a sweep get test times from the
 instrument's own timestamps (one transfer per sweep). An operator's stop reaches the
@@ -25,7 +25,7 @@ import numpy as np
 
 from drivers.afm import TipPositioner
 from drivers.base import InstrumentError, Reading, SweepingSourceMeter
-from labctl.engine.events import (
+from labctl.events import (
     READING_COLUMNS,
     Detected,
     Readings,

@@ -67,9 +67,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from labctl.engine.detection import ShortDetector
-from labctl.engine.events import Detected, Readings, RunEnded, RunStarted, StepEnded, StepSummary
-from labctl.engine.steps import ShortDetection
+from labctl.checks import ShortDetector
+from labctl.events import Detected, Readings, RunEnded, RunStarted, StepEnded, StepSummary
+from labctl.steps import ShortDetection
 from labctl.store.writer import RunFileWriter
 
 #: File name endings this module reads, and the reader used for each.

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from labctl.engine.delegated import AttachPoint
-from labctl.engine.runner import ResumePoint
+from labctl.engine.software_timed import ResumePoint
 from labctl.store.reader import RunFile, RunFileError
 
 #: Step end reasons after which the next step starts afresh.

@@ -9,10 +9,10 @@ Layout (one file per run, readable with plain h5py):
   ``start_time_utc`` / ``end_time_utc`` (ISO 8601), ``start_unix_time_s``, ``status`` and
   ``end_reason``;
 * ``channels/<name>``: one resizable, chunked (uncompressed, see :data:`CHUNK_ROWS`) 1-D dataset per column of
-  :data:`~labctl.engine.events.READING_COLUMNS`, each with ``units`` and (where BDF has
+  :data:`~labctl.events.READING_COLUMNS`, each with ``units`` and (where BDF has
   one) ``bdf_label`` attributes; the channel's step program as ``program_json``;
 * ``events``: time, channel, kind, step, message (shorts, compliance, run end …);
-* ``steps``: one row per executed step (:class:`~labctl.engine.events.StepSummary`);
+* ``steps``: one row per executed step (:class:`~labctl.events.StepSummary`);
 * ``results``: analysis output, written after the run by :func:`write_results`.
 
 The file is opened in SWMR mode once its layout exists, so other processes (the GUI,
@@ -35,7 +35,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from labctl.engine.events import READING_COLUMNS, Column, Detected, Readings, RunEnded, RunStarted, StepEnded
+from labctl.events import READING_COLUMNS, Column, Detected, Readings, RunEnded, RunStarted, StepEnded
 
 FORMAT = "labctl-run/1"
 #: Rows per chunk of the reading columns. The columns are NOT compressed: in SWMR mode HDF5
@@ -99,7 +99,7 @@ class RunFileWriter:
         attrs: root attributes (protocol text, station, operator, ``cell_*`` metadata …);
             ``None`` values are stored as empty strings, mappings as JSON.
         extra_columns: columns every channel group holds besides
-            :data:`~labctl.engine.events.READING_COLUMNS` (a delegated run's cycler test id and
+            :data:`~labctl.events.READING_COLUMNS` (a delegated run's cycler test id and
             point number, :data:`labctl.engine.delegated.DELEGATED_COLUMNS`); every
             ``Readings`` batch must then carry them.
 

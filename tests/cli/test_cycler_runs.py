@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from labctl.session import run_protocol
+from labctl.app.run import run_protocol
 from tests.cli.test_cli import LABCTL, labctl
 
 pytestmark = pytest.mark.timeout(60)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import h5py
 import pytest
 
-from drivers.sim.cell import CellParameters
+from drivers.sim.physics.cell import CellParameters
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-from labctl.session import CellSpec, run_cells
+from labctl.app.run import CellSpec, run_cells
 from labctl.yamlfile import FileError
 
 PROTOCOL = """
@@ -82,7 +82,7 @@ def test_with_control_each_cell_is_stopped_alone_through_its_own_socket(tmp_path
     import sys
     import time
 
-    from labctl.control import ControlClient, default_socket_path
+    from labctl.app.control import ControlClient, default_socket_path
     from tests.conftest import REPO
 
     protocol = tmp_path / "slow.yaml"

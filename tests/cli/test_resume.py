@@ -98,7 +98,7 @@ def test_a_run_that_ended_for_a_reason_does_not_resume(tmp_path, status):
 
 
 def test_a_stopped_sweep_run_says_in_one_line_that_it_does_not_resume(tmp_path):
-    from labctl.session import run_protocol
+    from labctl.app.run import run_protocol
     from tests.conftest import EXAMPLES
 
     path = tmp_path / "memristor.h5"

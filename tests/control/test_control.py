@@ -13,7 +13,7 @@ import time
 import h5py
 import pytest
 
-from labctl.control import (
+from labctl.app.control import (
     EMERGENCY_STOP_REASON,
     ControlClient,
     ControlError,

@@ -11,7 +11,7 @@ import pytest
 from drivers.afm import NanonisAfm, parse_address
 from drivers.base import InstrumentError, InstrumentLost
 from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
-from drivers.sim.tip import TipJunction
+from drivers.sim.physics.tip import TipJunction
 
 
 @pytest.fixture

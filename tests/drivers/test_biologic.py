@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.base import InstrumentError, InstrumentLost
-from drivers.biologic import (
+from drivers.biologic.api import (
     CA,
     CP,
     OCV,
@@ -36,9 +36,9 @@ from drivers.biologic import (
     i_range_for,
 )
 from drivers.sim.biologic import SimulatedBackend
-from drivers.sim.cell import CellParameters
-from labctl.engine import steps as lab
-from labctl.engine.biologic_compile import compile_program
+from drivers.sim.physics.cell import CellParameters
+from labctl import steps as lab
+from drivers.biologic.compiler import compile_program
 from protocols import SymmetricCycling, load_protocol
 
 pytestmark = pytest.mark.timeout(20)

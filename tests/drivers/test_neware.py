@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from drivers.base import InstrumentError, InstrumentLost
-from drivers.neware import (
+from drivers.neware.client import (
     ConstantCurrent,
     Cycle,
     CursorState,
@@ -21,10 +21,10 @@ from drivers.neware import (
     StepFileError,
     fold_repeats,
 )
-from drivers.sim.cell import CellParameters
+from drivers.sim.physics.cell import CellParameters
 from drivers.sim.neware import BtsServer, NewareBtsSimulator
-from labctl.engine import steps as lab
-from labctl.engine.neware_compile import compile_program
+from labctl import steps as lab
+from drivers.neware.compiler import compile_program
 
 pytestmark = pytest.mark.timeout(10)
 

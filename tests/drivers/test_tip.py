@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.sim.tip import Electrode, SampleParameters, TipJunction, hertz_contact_radius_nm
+from drivers.sim.physics.tip import Electrode, SampleParameters, TipJunction, hertz_contact_radius_nm
 from labctl.analysis.cafm import hertz_contact_area_nm2
 
 

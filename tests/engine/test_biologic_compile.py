@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.biologic import (
+from drivers.biologic.api import (
     CP,
     OCV,
     ChannelState,
@@ -21,8 +21,8 @@ from drivers.biologic import (
     TechniqueId,
     execution_runs,
 )
-from labctl.engine import steps as lab
-from labctl.engine.biologic_compile import BiologicCompileError, BiologicProgram, compile_program
+from labctl import steps as lab
+from drivers.biologic.compiler import BiologicCompileError, BiologicProgram, compile_program
 from protocols import SymmetricCycling, load_protocol
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "protocols" / "examples"

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.biologic import ChannelState
+from drivers.biologic.api import ChannelState
 from drivers.sim.biologic import SimulatedBackend
-from drivers.sim.cell import CELL_PRESETS, CellParameters
+from drivers.sim.physics.cell import CELL_PRESETS, CellParameters
 from drivers.sim.neware import BtsServer, NewareBtsSimulator
 from labctl.analysis.cycling import per_cycle
 from labctl.engine import (
@@ -32,10 +32,10 @@ from labctl.engine import (
     StepStarted,
     VirtualClock,
 )
-from labctl.engine.biologic_adapter import BiologicCycler
-from labctl.engine.biologic_adapter import compile_native as biologic_native
+from drivers.biologic.channel import BiologicCycler
+from drivers.biologic.channel import compile_native as biologic_native
 from labctl.engine.delegated import DELEGATED_COLUMNS, DelegatedEngine
-from labctl.engine.neware_adapter import NewareCycler, compile_native
+from drivers.neware.channel import NewareCycler, compile_native
 from labctl.store import RunFile, RunFileWriter
 from labctl.store.recover import attach_point
 from tests.conftest import make_smu

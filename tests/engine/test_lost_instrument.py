@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.keithley2400 import Keithley2400
-from drivers.sim.cell import CellParameters
+from drivers.sim.physics.cell import CellParameters
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
 from labctl.engine import (
     ConstantCurrent,

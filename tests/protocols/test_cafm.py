@@ -15,13 +15,13 @@ from drivers.afm import NanonisAfm
 from drivers.keithley2400 import Keithley2400
 from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-from drivers.sim.tip import TipJunction
+from drivers.sim.physics.tip import TipJunction
 from labctl.engine import ScaledClock, VirtualClock
-from labctl.engine.events import Readings, StepStarted
+from labctl.events import Readings, StepStarted
 from labctl.engine.sweeps import SweepEngine
-from labctl.session import run_protocol
+from labctl.app.run import run_protocol
 from labctl.store import RunFile
-from labctl.sweep_session import simulated_junction
+from labctl.app.sweep_run import simulated_junction
 from labctl.yamlfile import FileError
 from protocols import load_protocol
 from tests.conftest import EXAMPLES

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from drivers.keithley2400 import Keithley2400
-from drivers.sim.cell import CellParameters
+from drivers.sim.physics.cell import CellParameters
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
 from labctl.engine import ConstantCurrent, Engine, SafetyLimits, StepProgram, StepStarted, VirtualClock
-from labctl.session import run_protocol
+from labctl.app.run import run_protocol
 from labctl.store import RunFile
 from tests.conftest import EXAMPLES
 

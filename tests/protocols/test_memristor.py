@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from labctl.session import run_protocol
+from labctl.app.run import run_protocol
 from labctl.store import RunFile
 from labctl.yamlfile import FileError
 from protocols import load_protocol

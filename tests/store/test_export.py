@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from labctl.engine import Engine, Readings, RunEnded, RunStarted
-from labctl.engine.events import READING_COLUMNS
+from labctl.events import READING_COLUMNS
 from labctl.store import RunFile, RunFileError, RunFileWriter
 from labctl.store.export import BDF_COLUMN_ORDER, export_bdf
 from labctl.store.importers import import_vendor_file

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from labctl.engine.events import READING_COLUMNS, Detected, Readings, RunEnded, RunStarted
+from labctl.events import READING_COLUMNS, Detected, Readings, RunEnded, RunStarted
 from labctl.store import RunFileWriter
 from tests.conftest import REPO
 from ui.channel_grid import FAULTS, ChannelGrid, grid_columns

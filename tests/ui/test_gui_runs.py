@@ -5,7 +5,7 @@ from __future__ import annotations
 import h5py
 import pytest
 
-from labctl.control import ControlClient, default_socket_path
+from labctl.app.control import ControlClient, default_socket_path
 from tests.conftest import EXAMPLES
 from tests.ui.conftest import start_cli_run
 

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 from PySide6.QtCore import Qt
 
-from labctl.control import default_socket_path, resolve_socket
+from labctl.app.control import default_socket_path, resolve_socket
 from tests.conftest import EXAMPLES
 
 

@@ -5,7 +5,7 @@ the delegated engine uses for it.
 ``start`` writes the compiled step file where the BTS PC can read it and starts it;
 ``records`` downloads the stored points by sequence number (:class:`drivers.neware.DownloadCursor`)
 and returns them as numpy columns. :func:`compile_native` is
-:func:`labctl.engine.neware_compile.compile_program` to XML text.
+:func:`drivers.neware.compiler.compile_program` to XML text.
 
 Address: ``host:port/devid-subdevid-chlid`` (the BTS client API's endpoint and aurora-neware's
 pipeline id), e.g. ``127.0.0.1:502/1-1-3``; the port defaults to 502.
@@ -22,9 +22,9 @@ from pathlib import Path, PurePath, PureWindowsPath
 import numpy as np
 
 from drivers.base import CYCLER_RECORD_COLUMNS, CyclerStatus, InstrumentError
-from drivers.neware import BTS_PORT, CursorState, DownloadCursor, NewareClient, TimedPoint
-from labctl.engine.neware_compile import compile_program
-from labctl.engine.steps import StepProgram
+from drivers.neware.client import BTS_PORT, CursorState, DownloadCursor, NewareClient, TimedPoint
+from drivers.neware.compiler import compile_program
+from labctl.steps import StepProgram
 
 #: Name of the native program format, as stored in run files.
 NATIVE_FORMAT = "neware-step-xml"

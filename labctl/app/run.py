@@ -24,13 +24,13 @@ from typing import Any
 import yaml
 
 from drivers.base import InstrumentError, SourceMeter
-from drivers.sim.cell import CellParameters
+from drivers.sim.physics.cell import CellParameters
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-from labctl.cycler_session import is_delegated, resume_delegated, run_cycler_protocol, uses_cycler
+from labctl.app.cyclers import is_delegated, resume_delegated, run_cycler_protocol, uses_cycler
 from labctl.engine import Detected, Engine, ResumePoint, RunOutcome, clock_for_speed
 from labctl.engine.clock import Clock
-from labctl.engine.events import Subscriber
-from labctl.notify import NotifyConfig, load_notify_config, notifiers_for
+from labctl.events import Subscriber
+from labctl.app.notify import NotifyConfig, load_notify_config, notifiers_for
 from labctl.station import InstrumentConfig, Station, load_station, open_instrument
 from labctl.store import RunFile, RunFileError, RunFileWriter, write_results
 from labctl.store.recover import RESUMABLE, resume_point
@@ -163,13 +163,13 @@ def run_protocol(
         cell_overrides: simulated-cell parameters (e.g. ``{"ccd_mA_cm2": 0.5, "seed": 3}``).
         subscribers: extra event consumers (progress bar, live plot, notifier …).
         on_engine: called with the :class:`Engine` before it runs (e.g. to wire a Stop button).
-        notify_path: notification file (:class:`labctl.notify.NotifyConfig` YAML) replacing the
+        notify_path: notification file (:class:`labctl.app.notify.NotifyConfig` YAML) replacing the
             station's ``notify:`` section.
         instrument: run on this station instrument instead of the protocol's ``instrument``
             (one protocol file for several cells); it also names the channel.
         cycler: with ``simulate``, run on a channel of this simulated battery cycler
             (``neware``) instead of the simulated 2400. A station instrument whose driver is a
-            cycler runs delegated as well (:mod:`labctl.cycler_session`).
+            cycler runs delegated as well (:mod:`labctl.app.cyclers`).
 
     Raises:
         FileError: bad protocol, station or notification file, or bad options (one line per problem).
@@ -183,7 +183,7 @@ def run_protocol(
     if instrument is not None:
         protocol = protocol.model_copy(update={"instrument": instrument})
     if getattr(protocol, "engine", "steps") == "sweeps":  # c-AFM / memristor kinds: the sweep engine
-        from labctl.sweep_session import run_sweep_protocol
+        from labctl.app.sweep_run import run_sweep_protocol
 
         return run_sweep_protocol(protocol, protocol_path, station_path=station_path, simulate=simulate, speed=speed,
                                   output=output, operator=operator, subscribers=subscribers, on_engine=on_engine,
@@ -238,7 +238,7 @@ def resume_run(
     cycle numbers and test time continue where the file ends; the gap is recorded as a
     ``resumed`` event. On real instruments test time includes the wall-clock gap; on a
     simulated run it includes the gap times the clock speed. Notifications: ``notify_path``
-    (a :class:`labctl.notify.NotifyConfig` file), else the station's ``notify:`` section.
+    (a :class:`labctl.app.notify.NotifyConfig` file), else the station's ``notify:`` section.
 
     Raises:
         RunFileError: not a run file, or its run ended for a reason that forbids resuming
@@ -333,7 +333,7 @@ def run_cells(
     A cell that shorts, loses its instrument or cannot start ends alone; the others go on.
     Ctrl-C stops every cell safely (output off, files closed). Files are
     ``<output_dir>/<UTC time>_<kind>_<instrument>.h5``; with ``control`` each cell listens
-    on its own control socket ``<file>.ctl`` while it runs (:mod:`labctl.control`).
+    on its own control socket ``<file>.ctl`` while it runs (:mod:`labctl.app.control`).
 
     Raises:
         FileError: a protocol file is invalid, or two cells name the same instrument (nothing
@@ -374,7 +374,7 @@ def cells_in_threads(jobs: list[tuple[CellSpec, str, Path, Any]], *, control: bo
     a job's one-line failure (bad file, unreachable instrument …) becomes its
     :attr:`CellResult.error`. With ``control`` each engine serves a control socket beside its
     run file (``<file>.ctl``) until its run ends, so the GUI can stop or pause that cell alone."""
-    from labctl.control import ControlServer, default_socket_path
+    from labctl.app.control import ControlServer, default_socket_path
 
     engines: list[Any] = []
 

@@ -926,7 +926,7 @@ class ChannelData:
     program step), ``cycle`` (the technique's N_Cycles pass), ``technique_index``
     (0-based, in the loaded list), ``technique_id``, ``loop`` (the channel's loop count).
     Map (technique_index, loop) to program steps with
-    :meth:`labctl.engine.biologic_compile.BiologicProgram.step_indices`."""
+    :meth:`drivers.biologic.compiler.BiologicProgram.step_indices`."""
 
     record_index: np.ndarray
     time_s: np.ndarray

@@ -7,14 +7,14 @@ delegated: cycler, channel address, the native program text; every reading carri
 cycler's test id and point number, the download cursor), and let
 :class:`~labctl.engine.delegated.DelegatedEngine` start and follow the test. The analysis is
 the protocol's own, on the step table, as for a sourcemeter run
-(:func:`labctl.session._finish`).
+(:func:`labctl.app.run._finish`).
 
 A simulated cycler runs in this process on the run's clock (``--speed max`` included) and
 serves every channel of a multi-channel run from one simulator, one run file per channel.
 Since it dies with the process, only runs on a cycler outside the process — a real one, or
 ``labctl sim neware`` named in a station file — can be reattached by :func:`resume_delegated`.
 
-This module sits beside :mod:`labctl.session` at the top of the dependency order.
+This module sits beside :mod:`labctl.app.run` at the top of the dependency order.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from typing import Any
 import yaml
 
 from drivers.base import CyclerChannel, InstrumentError
-from drivers.sim.cell import CellParameters
+from drivers.sim.physics.cell import CellParameters
 from labctl.engine.clock import Clock, ScaledClock, VirtualClock, clock_for_speed
 from labctl.engine.delegated import DELEGATED_COLUMNS, DelegatedEngine
-from labctl.engine.events import Subscriber
-from labctl.engine.steps import Loop, StepProgram
-from labctl.notify import load_notify_config
+from labctl.events import Subscriber
+from labctl.steps import Loop, StepProgram
+from labctl.app.notify import load_notify_config
 from labctl.station import InstrumentConfig, Station, load_station, open_cycler
 from labctl.store import RunFile, RunFileError, RunFileWriter
 from labctl.store.recover import RESUMABLE, attach_point
@@ -78,7 +78,7 @@ def _serve_biologic(cells: list[CellParameters], clock: Clock, stack: ExitStack)
     """A simulated BioLogic instrument with one channel per cell (at most 16), reached through
     its Development-Package calls in this process (BioLogic's wire is a DLL)."""
     from drivers.sim.biologic import SimulatedBackend
-    from labctl.engine.biologic_adapter import BiologicCycler
+    from drivers.biologic.channel import BiologicCycler
 
     if len(cells) > 16:
         raise FileError([f"--channels: a BioLogic instrument has at most 16 channels, not {len(cells)}"])
@@ -88,13 +88,13 @@ def _serve_biologic(cells: list[CellParameters], clock: Clock, stack: ExitStack)
 
 
 def _neware_compile(program: StepProgram, remark: str) -> str:
-    from labctl.engine.neware_adapter import compile_native
+    from drivers.neware.channel import compile_native
 
     return compile_native(program, remark=remark)
 
 
 def _biologic_compile(program: StepProgram, remark: str) -> str:
-    from labctl.engine.biologic_adapter import compile_native
+    from drivers.biologic.channel import compile_native
 
     return compile_native(program, remark=remark)
 
@@ -106,11 +106,11 @@ def cycler_kind(driver: str) -> CyclerKind:
         FileError: no such cycler here.
     """
     if driver == "neware":
-        from labctl.engine.neware_adapter import NATIVE_FORMAT
+        from drivers.neware.channel import NATIVE_FORMAT
 
         return CyclerKind(_neware_compile, NATIVE_FORMAT, _serve_neware)
     if driver == "biologic":
-        from labctl.engine.biologic_adapter import NATIVE_FORMAT as BIOLOGIC_FORMAT
+        from drivers.biologic.channel import NATIVE_FORMAT as BIOLOGIC_FORMAT
 
         return CyclerKind(_biologic_compile, BIOLOGIC_FORMAT, _serve_biologic)
     raise FileError([f"cycler {driver!r}: not available (known: {', '.join(SIMULATED_CYCLERS)})"])
@@ -164,14 +164,14 @@ def run_delegated(protocol: ProtocolBase, protocol_text: str, protocol_path: str
                   simulated_cell: CellParameters | None = None, n_channels: int = 1,
                   opener: Opener | None = None) -> Any:
     """Run ``protocol`` on the cycler channel the station names ``protocol.instrument``, into
-    its own run file; returns a :class:`labctl.session.SessionResult`.
+    its own run file; returns a :class:`labctl.app.run.SessionResult`.
 
     Raises:
         FileError: the protocol cannot be compiled for the cycler, or the station cannot work.
         drivers.base.InstrumentLost / InstrumentError: the cycler cannot be reached or refuses.
         FileExistsError: ``output`` exists.
     """
-    from labctl.session import _finish, _notifiers, default_output_path, run_attrs
+    from labctl.app.run import _finish, _notifiers, default_output_path, run_attrs
 
     config = station.instrument(protocol.instrument, station_source)
     kind = cycler_kind(config.driver)
@@ -218,7 +218,7 @@ def run_cycler_protocol(protocol: ProtocolBase, protocol_path: str | Path, *, st
                         operator: str | None, cell_overrides: dict[str, Any] | None,
                         subscribers: Iterable[Subscriber], on_engine: Any, notify_path: str | Path | None) -> Any:
     """One protocol on one cycler channel: a station's (``station_path``) or a simulated
-    ``cycler``'s; same arguments, result and errors as :func:`labctl.session.run_protocol`,
+    ``cycler``'s; same arguments, result and errors as :func:`labctl.app.run.run_protocol`,
     which hands cycler runs over to this."""
     protocol_text = Path(protocol_path).read_text(encoding="utf-8")
     if not simulate:
@@ -275,17 +275,17 @@ def run_simulated_cycler_cells(specs: list[Any], *, cycler: str, speed: float, o
     """Several cells on the channels of one simulated ``cycler``, each in its own thread and
     run file (``<output_dir>/<UTC time>_<kind>_<instrument>.h5``); a short or a failure ends
     its cell alone, Ctrl-C stops every channel; ``control``: a control socket per run file. ``specs`` are
-    :class:`labctl.session.CellSpec`; a spec without an instrument gets ``cyc<k>`` (k from 1).
+    :class:`labctl.app.run.CellSpec`; a spec without an instrument gets ``cyc<k>`` (k from 1).
     Each channel's cell is its protocol's ``simulated_cell`` with the seed + k (k from 0), or
     ``cells[k]``.
 
-    Returns :class:`labctl.session.CellResult` per spec, in order.
+    Returns :class:`labctl.app.run.CellResult` per spec, in order.
 
     Raises:
         FileError: a protocol file is invalid or cannot be compiled for the cycler, or two
             specs name the same instrument (nothing has started then).
     """
-    from labctl.session import cells_in_threads, check_distinct, run_stamp
+    from labctl.app.run import cells_in_threads, check_distinct, run_stamp
 
     protocols = [load_protocol(spec.protocol_path) for spec in specs]
     names = [spec.instrument or f"cyc{k + 1}" for k, spec in enumerate(specs)]
@@ -334,7 +334,7 @@ def resume_delegated(path: str | Path, *, station_path: str | Path | None = None
     """Reattach to the cycler test of a delegated run whose PC side died or lost the cycler,
     collect every point the channel stored meanwhile (from the file's last cycler point on)
     and follow the test to its end, in the same file. Returns a
-    :class:`labctl.session.SessionResult`.
+    :class:`labctl.app.run.SessionResult`.
 
     The cycler and channel are the ones the file names (a station file given here replaces
     the stored station, e.g. after the BTS PC moved; the instrument keeps its name).
@@ -344,7 +344,7 @@ def resume_delegated(path: str | Path, *, station_path: str | Path | None = None
             ran on a simulated cycler that lived (and died) in the process that ran it.
         FileError, drivers.base.InstrumentLost, InstrumentError: as :func:`run_delegated`.
     """
-    from labctl.session import _finish, _notifiers, reopen_for_resume
+    from labctl.app.run import _finish, _notifiers, reopen_for_resume
 
     path = Path(path)
     with RunFile(path, swmr=True) as run:

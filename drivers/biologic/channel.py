@@ -6,7 +6,7 @@ delegated engine uses for it.
 ``records`` reads the channel's memory into the driver's journal (``BL_GetData`` empties the
 channel's memory, so every point is journaled before anyone sees it) and returns the
 journal's points after the cursor as numpy columns, each point's step the program's executed
-step (:meth:`labctl.engine.biologic_compile.BiologicProgram.step_indices`). The native program
+step (:meth:`drivers.biologic.compiler.BiologicProgram.step_indices`). The native program
 is :meth:`BiologicProgram.to_json`'s text; it is all a reattach needs besides the journal.
 
 Address: ``INSTRUMENT/CHANNEL``: what ``BL_Connect`` takes (``USB0``, ``192.168.0.10``) and the
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from drivers.base import CYCLER_RECORD_COLUMNS, CyclerStatus, InstrumentError
-from drivers.biologic import BiologicBackend, BiologicChannel, ChannelState, EndReason
-from labctl.engine.biologic_compile import JSON_FORMAT, BiologicProgram, compile_program
-from labctl.engine.steps import StepProgram
+from drivers.biologic.api import BiologicBackend, BiologicChannel, ChannelState, EndReason
+from drivers.biologic.compiler import JSON_FORMAT, BiologicProgram, compile_program
+from labctl.steps import StepProgram
 
 #: Name of the native program format, as stored in run files.
 NATIVE_FORMAT = JSON_FORMAT

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from drivers.neware import ConstantCurrent as NewareCC
-from drivers.neware import Cycle, Protection, StepFile, StepFileError, fold_repeats
-from drivers.neware import Rest as NewareRest
-from labctl.engine.steps import ConstantCurrent, Loop, Rest, StepProgram
+from drivers.neware.client import ConstantCurrent as NewareCC
+from drivers.neware.client import Cycle, Protection, StepFile, StepFileError, fold_repeats
+from drivers.neware.client import Rest as NewareRest
+from labctl.steps import ConstantCurrent, Loop, Rest, StepProgram
 
 
 def compile_program(program: StepProgram, *, remark: str = "", fold: bool = True) -> StepFile:

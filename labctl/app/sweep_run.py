@@ -1,6 +1,6 @@
 """One run of a sweep protocol (c-AFM triggering bias, memristor cycling), start to finish.
 
-The counterpart of :mod:`labctl.session` for protocols whose ``engine`` is ``"sweeps"``: it
+The counterpart of :mod:`labctl.app.run` for protocols whose ``engine`` is ``"sweeps"``: it
 reaches the 2400 and (for a tip electrode) the AFM controller — a station file's, or
 simulators started here on free loopback ports around one simulated tip junction, reached
 over VISA and the Nanonis TCP interface exactly like real ones — runs
@@ -22,12 +22,12 @@ import h5py
 from drivers.afm import NanonisAfm, TipPositioner
 from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-from drivers.sim.tip import Electrode, JunctionParameters, SampleParameters, TipJunction
+from drivers.sim.physics.tip import Electrode, JunctionParameters, SampleParameters, TipJunction
 from labctl.engine import RunOutcome, clock_for_speed
 from labctl.engine.clock import Clock
-from labctl.engine.events import Subscriber
+from labctl.events import Subscriber
 from labctl.engine.sweeps import SweepEngine
-from labctl.notify import load_notify_config
+from labctl.app.notify import load_notify_config
 from labctl.station import InstrumentConfig, Station, load_station, open_instrument
 from labctl.store import RunFile, RunFileWriter, write_results
 from labctl.yamlfile import FileError
@@ -74,8 +74,8 @@ def run_sweep_protocol(protocol: Any, protocol_path: str | Path, *, station_path
                        subscribers: Iterable[Subscriber] = (), on_engine: Any = None,
                        notify_path: str | Path | None = None) -> Any:
     """Run a loaded sweep protocol; same arguments, errors and result as
-    :func:`labctl.session.run_protocol` (which hands sweep kinds over to this)."""
-    from labctl.session import SessionResult, _notifiers, default_output_path, run_attrs
+    :func:`labctl.app.run.run_protocol` (which hands sweep kinds over to this)."""
+    from labctl.app.run import SessionResult, _notifiers, default_output_path, run_attrs
 
     if simulate == (station_path is not None):
         raise FileError(["give either a station file (--station) or --simulate"])

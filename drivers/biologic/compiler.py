@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from drivers.biologic import (
+from drivers.biologic.api import (
     CP,
     OCV,
     ChannelSafetyLimits,
@@ -57,7 +57,7 @@ from drivers.biologic import (
     e_range_for,
     i_range_for,
 )
-from labctl.engine.steps import ConstantCurrent, Loop as ProgramLoop, Rest, StepProgram
+from labctl.steps import ConstantCurrent, Loop as ProgramLoop, Rest, StepProgram
 
 
 #: Format tag of :meth:`BiologicProgram.to_json`.

@@ -1,12 +1,12 @@
 """Notifications on run end and failures: an event log file, a desktop notification, e-mail.
 
-Notifiers are engine subscribers (:mod:`labctl.engine.events`): each receives the event
+Notifiers are engine subscribers (:mod:`labctl.events`): each receives the event
 stream and turns a :class:`RunEnded` (status and reason) or a :class:`Detected` failure
 (short, soft short, polarisation, compliance, safety, instrument error or loss, error) into
 a :class:`Notification` that it delivers its own way. Nothing a notifier does can block or
 break a run: the event log is a local file append, and the desktop notification and e-mail
 are handed to a background thread through a bounded queue; every failure is logged on the
-``labctl.notify`` logger, never raised into the engine.
+``labctl.app.notify`` logger, never raised into the engine.
 
 A failure that ends the run (the engine publishes ``Detected(short)`` and then
 ``RunEnded(short)`` with the same reason) makes one notification, the run end, not two.
@@ -52,12 +52,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from labctl.engine.events import Detected, RunEnded, StepStarted
+from labctl.events import Detected, RunEnded, StepStarted
 from labctl.yamlfile import FileError, load_model
 
-logger = logging.getLogger("labctl.notify")
+logger = logging.getLogger("labctl.app.notify")
 
-#: Detected kinds that are failures (labctl.engine.runner publishes them).
+#: Detected kinds that are failures (labctl.engine.software_timed publishes them).
 FAILURE_KINDS: tuple[str, ...] = ("short", "soft_short", "polarisation", "compliance", "safety",
                                   "instrument_error", "instrument_lost", "error")
 #: Every kind a notifier can be configured to fire on: the run's end, and Detected kinds.
@@ -291,7 +291,7 @@ class EventLogNotifier(Notifier):
             raise FileError([f"notify: log: path: folder {self.path.parent} does not exist"])
         self._handler = _QuietFileHandler(self.path, mode="a", encoding="utf-8", delay=True)
         self._handler.setFormatter(logging.Formatter("%(message)s"))
-        self._log = logging.Logger("labctl.notify.events", logging.INFO)  # not registered: no propagation
+        self._log = logging.Logger("labctl.app.notify.events", logging.INFO)  # not registered: no propagation
         self._log.addHandler(self._handler)
 
     def notify(self, notification: Notification) -> None:

@@ -1,6 +1,6 @@
 """The engine: the only place that sequences hardware.
 
-:class:`Engine` runs a :class:`~labctl.engine.steps.StepProgram` on one source-measure
+:class:`Engine` runs a :class:`~labctl.steps.StepProgram` on one source-measure
 channel, software-timed: it sets the source, reads at each step's record interval on the
 shared :class:`~labctl.engine.clock.Clock`, checks end conditions, safety limits and short
 circuits, and publishes events to subscribers.
@@ -22,10 +22,10 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from drivers.base import InstrumentLost, SourceMeter
 from labctl.engine.clock import Clock
-from labctl.engine.detection import ShortDetector
+from labctl.checks import ShortDetector
 from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome, ending_of
 from labctl.engine.policy import ReconnectPolicy
-from labctl.engine.events import (
+from labctl.events import (
     READING_COLUMNS,
     Detected,
     Readings,
@@ -35,7 +35,7 @@ from labctl.engine.events import (
     StepSummary,
     Subscriber,
 )
-from labctl.engine.steps import ConstantCurrent, StepProgram
+from labctl.steps import ConstantCurrent, StepProgram
 
 _DTYPES = {c.name: c.dtype for c in READING_COLUMNS}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from labctl.engine.steps import ShortDetection
+from labctl.steps import ShortDetection
 
 
 class ShortDetector:
