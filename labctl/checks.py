@@ -1,10 +1,35 @@
-"""Online short-circuit detection for galvanostatic steps (see :class:`ShortDetection`)."""
+"""Online checks: short-circuit and soft-short detection for galvanostatic steps (see
+:class:`ShortDetection`), used live, on cycler downloads and on imported data."""
 
 from __future__ import annotations
 
 from collections import deque
 
-from labctl.steps import ShortDetection
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ShortDetection(BaseModel):
+    """Short-circuit detection on constant-current steps.
+
+    No seed gives numbers (seed-protocols.md §2.3, §10 item 15): these are defaults.
+    A short is flagged when, with current flowing, either
+    * |V| falls below ``(1 - drop_fraction)`` × the step's running mean of |V|, after at
+      least ``min_points`` readings in the step (the "sudden voltage drop", [003 L522]); or
+    * |V| falls below ``floor_V`` (a hard short: V = I·R_short).
+    A soft short is flagged when the voltage turns noisy (``noise_fraction``); seed 003
+    describes soft shorts but gives no signature for them ([003 L156, L488]).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    drop_fraction: float = Field(default=0.5, gt=0, lt=1)
+    floor_V: float = Field(default=1e-3, ge=0)
+    min_points: int = Field(default=5, ge=1)
+    noise_fraction: float | None = Field(default=0.05, gt=0)
+    """Soft short: the mean |ΔV| between successive readings over ``noise_window`` readings
+    exceeds this fraction of the running level (a healthy cell's is ≪ 1 %). None = off."""
+    noise_window: int = Field(default=10, ge=2)
 
 
 class ShortDetector:

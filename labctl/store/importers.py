@@ -69,7 +69,7 @@ import numpy as np
 
 from labctl.checks import ShortDetector
 from labctl.events import Detected, Readings, RunEnded, RunStarted, StepEnded, StepSummary
-from labctl.steps import ShortDetection
+from labctl.checks import ShortDetection
 from labctl.store.writer import RunFileWriter
 
 #: File name endings this module reads, and the reader used for each.
