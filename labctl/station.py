@@ -69,11 +69,11 @@ class InstrumentConfig(BaseModel):
     def _address_fits_driver(cls, address: str, info: ValidationInfo) -> str:
         driver = info.data.get("driver")
         if driver == "neware":
-            from drivers.neware.channel import parse_address
+            from drivers.neware import parse_address
 
             parse_address(address)  # ValueError: one line naming the expected form
         elif driver == "biologic":
-            from drivers.biologic.channel import parse_address as parse_biologic
+            from drivers.biologic import parse_address as parse_biologic
 
             parse_biologic(address)
         return address
@@ -154,7 +154,7 @@ def open_cycler(config: InstrumentConfig, *, step_file_dir: str | Path | None = 
         drivers.base.InstrumentError: it refuses the login or has no such channel.
     """
     if config.driver == "neware":
-        from drivers.neware.channel import NewareCycler
+        from drivers.neware import NewareCycler
 
         folder = step_file_dir if step_file_dir is not None else config.step_file_dir
         if folder is None:
@@ -166,8 +166,8 @@ def open_cycler(config: InstrumentConfig, *, step_file_dir: str | Path | None = 
                                  timeout_s=timeout_s, step_file_dir=folder,
                                  step_file_dir_on_bts=config.step_file_dir_on_bts)
     if config.driver == "biologic":
-        from drivers.biologic.api import BiologicBackendMissing, EasyBiologicBackend
-        from drivers.biologic.channel import BiologicCycler
+        from drivers.biologic import BiologicBackendMissing, EasyBiologicBackend
+        from drivers.biologic import BiologicCycler
 
         try:
             backend = EasyBiologicBackend()

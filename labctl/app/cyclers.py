@@ -78,7 +78,7 @@ def _serve_biologic(cells: list[CellParameters], clock: Clock, stack: ExitStack)
     """A simulated BioLogic instrument with one channel per cell (at most 16), reached through
     its Development-Package calls in this process (BioLogic's wire is a DLL)."""
     from drivers.sim.biologic import SimulatedBackend
-    from drivers.biologic.channel import BiologicCycler
+    from drivers.biologic import BiologicCycler
 
     if len(cells) > 16:
         raise FileError([f"--channels: a BioLogic instrument has at most 16 channels, not {len(cells)}"])
@@ -88,13 +88,13 @@ def _serve_biologic(cells: list[CellParameters], clock: Clock, stack: ExitStack)
 
 
 def _neware_compile(program: StepProgram, remark: str) -> str:
-    from drivers.neware.channel import compile_native
+    from drivers.neware import compile_native
 
     return compile_native(program, remark=remark)
 
 
 def _biologic_compile(program: StepProgram, remark: str) -> str:
-    from drivers.biologic.channel import compile_native
+    from drivers.biologic import compile_native
 
     return compile_native(program, remark=remark)
 
@@ -106,11 +106,11 @@ def cycler_kind(driver: str) -> CyclerKind:
         FileError: no such cycler here.
     """
     if driver == "neware":
-        from drivers.neware.channel import NATIVE_FORMAT
+        from drivers.neware import NATIVE_FORMAT
 
         return CyclerKind(_neware_compile, NATIVE_FORMAT, _serve_neware)
     if driver == "biologic":
-        from drivers.biologic.channel import NATIVE_FORMAT as BIOLOGIC_FORMAT
+        from drivers.biologic import NATIVE_FORMAT as BIOLOGIC_FORMAT
 
         return CyclerKind(_biologic_compile, BIOLOGIC_FORMAT, _serve_biologic)
     raise FileError([f"cycler {driver!r}: not available (known: {', '.join(SIMULATED_CYCLERS)})"])

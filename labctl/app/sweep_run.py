@@ -19,7 +19,8 @@ from typing import Any
 
 import h5py
 
-from drivers.afm import NanonisAfm, TipPositioner
+from drivers.afm import NanonisAfm
+from drivers.base import TipPositioner
 from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
 from drivers.sim.physics.tip import Electrode, JunctionParameters, SampleParameters, TipJunction

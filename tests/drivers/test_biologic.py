@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.base import InstrumentError, InstrumentLost
-from drivers.biologic.api import (
+from drivers.biologic import (
     CA,
     CP,
     OCV,
@@ -38,7 +38,7 @@ from drivers.biologic.api import (
 from drivers.sim.biologic import SimulatedBackend
 from drivers.sim.physics.cell import CellParameters
 from labctl import steps as lab
-from drivers.biologic.compiler import compile_program
+from drivers.biologic import compile_program
 from protocols import SymmetricCycling, load_protocol
 
 pytestmark = pytest.mark.timeout(20)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from drivers.base import InstrumentError, InstrumentLost
-from drivers.neware.client import (
+from drivers.neware import (
     ConstantCurrent,
     Cycle,
     CursorState,
@@ -24,7 +24,7 @@ from drivers.neware.client import (
 from drivers.sim.physics.cell import CellParameters
 from drivers.sim.neware import BtsServer, NewareBtsSimulator
 from labctl import steps as lab
-from drivers.neware.compiler import compile_program
+from drivers.neware import compile_program
 
 pytestmark = pytest.mark.timeout(10)
 
