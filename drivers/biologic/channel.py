@@ -60,7 +60,17 @@ from drivers.biologic.records import (
     Identity,
     SafetyCode,
 )
-from drivers.biologic.techniques import CA, CP, OCV, ChannelSafetyLimits, LimitTest, Loop, check_sequence, ecc_file, execution_runs
+from drivers.biologic.techniques import (
+    CA,
+    CP,
+    OCV,
+    ChannelSafetyLimits,
+    LimitTest,
+    Loop,
+    check_sequence,
+    ecc_file,
+    execution_runs,
+)
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from drivers.biologic import (
     SafetyCode,
     TechniqueId,
     check_sequence,
+    compile_program,
     e_range_for,
     ecc_file,
     execution_runs,
@@ -38,7 +39,6 @@ from drivers.biologic import (
 from drivers.sim.biologic import SimulatedBackend
 from drivers.sim.physics.cell import CellParameters
 from labctl import steps as lab
-from drivers.biologic import compile_program
 from protocols import SymmetricCycling, load_protocol
 
 pytestmark = pytest.mark.timeout(20)
