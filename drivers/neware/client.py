@@ -420,20 +420,22 @@ def _attribute(el: Element, name: str, address: str) -> str:
     return value
 
 
-def _int(el: Element, name: str, address: str) -> int:
+def _parsed(el: Element, name: str, address: str, parse: type[int] | type[float], what: str) -> int | float:
     value = _attribute(el, name, address)
     try:
-        return int(value)
+        return parse(value)
     except ValueError:
-        raise InstrumentLost(address, f"<{el.tag} {name}={value!r}> is not an integer") from None
+        raise InstrumentLost(address, f"<{el.tag} {name}={value!r}> is not {what}") from None
+
+
+def _int(el: Element, name: str, address: str) -> int:
+    """Attribute ``name`` of ``el`` as an integer; InstrumentLost if missing or not one."""
+    return int(_parsed(el, name, address, int, "an integer"))
 
 
 def _float(el: Element, name: str, address: str) -> float:
-    value = _attribute(el, name, address)
-    try:
-        return float(value)
-    except ValueError:
-        raise InstrumentLost(address, f"<{el.tag} {name}={value!r}> is not a number") from None
+    """Attribute ``name`` of ``el`` as a number; InstrumentLost if missing or not one."""
+    return float(_parsed(el, name, address, float, "a number"))
 
 
 @dataclass(frozen=True)
