@@ -43,6 +43,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from drivers.base import InstrumentError
+from drivers.biologic import NATIVE_FORMAT as BIOLOGIC_FORMAT
+from drivers.neware import NATIVE_FORMAT as NEWARE_FORMAT
 from labctl.app.notify import NotifyConfig
 from labctl.engine.policy import ReconnectPolicy
 from labctl.yamlfile import FileError, load_model
@@ -90,7 +92,7 @@ def _check_nanonis(address: str) -> None:
 
 def _open_neware(config: InstrumentConfig, *, step_file_dir: str | Path | None = None, **_options: Any) -> Any:
     """``step_file_dir`` replaces the station's (a simulated BTS reads a temporary folder)."""
-    from drivers.neware.channel import NewareCycler
+    from drivers.neware import NewareCycler
 
     folder = step_file_dir if step_file_dir is not None else config.step_file_dir
     if folder is None:
@@ -104,13 +106,13 @@ def _open_neware(config: InstrumentConfig, *, step_file_dir: str | Path | None =
 
 
 def _check_neware(address: str) -> None:
-    from drivers.neware.channel import parse_address
+    from drivers.neware import parse_address
 
     parse_address(address)
 
 
 def _compile_neware(program: Any, remark: str = "") -> str:
-    from drivers.neware.channel import compile_native
+    from drivers.neware import compile_native
 
     return compile_native(program, remark=remark)
 
@@ -120,8 +122,8 @@ def _open_biologic(config: InstrumentConfig, *, journal_path: str | Path | None 
     """``journal_path``: where the channel journals the points it reads (BioLogic's memory
     gives each point out once); ``backend``: a Development-Package backend (default: the real
     DLL through easy-biologic)."""
-    from drivers.biologic.api import BiologicBackendMissing, EasyBiologicBackend
-    from drivers.biologic.channel import BiologicCycler
+    from drivers.biologic import BiologicBackendMissing, EasyBiologicBackend
+    from drivers.biologic import BiologicCycler
 
     if backend is None:
         try:
@@ -133,13 +135,13 @@ def _open_biologic(config: InstrumentConfig, *, journal_path: str | Path | None 
 
 
 def _check_biologic(address: str) -> None:
-    from drivers.biologic.channel import parse_address
+    from drivers.biologic import parse_address
 
     parse_address(address)
 
 
 def _compile_biologic(program: Any, remark: str = "") -> str:
-    from drivers.biologic.channel import compile_native
+    from drivers.biologic import compile_native
 
     return compile_native(program, remark=remark)
 
@@ -148,9 +150,8 @@ def _compile_biologic(program: Any, remark: str = "") -> str:
 DRIVERS: dict[str, DriverEntry] = {
     "keithley2400": DriverEntry("keithley2400", "sourcemeter", _open_keithley2400),
     "nanonis": DriverEntry("nanonis", "afm", _open_nanonis, _check_nanonis),
-    "neware": DriverEntry("neware", "cycler", _open_neware, _check_neware, "neware-step-xml", _compile_neware),
-    "biologic": DriverEntry("biologic", "cycler", _open_biologic, _check_biologic,
-                            "labctl-biologic-techniques/1", _compile_biologic),
+    "neware": DriverEntry("neware", "cycler", _open_neware, _check_neware, NEWARE_FORMAT, _compile_neware),
+    "biologic": DriverEntry("biologic", "cycler", _open_biologic, _check_biologic, BIOLOGIC_FORMAT, _compile_biologic),
 }
 
 

@@ -138,7 +138,7 @@ class DelegatedExecutor(RunLifecycle):
         cycler: the channel, any :class:`drivers.base.CyclerChannel`.
         clock: the time base of the polling (a simulated cycler shares it).
         compile: step program → native program text (e.g.
-            :func:`drivers.neware.channel.compile_native`); needed only when
+            :func:`drivers.neware.compile_native`); needed only when
             :meth:`run` is not given the native program.
         channel: name of the channel group in run files and events.
         subscribers: callables receiving every event, in order, in the engine's thread.

@@ -69,7 +69,7 @@ from labctl.events import (
 from labctl.steps import CURRENT_SOURCED, SOFTWARE_TIMED, CurrentMap, StepProgram, TipMove, VoltageSweep
 
 if TYPE_CHECKING:
-    from drivers.afm import TipPositioner
+    from drivers.base import TipPositioner
 
 _DTYPES = {c.name: c.dtype for c in READING_COLUMNS}
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.base import InstrumentError, InstrumentLost
-from drivers.biologic.api import (
+from drivers.biologic import (
     CA,
     CP,
     OCV,
@@ -30,6 +30,7 @@ from drivers.biologic.api import (
     SafetyCode,
     TechniqueId,
     check_sequence,
+    compile_program,
     e_range_for,
     ecc_file,
     execution_runs,
@@ -39,7 +40,6 @@ from drivers.sim.biologic import SimulatedBackend
 from drivers.sim.physics.cell import CellParameters
 from labctl import steps as lab
 from labctl.app.simulated import cell_parameters
-from drivers.biologic.compiler import compile_program
 from protocols import SymmetricCycling, load_protocol
 
 pytestmark = pytest.mark.timeout(20)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.biologic.api import ChannelState
+from drivers.biologic import ChannelState
 from drivers.sim.biologic import SimulatedBackend
 from drivers.sim.physics.cell import CELL_PRESETS, CellParameters
 from drivers.sim.neware import BtsServer, NewareBtsSimulator
@@ -24,10 +24,10 @@ from labctl.steps import ConstantCurrent, Loop, SafetyLimits, StepProgram
 from labctl.engine import ReconnectPolicy, SoftwareTimedExecutor, VirtualClock
 from labctl.events import Readings, StepStarted
 from labctl.checks import ShortDetection
-from drivers.biologic.channel import BiologicCycler
-from drivers.biologic.channel import compile_native as biologic_native
+from drivers.biologic import BiologicCycler
+from drivers.biologic import compile_native as biologic_native
 from labctl.engine.delegated import DELEGATED_COLUMNS, DelegatedExecutor
-from drivers.neware.channel import NewareCycler, compile_native
+from drivers.neware import NewareCycler, compile_native
 from labctl.store import RunFile, RunFileWriter
 from labctl.store.recover import attach_point
 from tests.conftest import make_smu
