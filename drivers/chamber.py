@@ -5,7 +5,8 @@ follows "BINDER Interface Technical Specifications" (BINDER GmbH, Art. No. 7001-
 "techspec §N"), the document BINDER gives developers for the MB1 controller's MODBus:
 
 * §2.4, §2.8, §2.9: RTU frames (slave address, function code, data, CRC-16), functions 0x03
-  "read n words" (a chamber may answer 0x04), 0x06 "write one word", 0x10 "write n words".
+  "read n words" (the techspec allows the reply to carry 0x04; pymodbus accepts either),
+  0x06 "write one word", 0x10 "write n words".
   The chamber's Ethernet interface (a Lantronix XPort, TCP port 10001) carries these frames
   unchanged over TCP (``framing="rtu"``, the default); ``framing="tcp"`` speaks standard
   MODBus/TCP (MBAP header, port 502) to a chamber behind a MODBus TCP gateway.
@@ -173,6 +174,9 @@ class BinderChamber:
             try:
                 reply = request(self._client)
             except (ModbusException, OSError) as exc:
+                # RTU frames carry no transaction id: drop the connection so that a late reply
+                # cannot pass for the answer to the next request (the next call connects anew)
+                self._client.close()
                 raise InstrumentLost(self.address, f"{what}: no reply ({exc})") from None
         if isinstance(reply, ExceptionResponse):
             code = reply.exception_code

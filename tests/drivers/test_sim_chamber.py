@@ -98,7 +98,7 @@ def sim(clock):
 def client(sim):
     with ChamberServer(sim) as server:
         host, port = server.address
-        c = ModbusTcpClient(host, port=port, framer=FramerType.RTU, timeout=2, retries=0)
+        c = ModbusTcpClient(host, port=port, framer=FramerType.RTU, timeout=10, retries=0)
         assert c.connect()
         yield c
         c.close()
