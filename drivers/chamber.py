@@ -117,7 +117,8 @@ class BinderChamber:
         address: ``host[:port]`` of the chamber's Ethernet interface.
         timeout_s: longest wait for one reply (s); the controller answers within 0.25 s.
         min_setpoint_C, max_setpoint_C: the chamber's set point range (°C, its data sheet);
-            set points outside it are refused before anything is sent.
+            set points outside it are refused before anything is sent. The defaults are the
+            MK 53's rated −40 … 180 °C (as ovenctl sets them); a station names its chamber's.
         unit_id: the controller's slave address (1 unless changed at the chamber).
         framing: ``rtu`` (RTU frames over TCP, the chamber's own interface) or ``tcp`` (MODBus/TCP).
 
@@ -135,7 +136,7 @@ class BinderChamber:
             raise ValueError(f"chamber {address}: framing must be rtu or tcp, got {framing!r}")
         self.address = address
         self._host, self._port = parse_address(address, framing)
-        self.timeout_s = _finite("timeout_s", timeout_s, positive=True)
+        self.timeout_s = _finite(f"chamber {address}: timeout_s", timeout_s, positive=True)
         for name, value in (("min_setpoint_C", min_setpoint_C), ("max_setpoint_C", max_setpoint_C)):
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise ValueError(f"chamber {address}: {name} must be finite, got {value!r}")

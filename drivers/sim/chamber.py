@@ -53,7 +53,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from drivers.sim.keithley2400 import _loopback_ipv4
 from drivers.sim.physics.chamber import ChamberParameters, ChamberThermal
 
-__all__ = ["BinderMB1Simulator", "ChamberServer", "FRAMINGS"]
+__all__ = ["BinderMB1Simulator", "ChamberServer", "FRAMINGS", "float_to_words", "words_to_float"]
 
 log = logging.getLogger(__name__)
 

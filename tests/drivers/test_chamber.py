@@ -219,6 +219,18 @@ def test_malformed_addresses_are_one_line(address):
         parse_address(address)
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(timeout_s=0.0), "chamber 127.0.0.1:1: timeout_s must be a finite number > 0, got 0.0"),
+    (dict(min_setpoint_C=50.0, max_setpoint_C=20.0), "chamber 127.0.0.1:1: min_setpoint_C 50 °C is not below max_setpoint_C 20 °C"),
+    (dict(max_setpoint_C=float("inf")), "chamber 127.0.0.1:1: max_setpoint_C must be finite, got inf"),
+    (dict(unit_id=0), "chamber 127.0.0.1:1: unit_id must be 1…247, got 0"),
+])
+def test_bad_options_are_one_line_naming_the_chamber(options, message):
+    with pytest.raises(ValueError) as bad:
+        BinderChamber("127.0.0.1:1", **options)
+    assert str(bad.value) == message
+
+
 def test_the_port_defaults_to_the_framings():
     assert parse_address("192.168.1.20") == ("192.168.1.20", 10001)
     assert parse_address("192.168.1.20", "tcp") == ("192.168.1.20", 502)
