@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Callable
 
     import numpy as np
 
@@ -46,7 +47,7 @@ __all__ = [
     "SourceMeter", "SweepingSourceMeter", "TipPositioner",
     "CYCLER_STATES", "CYCLER_ACTIVE_STATES", "CYCLER_RECORD_COLUMNS", "CyclerStatus", "CyclerChannel",
     "StepLike", "ConstantCurrentLike", "LoopLike", "SafetyLimitsLike", "ShortDetectionLike", "ProgramLike",
-    "StepBlock", "step_blocks", "step_name",
+    "StepBlock", "step_blocks", "step_name", "TemperatureChamber",
 ]
 
 #: Bit 3 of the Keithley 2400 status word: "in real compliance" (2400 manual §18, Table 18-4).
@@ -534,3 +535,75 @@ def step_name(index: int, step: StepLike) -> str:
     """``step 3`` or ``step 3 (label)``: how a compiler's error names a program step."""
     label = getattr(step, "label", "")
     return f"step {index}" + (f" ({label})" if label else "")
+
+
+# -- temperature chambers ----------------------------------------------------------------------
+
+class TemperatureChamber(Protocol):
+    """A climate chamber holding cells at a temperature (BINDER MB1: :mod:`drivers.chamber`).
+
+    Units: °C for temperatures and set points, K for differences (tolerances), s for times.
+
+    :meth:`set_temperature_C` only sets the set point and returns; :meth:`wait_stable` is the
+    soak: it returns True only once every reading has stayed within ±``tolerance_K`` of the set
+    point for ``soak_s`` on the given clock, so a step that follows it starts at temperature.
+
+    Limits: a set point outside [:attr:`min_setpoint_C`, :attr:`max_setpoint_C`] (the
+    chamber's own range, from the station file) is refused before anything is sent.
+
+    Errors: :class:`InstrumentError` when a set point is refused (out of range, not finite, or
+    refused by the chamber), when the chamber is not stable within the timeout, is idle, or its
+    set point is changed at the chamber during a wait; :class:`InstrumentLost` when the chamber
+    does not answer (timeout, refused or dropped connection). Both name :attr:`address`.
+
+    Safe: a chamber with cells inside is never switched off by labctl. Closing the driver, a
+    lost connection, an error or the end of a run all leave the chamber controlling to its
+    current set point; moving it to a standby temperature (e.g. 25 °C) at the end of a run is
+    a step the protocol asks for, and switching it to idle is for the operator at the chamber.
+    """
+
+    address: str
+    """Where the chamber is, e.g. ``192.168.1.20:10001``."""
+    min_setpoint_C: float
+    """Lowest set point the chamber accepts (°C)."""
+    max_setpoint_C: float
+    """Highest set point the chamber accepts (°C)."""
+
+    @property
+    def idn(self) -> str:
+        """One line: what the chamber is, its temperature, set point and mode (the GUI's *Identify*)."""
+        ...
+
+    def set_temperature_C(self, setpoint_C: float) -> None:
+        """Control the chamber to ``setpoint_C`` (°C); returns at once, without waiting."""
+        ...
+
+    def setpoint_C(self) -> float:
+        """The set point the chamber is controlling to now (°C)."""
+        ...
+
+    def temperature_C(self) -> float:
+        """The chamber's measured air temperature (°C)."""
+        ...
+
+    def wait_stable(self, tolerance_K: float, soak_s: float, timeout_s: float, *, poll_s: float = 10.0,
+                    now: Callable[[], float] = ..., sleep: Callable[[float, threading.Event | None], None] = ...,
+                    abort: threading.Event | None = None,
+                    on_reading: Callable[[float, float], None] | None = None) -> bool:
+        """Block until every reading has been within ±``tolerance_K`` of the set point for
+        ``soak_s`` (True), or ``abort`` is set (False); InstrumentError after ``timeout_s``.
+        Readings every ``poll_s`` on the clock ``now``/``sleep`` (engine clock: simulated time);
+        ``on_reading(now_s, temperature_C)`` after each."""
+        ...
+
+    def reconnect(self) -> None:
+        """Open a new connection to the chamber (its set point is unaffected)."""
+        ...
+
+    def state(self) -> dict[str, object]:
+        """The chamber's own view: ``temperature_C``, ``setpoint_C``, ``mode`` and its range."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection; the chamber keeps controlling to its set point."""
+        ...

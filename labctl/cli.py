@@ -512,6 +512,38 @@ def sim_neware(
     _serve_until_ctrl_c([server])
 
 
+@sim_app.command("chamber")
+def sim_chamber(
+    port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0 = any free port; a BINDER chamber's interface uses 10001)."),
+    speed: str = typer.Option("1", "--speed", help="Simulated time per wall second (the client must match)."),
+    start_C: float = typer.Option(25.0, "--start-C", help="Air temperature and set point at power-on (°C)."),
+    framing: str = typer.Option("rtu", "--framing", help="rtu: RTU frames over TCP, as the chamber's own interface; tcp: MODBus/TCP."),
+) -> None:
+    """Serve a simulated BINDER climate chamber (MB1 controller, MODBus) until Ctrl-C."""
+    from labctl.engine.clock import ScaledClock
+
+    speed_value = _speed(speed)
+    if math.isinf(speed_value):
+        raise _fail("--speed max needs the client in the same process; give a number")
+    clock = ScaledClock(speed_value)
+    try:
+        params = simulated.chamber_parameters(start_C=start_C)
+    except ValueError as exc:
+        raise _fail(f"--start-C: {exc}") from None
+    try:
+        server = simulated.serve_chamber(params, clock, port=port, framing=framing)
+    except ValueError as exc:
+        raise _fail(f"--framing: {exc}") from None
+    except OSError as exc:
+        raise _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    console.print(server.resource)
+    console.print(f"BINDER chamber (MB1, {framing} framing), {params.start_C:g} °C, set points "
+                  f"{params.min_setpoint_C:g} … {params.max_setpoint_C:g} °C, ramps ≤ {params.max_heating_K_min:g} / "
+                  f"{params.max_cooling_K_min:g} K min⁻¹, τ {params.time_constant_s:g} s, speed ×{clock.speed:g}. "
+                  "Ctrl-C to stop.", style="dim")
+    _serve_until_ctrl_c([server])
+
+
 def main() -> None:
     app()
 

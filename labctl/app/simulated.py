@@ -294,6 +294,29 @@ def serve_neware(cell: CellParameters, clock: Clock, *, channels: int, port: int
     return server, [f"{d}-{s}-{c}" for (_t, d, s, c) in sim.channels]
 
 
+def chamber_parameters(*, start_C: float = 25.0) -> Any:
+    """The simulated chamber's thermal parameters, starting at ``start_C`` (°C).
+
+    Raises:
+        ValueError: ``start_C`` outside the chamber's set point range.
+    """
+    from drivers.sim.physics.chamber import ChamberParameters
+
+    return ChamberParameters(start_C=start_C)
+
+
+def serve_chamber(params: Any, clock: Clock, *, port: int = 0, framing: str = "rtu") -> Any:
+    """A simulated BINDER chamber (MB1 controller, MODBus) with thermal ``params``
+    (:func:`chamber_parameters`) on 127.0.0.1:``port``.
+
+    Raises:
+        ValueError: an unknown framing; OSError: the port is taken.
+    """
+    from drivers.sim.chamber import BinderMB1Simulator, ChamberServer
+
+    return ChamberServer(BinderMB1Simulator(params, now=clock.now), port=port, framing=framing)
+
+
 __all__ = ["BIOLOGIC_MAX_CHANNELS", "SIMULATED_CYCLERS", "SimulatedStation", "cell_from_record", "cell_parameters",
            "cell_presets", "identify_simulated", "junction", "preset_cell", "serve_afm", "serve_keithley2400",
-           "serve_neware", "start_cyclers", "start_station"]
+           "chamber_parameters", "serve_chamber", "serve_neware", "start_cyclers", "start_station"]
