@@ -1,6 +1,6 @@
 """``labctl import``: real NEWARE and EC-Lab files, read in place, against their reference readings.
 
-The files and references are in ``../shared/data/vendor/`` (README there): each NEWARE file has
+The files and references are in ``tests/data/vendor/`` (README there): each NEWARE file has
 fastnda's reference ``.parquet`` beside it (BTSDA-derived: ``Voltage(mV)``, ``Current(uA)``,
 ``Total Time`` s, ``Cycle Index``, ``Step Count``, ``Date``) and ``interp-test.ndax`` has NEWARE's
 own BTSDA CSV export; the EC-Lab ``.mpr`` has its EC-Lab log ``.mpl`` (start time, electrode
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import os
 import re
 from pathlib import Path
 
@@ -24,13 +23,10 @@ from labctl.engine import SoftwareTimedExecutor
 from labctl.store import RunFile, RunFileWriter
 from labctl.store.importers import VendorFileError, import_vendor_file, read_vendor_file, write_run_file
 from tests.cli.test_cli import labctl
-from tests.conftest import make_smu
+from tests.conftest import VENDOR_DATA, make_smu
 from tests.store.test_run_file import ATTRS, _program
 
-VENDOR = Path(os.environ.get("LABCTL_VENDOR_DATA")
-              or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "vendor")
-pytestmark = pytest.mark.skipif(not VENDOR.is_dir(), reason=f"vendor test files not found at {VENDOR} "
-                                "(set LABCTL_VENDOR_DATA to the shared/data/vendor folder)")
+VENDOR = VENDOR_DATA
 NEWARE = VENDOR / "neware-fastnda"
 ECLAB = VENDOR / "eclab-aurora"
 GCPL = ECLAB / "250116_kigr_gen6_01_02_GCPL_CD8.mpr"
