@@ -9,7 +9,8 @@ suddenly short-circuited and burnt out", finally dropping "to nearly zero" as th
 like a fuse [001 L54, L62–L64]. No seed gives numbers for detecting any of this
 (seed-protocols.md §2.3, §10 item 15), so every threshold is a parameter.
 
-Method, on |I| (the bias's sign does not matter):
+Method, on the current oriented so that the bias drives it positive (the sign of the net
+current; the bias's sign does not matter):
 
 * baseline: the first ``baseline_s`` of the trace (default its first 10 %); its median is the
   baseline level, and its noise σ = 1.4826 × MAD (median absolute deviation: a robust σ
@@ -17,13 +18,13 @@ Method, on |I| (the bias's sign does not matter):
   smallest non-zero step between readings);
 * level: a running median over ``window_points`` readings (``scipy.ndimage.median_filter``),
   which spikes a few readings wide do not move;
-* spikes: ``scipy.signal.find_peaks`` on |I| − level with height and prominence n_sigma·σ;
-  amplitude = |I| − level at the peak (A); rate = spikes per minute between the onset and the
+* spikes: ``scipy.signal.find_peaks`` on I − level with height and prominence n_sigma·σ;
+  amplitude = I − level at the peak (A); rate = spikes per minute between the onset and the
   hard short (or the end);
 * soft-short onset (the abrupt rise): the earlier of the first spike and the first reading
   where the level stays ≥ baseline + n_sigma·σ for ``sustain_points`` readings;
-* hard short: the first reading where |I| stays ≥ ``hard_short_A`` for
-  ``hard_short_points`` readings; the burn-out after it: the first reading where |I| falls
+* hard short: the first reading where the current stays ≥ ``hard_short_A`` for
+  ``hard_short_points`` readings; the burn-out after it: the first reading where it falls
   back within baseline + n_sigma·σ. Spikes are counted before the hard short only;
 * growth: Spearman's rank correlation of the spike amplitudes with time and a least-squares
   slope (A s⁻¹), so "the amplitude of the spike increases with time" [001 L54] is a number.
@@ -109,7 +110,10 @@ def soft_short_spikes(time_s: Any, current_A: Any, *, hard_short_A: float, basel
     from scipy.stats import spearmanr
 
     t = finite_array("time_s", time_s, min_length=10)
-    i = np.abs(finite_array("current_A", current_A))
+    signed = finite_array("current_A", current_A)
+    # Oriented by the bias (the sign of the net current), not folded with abs(): at the noise
+    # floor the current crosses zero, and |I| would halve the noise's spread.
+    i = signed if np.sum(signed) >= 0 else -signed
     same_length(time_s=t, current_A=i)
     non_decreasing("time_s", t)
     hard = positive("hard_short_A", hard_short_A)
