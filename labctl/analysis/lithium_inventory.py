@@ -5,9 +5,9 @@ coulometric titration time analysis (CTTA) of SEI growth.
   LPSCl 20–70 %, failing after 6 cycles). Two methods, named in the result:
   ``"plain cycling"`` — per cycle CE = Q_strip / Q_plate of that cycle (Li plated on Cu, then
   stripped to a cut-off), mean over a stated range of cycles; ``"Adams reservoir"`` — Adams,
-  Zheng, Ren, Wang, Engelhard, Xu, Zhang, "Accurate Determination of Coulombic Efficiency for
-  Lithium Metal Anodes and Lithium Metal Batteries", Adv. Energy Mater. 8, 1702097 (2018),
-  their Method 3: after an optional conditioning cycle, a reservoir Q_T is plated, n cycles
+  Zheng, Ren, Xu, Zhang, "Accurate Determination of Coulombic Efficiency for Lithium Metal
+  Anodes and Lithium Metal Batteries", Adv. Energy Mater. 8, 1702097 (2018), their reservoir
+  protocol: after an optional conditioning cycle, a reservoir Q_T is plated, n cycles
   strip and plate Q_C, and a final strip to the cut-off recovers Q_S;
   CE = (n·Q_C + Q_S) / (n·Q_C + Q_T). Here the measured strips and plates of the n cycles are
   summed (CE = (ΣQ_strip + Q_S) / (Q_T + ΣQ_plate)), which is Adams' formula when every
@@ -105,7 +105,7 @@ def li_cu_efficiency(time_s: Any, voltage_V: Any, current_A: Any, cycle_index: A
 
 def adams_reservoir_efficiency(q_reservoir_mAh: float, q_cycle_mAh: float, n_cycles: int,
                                q_final_strip_mAh: float) -> float:
-    """Adams et al. 2018 (Adv. Energy Mater. 8, 1702097) Method 3:
+    """Adams et al. 2018 (Adv. Energy Mater. 8, 1702097), reservoir protocol:
     CE = (n·Q_C + Q_S) / (n·Q_C + Q_T) × 100 %.
 
     Args:

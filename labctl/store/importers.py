@@ -401,7 +401,8 @@ def _eclab_spectra(data: np.ndarray, names: set[str], t: np.ndarray, cycle: np.n
     f_rows = f[rows]
     step = np.diff(f_rows)
     same = (np.diff(cycle[rows]) == 0) & (np.diff(ns[rows]) == 0)
-    direction = np.sign(np.median(step[same])) if np.any(same & (step != 0)) else -1.0
+    moving = same & (step != 0)
+    direction = np.sign(np.median(step[moving])) if np.any(moving) else -1.0
     new = ~same | (np.sign(step) == -direction)
     index = np.concatenate([[0], np.cumsum(new)])
     for column in ("Re(Z)/Ohm", "-Im(Z)/Ohm"):
