@@ -14,19 +14,27 @@ Column mapping (cyclers-data-formats.md §1.5, §2):
 run-file column           NEWARE (fastnda)                       EC-Lab (galvani)
 ========================  =====================================  =====================================
 ``test_time_s``           ``total_time_s``                       ``time/s`` (since acquisition start)
-``voltage_V``             ``voltage_V``                          ``Ewe/V``
-``current_A``             ``current_mA`` / 1000                  ``I/mA`` / 1000; without ``I/mA`` (a
-                                                                 BT-Lab GCPL record): the applied
+``voltage_V``             ``voltage_V``                          ``Ewe/V``, else ``<Ewe>/V`` (CP, PEIS, GEIS)
+``current_A``             ``current_mA`` / 1000                  ``I/mA`` (or ``<I>/mA``) / 1000; without
+                                                                 them (a BT-Lab GCPL record): the applied
                                                                  ``control/V/mA`` in galvanostatic mode,
                                                                  0 at rest, ``dq/mA.h`` / interval in
-                                                                 potentiostatic mode
-``charge_C``              cumulative of ``capacity_mAh`` × 3.6   ``(Q-Qo)/mA.h`` × 3.6
+                                                                 potentiostatic mode; an OCV record (every
+                                                                 point at open circuit): 0 by definition
+``charge_C``              cumulative of ``capacity_mAh`` × 3.6   ``(Q-Qo)/mA.h`` × 3.6, or ``(Q-Qo)/C``
 ``cycle_index``           ``cycle_count`` (the file's)           ``cycle number``, else ``half cycle`` // 2
 ``step_index``            executed step, 0-based (from           executed step, 0-based (a new step at
                           ``step_count``, which never resets)    every change of ``Ns`` / ``half cycle``)
 ``current_density_…``     ``current_A`` × 1000 / area            same; NaN when no area is known
 ``status``                0                                      0
 ========================  =====================================  =====================================
+
+EC-Lab impedance records (PEIS, GEIS: a ``freq/Hz`` column) keep their time series (the mean
+``<Ewe>``, ``<I>`` of each point; one step of kind ``impedance``) and add their points with
+``freq/Hz`` > 0 to the spectrum dataset ``spectra/<channel>`` (:mod:`labctl.store.spectra`:
+``freq/Hz``, ``Re(Z)/Ohm``, ``-Im(Z)/Ohm``, ``|Z|/Ohm``, ``Phase(Z)/deg``, ``time/s``,
+``cycle number``), a new spectrum at every change of ``cycle number`` or ``Ns`` or where the
+frequency sweep turns back.
 
 Current sign: the cycler's, kept as recorded — positive = charging (BDF). For a symmetric
 Li | SSE | Li cell which electrode plates under positive current depends on the cabling; the
@@ -640,11 +648,9 @@ def write_run_file(
         f.attrs["end_time_utc"] = end.isoformat(timespec="milliseconds")
     n_spectra = 0
     if rec.spectra is not None:
-        write_spectra(output, rec.channel, **{"frequency_Hz": rec.spectra["frequency_Hz"],
-                                              "z_real_ohm": rec.spectra["z_real_ohm"],
-                                              "z_imag_neg_ohm": rec.spectra["z_imag_neg_ohm"]},
-                      **{k: v for k, v in rec.spectra.items()
-                         if k not in ("frequency_Hz", "z_real_ohm", "z_imag_neg_ohm")})
+        columns = dict(rec.spectra)
+        write_spectra(output, rec.channel, columns.pop("frequency_Hz"), columns.pop("z_real_ohm"),
+                      columns.pop("z_imag_neg_ohm"), **columns)
         n_spectra = len(np.unique(rec.spectra["spectrum_index"]))
     return ImportResult(Path(output), n, len(bounds) - 1, n_shorts, area, area_source, rec.reader, tuple(rec.notes),
                         n_spectra)
