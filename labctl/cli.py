@@ -393,7 +393,7 @@ def import_(
     utc_offset_h: Optional[float] = typer.Option(None, "--utc-offset-h", help="EC-Lab only: hours the "
                                                  "acquisition PC's clock was ahead of UTC (default 0)."),
 ) -> None:
-    """Import a cycler's data file into a labctl run file (same layout as a labctl run)."""
+    """Import a cycler or EC-Lab data file into a labctl run file (same layout as a labctl run; impedance spectra too)."""
     from labctl.store.importers import VendorFileError, import_vendor_file
 
     wall = time.perf_counter()
@@ -404,6 +404,8 @@ def import_(
     wall = time.perf_counter() - wall
     console.print(f"{vendor_file.name}: {result.n_readings} readings, {result.n_steps} steps "
                   f"({result.reader}) in {wall:.2f} s")
+    if result.n_spectra:
+        console.print(f"{result.n_spectra} impedance spectra (the run file's spectra group)")
     if result.area_cm2 is None:
         err.print(f"[yellow]warning:[/yellow] {result.area_source}", markup=True, soft_wrap=True)
     else:

@@ -226,9 +226,16 @@ def test_corrupt_or_unsupported_files_give_one_line_naming_the_file(tmp_path, na
     assert not (tmp_path / "out.h5").exists()
 
 
-def test_impedance_spectra_are_refused_clearly(tmp_path):
-    with pytest.raises(VendorFileError, match=r"PEIS\.mpr: no 'Ewe/V' column — not a time series"):
-        import_vendor_file(ECLAB / "PEIS.mpr", tmp_path / "peis.h5")
+def test_impedance_spectra_import_into_the_spectra_group(tmp_path):
+    """The aurora PEIS.mpr (a coin cell, four spectra of 61 points, 10 kHz → 10 mHz)."""
+    from labctl.store.spectra import read_spectra, split_spectra
+
+    result = import_vendor_file(ECLAB / "PEIS.mpr", tmp_path / "peis.h5")
+    assert result.n_spectra == 4
+    parts = split_spectra(read_spectra(result.path, "eclab"))
+    assert [len(p["frequency_Hz"]) for p in parts] == [61] * 4
+    assert [int(p["cycle_index"][0]) for p in parts] == [1, 2, 3, 4]
+    assert all(p["frequency_Hz"][0] > 1e3 and p["frequency_Hz"][-1] < 0.02 for p in parts)
     with pytest.raises(VendorFileError, match=r"missing\.ndax: no such file"):
         import_vendor_file(tmp_path / "missing.ndax", tmp_path / "x.h5")
 
@@ -242,7 +249,9 @@ def test_cli_import_then_inspect_and_errors(tmp_path):
     assert labctl("inspect", str(out)).returncode == 0
     again = labctl("import", str(GCPL), "-o", str(out))
     assert again.returncode == 1 and "a run file already exists there" in again.stderr
-    bad = labctl("import", str(ECLAB / "PEIS.mpr"), "-o", str(tmp_path / "p.h5"))
+    broken = tmp_path / "broken.mpr"
+    broken.write_bytes(b"BIO-LOGIC MODULAR FILE\x1a" + b"\x00" * 40)
+    bad = labctl("import", str(broken), "-o", str(tmp_path / "p.h5"))
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     (line,) = bad.stderr.strip().splitlines()
-    assert line.startswith("error: ") and "PEIS.mpr: no 'Ewe/V' column" in line
+    assert line.startswith("error: ") and "broken.mpr: not a readable EC-Lab .mpr file" in line
