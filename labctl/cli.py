@@ -23,7 +23,7 @@ from drivers.sim.physics.cell import CELL_PRESETS
 from labctl.events import Detected, Readings, RunEnded, RunStarted, StepStarted
 from labctl.steps import StepProgram
 from labctl.engine.sweep_steps import SweepProgram
-from labctl.store import RunFile, RunFileError
+from labctl.store import RunFileError
 from labctl.yamlfile import FileError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
@@ -309,7 +309,7 @@ def inspect(run_file: Path = typer.Argument(..., help="HDF5 run file.")) -> None
     if summary.owner is not None:
         console.print(f"being written by {summary.owner.describe()}")
     elif summary.killed:
-        console.print(f"[yellow]{_killed_advice(summary)}[/yellow]")
+        console.print(f"[yellow]{_killed_advice(summary)}[/yellow]", soft_wrap=True)  # the command whole
     console.print(f"started {attrs.get('start_time_utc')}  ended {attrs.get('end_time_utc') or '—'}  "
                   f"operator: {attrs.get('operator') or '—'}  simulated: {bool(attrs.get('simulated'))}")
     cell = {k[5:]: v for k, v in attrs.items() if k.startswith("cell_")}
@@ -391,7 +391,7 @@ def close(
         console.print(f"took over the stale lock of {closed.taken_over.describe()} (that process is gone)")
     last = ", ".join(f"{ch} at {t / 3600:.3f} h" for ch, t in closed.last_test_time_s.items())
     console.print(f"closed {run_file}: status interrupted; last readings: {last}; last written "
-                  f"{closed.last_written_utc} ({closed.gap_s:.0f} s ago)")
+                  f"{closed.last_written_utc} ({closed.gap_s:.0f} s ago)", soft_wrap=True)  # the path whole
 
 
 @app.command()

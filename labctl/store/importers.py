@@ -70,6 +70,7 @@ import numpy as np
 from labctl.checks import ShortDetector
 from labctl.events import Detected, Readings, RunEnded, RunStarted, StepEnded, StepSummary
 from labctl.checks import ShortDetection
+import labctl.store.layout as layout
 from labctl.store.writer import RunFileWriter
 
 #: File name endings this module reads, and the reader used for each.
@@ -588,5 +589,5 @@ def write_run_file(
     finally:
         writer.close()
     with h5py.File(output, "r+") as f:  # the writer stamps the import's wall time; the run ended in the file
-        f.attrs["end_time_utc"] = end.isoformat(timespec="milliseconds")
+        f.attrs[layout.A_END_TIME_UTC] = end.isoformat(timespec="milliseconds")
     return ImportResult(Path(output), n, len(bounds) - 1, n_shorts, area, area_source, rec.reader, tuple(rec.notes))

@@ -107,6 +107,11 @@ STEP_DTYPE = np.dtype(
 #: a metadata write, then the read fails instead of hanging on a damaged file.
 SWMR_READ_ATTEMPTS = 30
 
+#: Chunk cache of each dataset a reader opens (bytes): 16 chunks of a reading column. HDF5 2.0
+#: raised its default to 8 MiB per dataset, which a reader scanning a long column in blocks
+#: fills for nothing (``labctl inspect`` on a 12 000 h file: +7 MB of peak memory).
+READ_CHUNK_CACHE_BYTES = 1 << 20
+
 #: Units of a result image, from the end of its name (house rule: names carry units).
 _IMAGE_UNITS = ("A", "V", "ohm", "S", "nm", "um", "m", "s", "C")
 
@@ -240,6 +245,8 @@ def _open_swmr(path: Path) -> h5py.File:
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
     fapl.set_file_locking(False, True)
+    mdc, slots, _, w0 = fapl.get_cache()
+    fapl.set_cache(mdc, slots, READ_CHUNK_CACHE_BYTES, w0)
     if _SET_READ_ATTEMPTS is not None:
         _SET_READ_ATTEMPTS(fapl.id, SWMR_READ_ATTEMPTS)
     fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
@@ -283,7 +290,7 @@ def open_file(path: str | Path, *, swmr: bool | None = None, writer_alive: bool 
     try:
         if swmr or marked:
             return _open_swmr(path)
-        return h5py.File(path, "r", locking=False)
+        return h5py.File(path, "r", locking=False, rdcc_nbytes=READ_CHUNK_CACHE_BYTES)
     except (OSError, RuntimeError, ValueError) as exc:
         raise RunFileError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__}: {_one_line(exc)})") from None
 
@@ -510,8 +517,9 @@ __all__ = [
     "A_DELEGATED", "A_END_REASON", "A_END_TIME_UTC", "A_FORMAT", "A_PROGRAM_JSON", "A_PROTOCOL_KIND",
     "A_PROTOCOL_TEXT", "A_SIMULATED", "A_SOFTWARE_VERSIONS", "A_START_TIME_UTC", "A_START_UNIX_TIME_S",
     "A_STATUS", "A_BDF_LABEL", "A_UNITS", "CHANNELS", "CHUNK_ROWS", "EVENTS", "EVENT_DTYPE", "FORMAT",
-    "READING_COLUMNS", "REQUIRED_COLUMNS", "RESULTS", "ROOT_ATTRS", "RUNNING", "RunFileError", "STEPS",
-    "STEP_DTYPE", "SWMR_READ_ATTEMPTS", "Superblock", "TABLE_CHUNK_ROWS", "channel_group", "channel_names",
+    "READING_COLUMNS", "READ_CHUNK_CACHE_BYTES", "REQUIRED_COLUMNS", "RESULTS", "ROOT_ATTRS", "RUNNING",
+    "RunFileError", "STEPS", "STEP_DTYPE", "SWMR_READ_ATTEMPTS", "Superblock", "TABLE_CHUNK_ROWS", "channel_group",
+    "channel_names",
     "channel_path", "channels_group", "check", "check_format", "column", "column_path", "columns",
     "create_layout", "cut_columns", "damaged", "decode", "encode_attr", "events_table", "lock_path",
     "open_file", "open_run", "read_group", "records", "results_group", "staging_path", "steps_table",
