@@ -308,6 +308,8 @@ def inspect(run_file: Path = typer.Argument(..., help="HDF5 run file.")) -> None
     console.print(f"status: {attrs.get('status')}  ({attrs.get('end_reason') or '—'})")
     if summary.owner is not None:
         console.print(f"being written by {summary.owner.describe()}")
+    elif summary.lock_error:
+        console.print(f"[yellow]{summary.lock_error}[/yellow]", soft_wrap=True)
     elif summary.killed:
         console.print(f"[yellow]{_killed_advice(summary)}[/yellow]", soft_wrap=True)  # the command whole
     console.print(f"started {attrs.get('start_time_utc')}  ended {attrs.get('end_time_utc') or '—'}  "

@@ -30,7 +30,7 @@ import numpy as np
 
 import labctl.store.layout as layout
 from labctl.store.layout import RunFileError, decode, read_group, records
-from labctl.store.lock import live_owner
+from labctl.store.lock import writer_may_be_alive
 
 #: What a file being finished under a reader may raise while it is read.
 _TRANSIENT = (OSError, RuntimeError, KeyError, ValueError, RunFileError)
@@ -99,7 +99,7 @@ class RunFollower:
     def _open(self, swmr: bool | None) -> h5py.File:
         """The run file, its layout checked; ``swmr=None``: SWMR only if a writer has it open,
         ``False``: refuse a file still marked open for write."""
-        f = layout.open_run(self.path, swmr=swmr, writer_alive=live_owner(self.path) is not None)
+        f = layout.open_run(self.path, swmr=swmr, writer_alive=writer_may_be_alive(self.path))
         if self.channel is None:
             channels = layout.channel_names(f)
             if not channels:

@@ -148,6 +148,15 @@ def live_owner(run_path: str | Path) -> LockInfo | None:
     return info if info is not None and info.alive() else None
 
 
+def writer_may_be_alive(run_path: str | Path) -> bool:
+    """Whether a live process may be writing the run file: a live owner, or a lock file that
+    cannot be read (then nothing is assumed). For readers, which never refuse a file for its lock."""
+    try:
+        return live_owner(run_path) is not None
+    except RunFileError:
+        return True
+
+
 def owner_error(run_path: str | Path, owner: LockInfo) -> RunFileError:
     """The one-line refusal for a run that a live process writes."""
     name = Path(run_path).name
@@ -273,4 +282,4 @@ def _remove_if(path: Path, expected: LockInfo) -> bool:
     return False
 
 
-__all__ = ["LockInfo", "RunLock", "live_owner", "owner_error", "read_lock"]
+__all__ = ["LockInfo", "RunLock", "live_owner", "owner_error", "read_lock", "writer_may_be_alive"]

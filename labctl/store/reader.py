@@ -10,7 +10,7 @@ import numpy as np
 
 import labctl.store.layout as layout
 from labctl.store.layout import RunFileError, decode, read_group, records
-from labctl.store.lock import LockInfo, live_owner
+from labctl.store.lock import LockInfo, live_owner, writer_may_be_alive
 
 
 class RunFile:
@@ -26,7 +26,8 @@ class RunFile:
             new rows of a file being written); False: refuse a file marked open for write.
 
     Attributes:
-        owner: the live process writing the file (its lock), or None.
+        owner: the live process writing the file (its lock), or None (also when the lock file
+            is unreadable: reading never depends on it).
 
     Raises:
         RunFileError: missing file, not HDF5, truncated, damaged, or not a labctl run file;
@@ -35,9 +36,12 @@ class RunFile:
 
     def __init__(self, path: str | Path, *, swmr: bool | None = None) -> None:
         self.path = Path(path)
-        self.owner: LockInfo | None = live_owner(self.path) if self.path.is_file() else None
+        try:
+            self.owner: LockInfo | None = live_owner(self.path)
+        except RunFileError:
+            self.owner = None
         self._file = layout.open_run(self.path, swmr=False if swmr is False else None,
-                                     writer_alive=self.owner is not None)
+                                     writer_alive=writer_may_be_alive(self.path))
 
     def __enter__(self) -> RunFile:
         return self

@@ -61,7 +61,8 @@ class RunSummary:
     attributes and small datasets of ``results`` (large ones as ``"<dataset shape …>"``), and
     ``result_groups`` its sub-groups; ``marked_open``: HDF5's "open for write" mark is set
     (the writer is running or died in SWMR mode); ``owner``: the live writer (its lock), or
-    None; ``stale_lock``: a lock left by a writer that is gone.
+    None; ``stale_lock``: a lock left by a writer that is gone; ``lock_error``: why the lock
+    file beside it cannot be read ("" if it can, or there is none).
     """
 
     path: Path
@@ -75,6 +76,7 @@ class RunSummary:
     marked_open: bool
     owner: LockInfo | None
     stale_lock: LockInfo | None = field(default=None)
+    lock_error: str = ""
 
     @property
     def status(self) -> str:
@@ -89,7 +91,7 @@ class RunSummary:
     def killed(self) -> bool:
         """The run's writer died before finishing the file: status still ``running`` and no
         live owner (the file needs ``labctl resume`` or ``labctl close``)."""
-        return self.status == layout.RUNNING and self.owner is None
+        return self.status == layout.RUNNING and self.owner is None and not self.lock_error
 
     @property
     def ended_in_file(self) -> bool:
@@ -170,12 +172,16 @@ def summarise(path: str | Path, *, n_last_events: int = 8,
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise layout.damaged(group, layout.RESULTS, exc) from None
         last_events = _last_events(run, n_last_events, skip_event_kinds)
-        lock = read_lock(path)
+        lock_error = ""
+        try:
+            lock = read_lock(path)
+        except RunFileError as exc:
+            lock, lock_error = None, str(exc)
         return RunSummary(
             path=path, attrs=attrs, channels=tuple(channels), n_steps=run.n_steps(), n_events=run.n_events(),
             last_events=tuple(last_events), results=results, result_groups=result_groups,
             marked_open=run.swmr, owner=run.owner,
-            stale_lock=lock if lock is not None and run.owner is None else None,
+            stale_lock=lock if lock is not None and run.owner is None else None, lock_error=lock_error,
         )
 
 
