@@ -96,7 +96,7 @@ def test_resume_of_a_live_run_is_refused_and_the_run_finishes_normally(tmp_path)
     from tests.cli.test_resume import _start
 
     path = tmp_path / "live.h5"
-    proc = _start(tmp_path / "cycling.yaml", path, speed="1000")  # 2 h of test time: ~7 s
+    proc = _start(tmp_path / "cycling.yaml", path, speed="300")  # 2 h of test time: ~24 s, ample for the resume
     try:
         resumed = labctl("resume", str(path), "--quiet", timeout=60)
         assert proc.poll() is None, "the run ended before the resume was tried: make it longer"
