@@ -522,11 +522,23 @@ def runs(
         raise _fail(f"--since/--until: {exc}") from None
     except RunFileError as exc:
         raise _fail(str(exc)) from None
-    table = Table("run", "kind", "status", "started (UTC)", "electrolyte", "operator", "results")
+    wide = console.width >= 120  # electrolyte and operator only where they fit
+    table = Table(expand=True)
+    table.add_column("run", no_wrap=True, min_width=min(60, max((len(r.key) for r in found), default=3)))
+    if not kind:
+        table.add_column("kind", overflow="fold", ratio=2)
+    table.add_column("status", overflow="fold", ratio=2)
+    table.add_column("started (UTC)", no_wrap=True)
+    if wide:
+        table.add_column("electrolyte", overflow="ellipsis", no_wrap=True, ratio=3)
+        table.add_column("operator", overflow="ellipsis", no_wrap=True, ratio=1)
+    table.add_column("results", overflow="fold", ratio=4)
     for run in found:
-        results = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in run.headline.items())
-        table.add_row(run.key, run.kind, run.status, run.start_time_utc.replace("+00:00", "Z"), run.electrolyte,
-                      run.operator or "—", results or "—")
+        results = "\n".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {'—' if v is None else v}"
+                            for k, v in run.headline.items())
+        started = run.start_time_utc.replace("T", " ")[:16]
+        table.add_row(run.key, *([] if kind else [run.kind]), run.status, started,
+                      *([run.electrolyte, run.operator or "—"] if wide else []), results or "—")
     console.print(table)
     console.print(f"{len(found)} run(s); open one with `labctl inspect {server.rstrip('/')}/runs/RUN`", style="dim")
 

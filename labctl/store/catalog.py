@@ -62,10 +62,10 @@ SEARCH_KEYS: dict[str, str] = {
 
 #: The results a run table shows for each run kind (names in the record's ``results``).
 HEADLINE_RESULTS: dict[str, tuple[str, ...]] = {
-    "ccd_staircase": ("ccd_mA_cm2", "short_current_density_mA_cm2"),
-    "symmetric_cycling": ("cycles_completed", "cycles_planned", "ended_by"),
-    "cafm_trigger_sweep": ("gb_median_triggering_bias_V", "gi_median_triggering_bias_V", "gi_to_gb_ratio"),
-    "memristor_cycling": ("on_off_median", "set_voltage_median_V", "reset_voltage_median_V"),
+    "ccd_staircase": ("ccd_mA_cm2",),
+    "symmetric_cycling": ("cycles_completed", "ended_by"),
+    "cafm_trigger_sweep": ("gb_median_triggering_bias_V", "gi_to_gb_ratio"),
+    "memristor_cycling": ("on_off_median", "n_reset_failures"),
 }
 
 

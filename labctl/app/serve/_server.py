@@ -24,6 +24,7 @@ import logging
 import re
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -134,8 +135,16 @@ class ServeConfig:
         return self.api_key is None and is_loopback(self.host)
 
 
+#: The LabServer running in this process, if any (see :class:`LabServer`).
+_running: list[LabServer] = []
+_running_lock = threading.Lock()
+
+
 class LabServer:
     """A running ``labctl serve``: Tiled on uvicorn, plus the registrar thread.
+
+    One per process at a time: Tiled keeps its access settings (API key, anonymous access)
+    in one process-wide object, so a second server would change the first one's access rule.
 
     Use :meth:`start` (server on a thread; tests, the GUI) or :meth:`serve_forever` (in the
     calling thread until SIGINT/SIGTERM; the CLI), and :meth:`stop`. As a context manager it
@@ -146,9 +155,9 @@ class LabServer:
         on_sync: called by the registrar thread after each sync with its report.
 
     Raises (from :meth:`start`):
-        ServeError: bad configuration (:meth:`ServeConfig.check`), the address is taken, the
-            catalog cannot be opened, or the server answered an anonymous request although
-            it must not.
+        ServeError: bad configuration (:meth:`ServeConfig.check`), another LabServer runs in
+            this process, the address is taken, the catalog cannot be opened, or the server
+            answered an anonymous request although it must not.
     """
 
     def __init__(self, config: ServeConfig, on_sync: Callable[[SyncReport], None] | None = None) -> None:
@@ -244,7 +253,16 @@ class LabServer:
     def start(self) -> LabServer:
         """Start the server on a thread, check its access rule, start the registrar; return
         once the server answers (the first sync runs in the background: :meth:`wait_synced`)."""
-        self._server = self._build()
+        with _running_lock:
+            if _running:
+                raise ServeError(f"a labctl server already runs in this process ({_running[0].uri}); "
+                                 "Tiled's access settings are process-wide: stop it first")
+            _running.append(self)
+        try:
+            self._server = self._build()
+        except BaseException:
+            self.stop()
+            raise
         thread = threading.Thread(target=self._server.run, name="labctl-serve-uvicorn", daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -258,30 +276,27 @@ class LabServer:
         return self
 
     def serve_forever(self, on_started: Callable[[LabServer], None] | None = None) -> None:
-        """Serve in the calling thread until SIGINT or SIGTERM (uvicorn's handlers), then stop."""
-        self._server = self._build()
-        failure: list[BaseException] = []
+        """Start (:meth:`start`), call ``on_started``, serve until SIGINT or SIGTERM, stop.
 
-        def after_start() -> None:
-            try:
-                self._wait_started(None)
-                self._check_access()
-                self._start_registrar()
-                if on_started is not None:
-                    on_started(self)
-            except BaseException as exc:
-                failure.append(exc)
-                self._server.should_exit = True
+        Must run in the main thread (it handles the signals itself: uvicorn's handlers would
+        re-raise SIGTERM after their shutdown and kill the process before the cleanup).
 
-        helper = threading.Thread(target=after_start, name="labctl-serve-start", daemon=True)
-        helper.start()
+        Raises:
+            ServeError: as :meth:`start`, or the server stopped by itself.
+        """
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self._server.run()
+            self.start()
+            if on_started is not None:
+                on_started(self)
+            while not stop.wait(0.5):
+                if not all(thread.is_alive() for thread in self._threads):
+                    raise ServeError("the server stopped by itself (see the messages above)")
         finally:
-            helper.join(timeout=START_TIMEOUT_S)
             self.stop()
-        if failure:
-            raise failure[0]
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def wait_synced(self, timeout_s: float) -> bool:
         """Wait until the registrar has finished a sync since it started; False on timeout."""
@@ -305,6 +320,9 @@ class LabServer:
         if self._tempdir is not None:
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None
+        with _running_lock:
+            if self in _running:
+                _running.remove(self)
 
     def __enter__(self) -> LabServer:
         return self.start()
