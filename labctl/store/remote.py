@@ -98,6 +98,11 @@ def _errors(target: str) -> Iterator[None]:
         raise RunFileError(f"{target}: cannot reach the server ({exc.__class__.__name__}: {exc})") from None
     except KeyError as exc:
         raise RunFileError(f"{target}: the server has no {exc.args[0]!r} there") from None
+    except RuntimeError as exc:  # tiled.client.from_uri, on a server that needs a key and got none
+        if "API key" not in str(exc):
+            raise
+        raise RunFileError(f"{target}: the server refused access: it needs an API key "
+                           "(--api-key or the environment variable TILED_API_KEY)") from None
 
 
 def connect(target: str, *, api_key: str | None = None) -> Any:

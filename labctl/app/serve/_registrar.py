@@ -19,15 +19,19 @@ the registrar's directories are left alone (another registrar may own them).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tiled.client.utils import ClientError
 
 from labctl.store.catalog import RECORD_SCHEMA, RUN_SPEC, catalog_record
 from labctl.store.reader import RunFileError
@@ -37,6 +41,8 @@ logger = logging.getLogger("labctl.serve")
 #: Name of the container that holds the runs (``http://HOST:PORT/runs``).
 RUNS_CONTAINER = "runs"
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+#: Catalog changes sent at once.
+WRITERS = 4
 
 
 @dataclass(frozen=True)
@@ -193,11 +199,7 @@ class Registrar:
             self._known = self._load()
         known = self._known
         found = self._scan(report)
-        for key in sorted(set(known) - set(found)):
-            if key in self.runs:
-                self.runs[key].delete()
-            del known[key]
-            report.removed.append(key)
+        changes: list[tuple[str, dict[str, Any]]] = []
         now = self._clock()
         for key, (file, directory) in found.items():
             path = str(file)
@@ -220,17 +222,43 @@ class Registrar:
                 report.skipped.append((path, str(exc)))
                 continue
             self._bad.pop(path, None)
-            cat = record["catalog"]
-            if k is None:
-                if key in self.runs:  # a node of another registrar, or left by an earlier version
-                    self.runs[key].delete()
-                self.runs.new("container", [_data_source(cat["path"])], key=key, metadata=record, specs=[RUN_SPEC])
-                report.added.append(key)
-            else:
+            changes.append((key, record))
+
+        def remove(key: str) -> None:
+            with contextlib.suppress(KeyError):  # already gone
+                self.runs[key].delete()
+            known.pop(key, None)
+            report.removed.append(key)
+
+        def register(key: str, record: dict[str, Any]) -> None:
+            if key in known:
                 self.runs[key].replace_metadata(metadata=record, drop_revision=True)
                 report.updated.append(key)
+            else:
+                try:
+                    self.runs.new("container", [_data_source(record["catalog"]["path"])], key=key, metadata=record,
+                                  specs=[RUN_SPEC])
+                except ClientError as exc:  # a node of that key, left by another registrar or an old catalog
+                    if exc.response.status_code != 409:
+                        raise
+                    self.runs[key].delete()
+                    self.runs.new("container", [_data_source(record["catalog"]["path"])], key=key, metadata=record,
+                                  specs=[RUN_SPEC])
+                report.added.append(key)
+            cat = record["catalog"]
             known[key] = _Known(cat["path"], cat["mtime_ns"], cat["size_bytes"], str(record["attrs"].get("status", "")),
                                 RECORD_SCHEMA, now)
+
+        # The catalog's answers take most of the time (HTTP and an SQL commit per change):
+        # a few at once keep the server busy.
+        with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="labctl-serve-register") as pool:
+            for future in [pool.submit(remove, key) for key in sorted(set(known) - set(found))]:
+                future.result()
+            for future in [pool.submit(register, key, record) for key, record in changes]:
+                future.result()
+        report.added.sort()
+        report.updated.sort()
+        report.removed.sort()
         for skip in report.skipped:
             if skip not in self._told:
                 self._told.add(skip)
