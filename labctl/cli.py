@@ -26,7 +26,7 @@ from drivers.sim.physics.cell import CELL_PRESETS
 from labctl.events import Detected, Readings, RunEnded, RunStarted, StepStarted
 from labctl.steps import StepProgram
 from labctl.engine.sweep_steps import SweepProgram
-from labctl.store import RunFile, RunFileError
+from labctl.store import RunFileError
 from labctl.yamlfile import FileError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])

@@ -20,7 +20,6 @@ Access:
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
 import secrets
 import shutil
@@ -35,8 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from labctl.app.serve._registrar import RUNS_CONTAINER, Registrar, RunsDirectory, SyncReport
-
-logger = logging.getLogger("labctl.serve")
 
 #: A lab server's API key: letters and digits (Tiled's rule), at least this long.
 MIN_API_KEY_LENGTH = 16
