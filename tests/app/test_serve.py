@@ -188,7 +188,7 @@ def test_cli_inspect_export_report_and_runs_take_the_servers_urls(server, runs_d
 
 def test_a_killed_run_is_served_as_far_as_it_was_written(server, runs_dir):
     path = runs_dir / "killed.h5"
-    proc = start_run("ccd_llzo.yaml", path, "--speed", "600")
+    proc = start_run("cycling_llzo_0p8.yaml", path, "--speed", "1800")  # 1000 h: 33 min of wall time
     try:
         wait_for(lambda: local_rows(path) > 100, "the run to write 100 readings")
     finally:
@@ -206,7 +206,7 @@ def test_a_killed_run_is_served_as_far_as_it_was_written(server, runs_dir):
 
 def test_a_live_run_is_followed_through_the_server_to_its_end(server, runs_dir):
     path = runs_dir / "live.h5"
-    proc = start_run("ccd_llzo.yaml", path, "--speed", "600")
+    proc = start_run("cycling_llzo_0p8.yaml", path, "--speed", "1800")  # 1000 h: it runs until stopped here
     try:
         run = wait_for(lambda: next((r for r in find_runs(server.uri, status="running") if r.key == "live"), None),
                        "the live run in the catalog")
