@@ -365,7 +365,8 @@ def find_runs(server: str, *, kind: str | None = None, electrolyte: str | None =
     Args:
         server: the server (``http://HOST:PORT``) or its ``runs`` container.
         kind: protocol kind, exactly (``ccd_staircase``).
-        electrolyte, operator: text the cell's electrolyte / the operator contains, any case.
+        electrolyte, operator: text the cell's electrolyte / the operator contains, any case
+            (SQL ``LIKE``: ``%`` and ``_`` in it are wildcards).
         status: run status, exactly (``running``, ``completed``, ``short`` …).
         bench: the run directory's label (``labctl serve NAME=DIR``).
         since, until: start time bounds, ISO 8601 (``2026-11-01``) or Unix seconds.
@@ -375,9 +376,11 @@ def find_runs(server: str, *, kind: str | None = None, electrolyte: str | None =
         RunFileError: unreachable or refused server.
         ValueError: ``since``/``until`` not ISO 8601.
     """
+    bounds = [(unix_time_s(b) if isinstance(b, str) else float(b), op)
+              for b, op in ((since, "ge"), (until, "lt")) if b is not None]  # bad dates fail before any request
+    runs = _runs_container(server, api_key)  # first: says so if the Tiled client is missing
     from tiled.queries import Key, Like
 
-    runs = _runs_container(server, api_key)
     queries: list[Any] = []
     if kind:
         queries.append(Key(SEARCH_KEYS["kind"]) == kind)
@@ -387,13 +390,11 @@ def find_runs(server: str, *, kind: str | None = None, electrolyte: str | None =
         queries.append(Key(SEARCH_KEYS["bench"]) == bench)
     for field_name, text in (("electrolyte", electrolyte), ("operator", operator)):
         if text:
-            escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            queries.append(Like(SEARCH_KEYS[field_name], f"%{escaped}%"))
-    for bound, op in ((since, "ge"), (until, "lt")):
-        if bound is not None:
-            value = unix_time_s(bound) if isinstance(bound, str) else float(bound)
-            key = Key(SEARCH_KEYS["start_unix_time_s"])
-            queries.append(key >= value if op == "ge" else key < value)
+            # SQL LIKE: no escape character that SQLite and PostgreSQL share, so % and _ are wildcards
+            queries.append(Like(SEARCH_KEYS[field_name], f"%{text.lower()}%"))
+    for value, op in bounds:
+        key = Key(SEARCH_KEYS["start_unix_time_s"])
+        queries.append(key >= value if op == "ge" else key < value)
     base = server.rstrip("/")
     base = base[: base.index(_API)] if _API in base else urlunsplit(urlsplit(base)[:2] + ("", "", ""))
     found: list[RunSummary] = []
