@@ -17,8 +17,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from labctl.analysis.memristor import CycleLayout, analyse_cycle
-from labctl.steps import SafetyLimits
-from labctl.engine.sweep_steps import SweepProgram, TipMove, VoltageSweep
+from labctl.steps import SafetyLimits, StepProgram, TipMove, VoltageSweep
 from protocols.tip_common import SweepProtocolBase, TipContact, _Model, cyclic_points_V
 
 
@@ -28,7 +27,7 @@ class WorkingElectrode(_Model):
     kind: Literal["tip", "pad"] = "tip"
     x_nm: float | None = None
     y_nm: float | None = None
-    pad_side_um: float = Field(default=500.0, gt=0)
+    pad_side_um: float = Field(default=500.0, gt=0, le=1e5)
 
     @model_validator(mode="after")
     def _placed(self) -> WorkingElectrode:
@@ -54,9 +53,9 @@ class MemristorCycling(SweepProtocolBase):
     electrode: WorkingElectrode
     tip: TipContact = TipContact()
     cycles: int = Field(default=200, ge=1, le=100000)
-    set_limit_V: float = Field(default=-0.2, lt=0)
-    reset_limit_V: float = Field(default=1.0, gt=0)
-    step_V: float = Field(default=0.01, gt=0)
+    set_limit_V: float = Field(default=-0.2, lt=0, ge=-210)
+    reset_limit_V: float = Field(default=1.0, gt=0, le=210)
+    step_V: float = Field(default=0.01, gt=0, le=10)
     read_bias_V: float = 0.05
     max_reset_failures: int | None = Field(default=5, ge=1)
     detection: SwitchingDetection = SwitchingDetection()
@@ -90,7 +89,7 @@ class MemristorCycling(SweepProtocolBase):
             return (self.electrode.pad_side_um * 1e-4) ** 2
         return self.tip.contact_area_nm2 * 1e-14
 
-    def program(self) -> SweepProgram:
+    def program(self) -> StepProgram:
         """[tip move] + one sweep per cycle (cycle numbers from 1)."""
         points, layout = self.cycle_points_V()
         steps: list = []
@@ -100,7 +99,7 @@ class MemristorCycling(SweepProtocolBase):
         for n in range(1, self.cycles + 1):
             steps.append(VoltageSweep(points_V=points, source_delay_s=delay, nplc=self.nplc, abort_on_compliance=True,
                                       reset_segment=layout.reset_segment, label=f"cycle {n}", cycle=n))
-        return SweepProgram(steps=steps, area_cm2=self.electrode_area_cm2, electrode=self.electrode.kind,
+        return StepProgram(steps=steps, area_cm2=self.electrode_area_cm2, electrode=self.electrode.kind,
                             contact_force_nN=self.tip.force_nN if self.electrode.kind == "tip" else None,
                             stop_after_reset_failures=self.max_reset_failures,
                             reset_drop_factor=self.detection.drop_factor,

@@ -12,6 +12,10 @@ from drivers.sim.smu import SourceMeterModel
 from labctl.engine import VirtualClock
 
 REPO = Path(__file__).resolve().parents[1]
+#: Real instrument files shipped with the tests (each folder keeps its LICENSE; README there).
+DATA = Path(__file__).resolve().parent / "data"
+REAL_DATA = DATA / "real"
+VENDOR_DATA = DATA / "vendor"
 EXAMPLES = REPO / "protocols" / "examples"
 
 

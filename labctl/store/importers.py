@@ -14,19 +14,27 @@ Column mapping (cyclers-data-formats.md §1.5, §2):
 run-file column           NEWARE (fastnda)                       EC-Lab (galvani)
 ========================  =====================================  =====================================
 ``test_time_s``           ``total_time_s``                       ``time/s`` (since acquisition start)
-``voltage_V``             ``voltage_V``                          ``Ewe/V``
-``current_A``             ``current_mA`` / 1000                  ``I/mA`` / 1000; without ``I/mA`` (a
-                                                                 BT-Lab GCPL record): the applied
+``voltage_V``             ``voltage_V``                          ``Ewe/V``, else ``<Ewe>/V`` (CP, PEIS, GEIS)
+``current_A``             ``current_mA`` / 1000                  ``I/mA`` (or ``<I>/mA``) / 1000; without
+                                                                 them (a BT-Lab GCPL record): the applied
                                                                  ``control/V/mA`` in galvanostatic mode,
                                                                  0 at rest, ``dq/mA.h`` / interval in
-                                                                 potentiostatic mode
-``charge_C``              cumulative of ``capacity_mAh`` × 3.6   ``(Q-Qo)/mA.h`` × 3.6
+                                                                 potentiostatic mode; an OCV record (every
+                                                                 point at open circuit): 0 by definition
+``charge_C``              cumulative of ``capacity_mAh`` × 3.6   ``(Q-Qo)/mA.h`` × 3.6, or ``(Q-Qo)/C``
 ``cycle_index``           ``cycle_count`` (the file's)           ``cycle number``, else ``half cycle`` // 2
 ``step_index``            executed step, 0-based (from           executed step, 0-based (a new step at
                           ``step_count``, which never resets)    every change of ``Ns`` / ``half cycle``)
 ``current_density_…``     ``current_A`` × 1000 / area            same; NaN when no area is known
 ``status``                0                                      0
 ========================  =====================================  =====================================
+
+EC-Lab impedance records (PEIS, GEIS: a ``freq/Hz`` column) keep their time series (the mean
+``<Ewe>``, ``<I>`` of each point; one step of kind ``impedance``) and add their points with
+``freq/Hz`` > 0 to the spectrum dataset ``spectra/<channel>`` (:mod:`labctl.store.spectra`:
+``freq/Hz``, ``Re(Z)/Ohm``, ``-Im(Z)/Ohm``, ``|Z|/Ohm``, ``Phase(Z)/deg``, ``time/s``,
+``cycle number``), a new spectrum at every change of ``cycle number`` or ``Ns`` or where the
+frequency sweep turns back.
 
 Current sign: the cycler's, kept as recorded — positive = charging (BDF). For a symmetric
 Li | SSE | Li cell which electrode plates under positive current depends on the cabling; the
@@ -70,6 +78,7 @@ import numpy as np
 from labctl.checks import ShortDetector
 from labctl.events import Detected, Readings, RunEnded, RunStarted, StepEnded, StepSummary
 from labctl.checks import ShortDetection
+from labctl.store.spectra import SpectrumError, spectrum_columns, write_spectra
 from labctl.store.writer import RunFileWriter
 
 #: File name endings this module reads, and the reader used for each.
@@ -84,6 +93,9 @@ _NEWARE_KIND = {
     "CV_Chg": "constant_voltage", "CV_DChg": "constant_voltage",
     "CCCV_Chg": "cccv", "CCCV_DChg": "cccv",
 }
+#: EC-Lab potential columns, in order of preference: the reading, or its mean over the interval
+#: (CP, PEIS and GEIS records carry ``<Ewe>/V``).
+_ECLAB_VOLTAGE = ("Ewe/V", "<Ewe>/V")
 #: EC-Lab ``mode`` (the two low bits of ``flags``): 1 galvanostatic, 2 potentiostatic, 3 rest.
 _ECLAB_MODE_KIND = {1: "constant_current", 2: "constant_voltage", 3: "rest"}
 
@@ -103,6 +115,8 @@ class VendorRecording:
     (the vendor's program step: NEWARE Step_ID, EC-Lab Ns). ``step_kind(rows)`` gives the labctl
     step kind of one executed step's rows, ``step_type_name(row)`` its label from the step's first
     row; ``step_limits`` holds NEWARE step-file end conditions by Step_ID (empty for EC-Lab).
+    ``spectra``: for an impedance record (EC-Lab PEIS/GEIS), its points as the columns of
+    :mod:`labctl.store.spectra`; ``None`` otherwise.
     """
 
     path: Path
@@ -128,6 +142,7 @@ class VendorRecording:
     program_name: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    spectra: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +157,7 @@ class ImportResult:
     area_source: str
     reader: str
     notes: tuple[str, ...]
+    n_spectra: int = 0
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -288,12 +304,12 @@ def _read_eclab(path: Path, source: Path) -> VendorRecording:
         raise VendorFileError(f"{source}: not a readable EC-Lab .mpr file (galvani: {exc.__class__.__name__}: {exc})") from None
     data = mpr.data
     names = set(data.dtype.names or ())
-    for column in ("time/s", "Ewe/V"):
-        if column not in names:
-            raise VendorFileError(
-                f"{source}: no '{column}' column — not a time series "
-                f"(impedance spectra such as PEIS/GEIS are not imported); columns: {', '.join(data.dtype.names or ())}"
-            )
+    if "time/s" not in names:
+        raise VendorFileError(f"{source}: no 'time/s' column — not a recording; columns: {', '.join(data.dtype.names or ())}")
+    voltage_column = next((c for c in _ECLAB_VOLTAGE if c in names), None)
+    if voltage_column is None:
+        raise VendorFileError(f"{source}: no potential column ({' or '.join(_ECLAB_VOLTAGE)}); "
+                              f"columns: {', '.join(data.dtype.names or ())}")
     if len(data) == 0:
         raise VendorFileError(f"{source}: EC-Lab file with no readings")
     notes: list[str] = []
@@ -313,10 +329,16 @@ def _read_eclab(path: Path, source: Path) -> VendorRecording:
         np.divide(dq[1:] * 3600.0, dt, out=interval_mA[1:], where=dt > 0)
         current_mA = np.where(mode == 1, _widen(data["control/V/mA"]), np.where(mode == 3, 0.0, interval_mA))
         notes.append("no I/mA column: current = applied control/V/mA (galvanostatic), 0 (rest), dq/dt (potentiostatic)")
+    elif "flags" in names and np.all(mode == 3):
+        # OCV: EC-Lab records no current at open circuit; it is zero by definition.
+        current_mA = np.zeros(n)
+        notes.append("open circuit (OCV) record: no current column, current = 0 by definition")
     else:
         raise VendorFileError(f"{source}: no current column (I/mA, <I>/mA, or control/V/mA with dq/mA.h)")
     if "(Q-Qo)/mA.h" in names:
         charge_C = np.asarray(data["(Q-Qo)/mA.h"], dtype=np.float64) * 3.6
+    elif "(Q-Qo)/C" in names:
+        charge_C = _widen(data["(Q-Qo)/C"])
     else:
         dt = np.diff(t, prepend=t[0])
         charge_C = np.cumsum(np.r_[0.0, current_mA[:-1]] * dt) * 1e-3
@@ -344,7 +366,11 @@ def _read_eclab(path: Path, source: Path) -> VendorRecording:
         if m := _MPL_DEVICE.search(log[1]):
             instrument = f"BioLogic {m.group(1).strip()}"
 
+    spectra = _eclab_spectra(data, names, t, cycle, ns, source) if "freq/Hz" in names else None
+
     def step_kind(rows: np.ndarray) -> str:
+        if spectra is not None:
+            return "impedance"
         modes = set(np.unique(mode[rows]).tolist())
         if len(modes) > 1:  # EC-Lab records the open-circuit point that closes a step with mode 3
             modes.discard(3)
@@ -363,11 +389,42 @@ def _read_eclab(path: Path, source: Path) -> VendorRecording:
     return VendorRecording(
         path=source, vendor="EC-Lab", reader="galvani", reader_version=_package_version("galvani"),
         channel="eclab", start_unix_s=start_local.replace(tzinfo=_dt.timezone.utc).timestamp(), test_time_s=t,
-        voltage_V=_widen(data["Ewe/V"]), current_A=current_mA / 1000.0, charge_C=charge_C, cycle_index=cycle,
+        voltage_V=_widen(data[voltage_column]), current_A=current_mA / 1000.0, charge_C=charge_C, cycle_index=cycle,
         step_number=step_number, step_time_s=np.full(n, np.nan), step_id=ns, step_kind=step_kind,
         step_type_name=type_name, area_cm2=area_cm2, area_source=area_source, instrument=instrument,
-        metadata=metadata, notes=notes,
+        metadata=metadata, notes=notes, spectra=spectra,
     )
+
+
+def _eclab_spectra(data: np.ndarray, names: set[str], t: np.ndarray, cycle: np.ndarray,
+                   ns: np.ndarray, source: Path) -> dict[str, np.ndarray]:
+    """The impedance points of a PEIS/GEIS record (rows with ``freq/Hz`` > 0; GEIS records its
+    DC settling before the first spectrum with frequency 0) as spectrum columns. A new spectrum
+    starts where ``cycle number`` or ``Ns`` changes, or where the sweep turns back (the
+    frequency moves against the sweep's direction)."""
+    f = _widen(data["freq/Hz"])
+    rows = np.flatnonzero(f > 0)
+    if len(rows) == 0:
+        raise VendorFileError(f"{source}: no impedance point (every freq/Hz is 0)")
+    f_rows = f[rows]
+    step = np.diff(f_rows)
+    same = (np.diff(cycle[rows]) == 0) & (np.diff(ns[rows]) == 0)
+    moving = same & (step != 0)
+    direction = np.sign(np.median(step[moving])) if np.any(moving) else -1.0
+    new = ~same | (np.sign(step) == -direction)
+    index = np.concatenate([[0], np.cumsum(new)])
+    for column in ("Re(Z)/Ohm", "-Im(Z)/Ohm"):
+        if column not in names:
+            raise VendorFileError(f"{source}: impedance record without a '{column}' column")
+    try:
+        return spectrum_columns(
+            f_rows, _widen(data["Re(Z)/Ohm"])[rows], _widen(data["-Im(Z)/Ohm"])[rows],
+            z_abs_ohm=_widen(data["|Z|/Ohm"])[rows] if "|Z|/Ohm" in names else None,
+            phase_deg=_widen(data["Phase(Z)/deg"])[rows] if "Phase(Z)/deg" in names else None,
+            spectrum_index=index, test_time_s=t[rows], cycle_index=cycle[rows],
+        )
+    except SpectrumError as exc:
+        raise VendorFileError(f"{source}: {exc}") from None
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -589,4 +646,11 @@ def write_run_file(
         writer.close()
     with h5py.File(output, "r+") as f:  # the writer stamps the import's wall time; the run ended in the file
         f.attrs["end_time_utc"] = end.isoformat(timespec="milliseconds")
-    return ImportResult(Path(output), n, len(bounds) - 1, n_shorts, area, area_source, rec.reader, tuple(rec.notes))
+    n_spectra = 0
+    if rec.spectra is not None:
+        columns = dict(rec.spectra)
+        write_spectra(output, rec.channel, columns.pop("frequency_Hz"), columns.pop("z_real_ohm"),
+                      columns.pop("z_imag_neg_ohm"), **columns)
+        n_spectra = len(np.unique(rec.spectra["spectrum_index"]))
+    return ImportResult(Path(output), n, len(bounds) - 1, n_shorts, area, area_source, rec.reader, tuple(rec.notes),
+                        n_spectra)

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
+
+import numpy as np
 
 import pytest
 
 from drivers.base import InstrumentLost
-from labctl.engine import (
-    ConstantCurrent,
-    Detected,
-    Engine,
-    Readings,
-    Rest,
-    RunEnded,
-    SafetyLimits,
-    StepStarted,
-    StepProgram,
-)
+from labctl.steps import ConstantCurrent, Rest, SafetyLimits, StepProgram
+from labctl.events import Detected, Readings, RunEnded, StepStarted
+from labctl.engine import ScaledClock, SoftwareTimedExecutor
 from tests.conftest import make_smu
 
 
@@ -44,7 +40,7 @@ class Recorder:
 def test_time_steps_sample_at_the_record_interval_and_integrate_charge(clock):
     smu = make_smu(clock, ccd_mA_cm2=10.0)
     rec = Recorder()
-    outcome = Engine(smu, clock, subscribers=[rec]).run(program(cc(1e-3, 100, 10), Rest(duration_s=50, record_interval_s=5)))
+    outcome = SoftwareTimedExecutor(smu, clock, subscribers=[rec]).run(program(cc(1e-3, 100, 10), Rest(duration_s=50, record_interval_s=5)))
     assert outcome.status == "completed"
     first, rest = outcome.steps
     assert first.n_points == 11 and first.end_s == pytest.approx(100.0)
@@ -67,7 +63,7 @@ def test_voltage_and_charge_end_conditions(clock):
         ConstantCurrent(current_A=1e-3, stop_voltage_above_V=0.1, record_interval_s=1.0),  # V ≈ 0.156 at once
         ConstantCurrent(current_A=-1e-3, stop_charge_C=0.05, record_interval_s=1.0),
     )
-    outcome = Engine(smu, clock).run(program(*steps))
+    outcome = SoftwareTimedExecutor(smu, clock).run(program(*steps))
     assert [s.reason for s in outcome.steps] == ["voltage", "charge"]
     assert outcome.steps[0].n_points == 1
     assert outcome.steps[1].end_s - outcome.steps[1].start_s == pytest.approx(50.0)
@@ -77,7 +73,7 @@ def test_short_circuit_ends_the_run_with_output_off(clock):
     smu = make_smu(clock, ccd_mA_cm2=1.0)
     rec = Recorder()
     steps = [cc(s * j * 1e-3, 600, 1, label=f"{j}") for j in (0.5, 1.0, 1.5, 2.0) for s in (1, -1)]
-    outcome = Engine(smu, clock, subscribers=[rec]).run(program(*steps))
+    outcome = SoftwareTimedExecutor(smu, clock, subscribers=[rec]).run(program(*steps))
     assert outcome.status == "short"
     short_step = outcome.steps[-1]
     assert short_step.reason == "short" and short_step.label == "1.5"
@@ -91,7 +87,7 @@ def test_short_circuit_ends_the_run_with_output_off(clock):
 def test_healthy_cell_never_flags_a_short(clock):
     smu = make_smu(clock, ccd_mA_cm2=50.0, seed=7)
     steps = [cc(s * j * 1e-3, 300, 1) for j in (0.1, 1, 5, 10) for s in (1, -1)]
-    outcome = Engine(smu, clock).run(program(*steps))
+    outcome = SoftwareTimedExecutor(smu, clock).run(program(*steps))
     assert outcome.status == "completed"
 
 
@@ -99,7 +95,7 @@ def test_compliance_ends_the_run_as_a_safety_trip(clock):
     smu = make_smu(clock, ccd_mA_cm2=50.0)
     rec = Recorder()
     # 10 mA through ~130 Ω needs ~1.3 V; a 0.5 V compliance clamps it.
-    outcome = Engine(smu, clock, subscribers=[rec]).run(program(cc(10e-3), v_max=0.5))
+    outcome = SoftwareTimedExecutor(smu, clock, subscribers=[rec]).run(program(cc(10e-3), v_max=0.5))
     assert outcome.status == "safety"
     assert "compliance" in outcome.reason
     assert [e.kind for e in rec.of(Detected)][0] == "compliance"
@@ -119,7 +115,7 @@ class Exploding:
 
 def test_output_off_after_an_exception(clock):
     smu = make_smu(clock)
-    outcome = Engine(smu, clock, subscribers=[Exploding(RuntimeError("disk full"))]).run(
+    outcome = SoftwareTimedExecutor(smu, clock, subscribers=[Exploding(RuntimeError("disk full"))]).run(
         program(cc(1e-3, 10), cc(-1e-3, 10)))
     assert outcome.status == "error" and "disk full" in outcome.reason
     assert not smu.model.output_enabled
@@ -128,7 +124,7 @@ def test_output_off_after_an_exception(clock):
 def test_output_off_after_ctrl_c_and_run_ended_published(clock):
     smu = make_smu(clock)
     rec = Recorder()
-    engine = Engine(smu, clock, subscribers=[rec, Exploding(KeyboardInterrupt())])
+    engine = SoftwareTimedExecutor(smu, clock, subscribers=[rec, Exploding(KeyboardInterrupt())])
     with pytest.raises(KeyboardInterrupt):
         engine.run(program(cc(1e-3, 10), cc(-1e-3, 10)))
     assert not smu.model.output_enabled
@@ -163,7 +159,7 @@ def test_lost_instrument_ends_the_run_and_still_tries_output_off(clock):
     from labctl.engine import ReconnectPolicy
 
     lossy = LosingSmu(make_smu(clock), 5)  # reconnects fine, but never reads again
-    engine = Engine(lossy, clock, reconnect=ReconnectPolicy(retry_for_s=0.3, first_wait_s=0.01, max_wait_s=0.05))
+    engine = SoftwareTimedExecutor(lossy, clock, reconnect=ReconnectPolicy(retry_for_s=0.3, first_wait_s=0.01, max_wait_s=0.05))
     outcome = engine.run(program(cc(1e-3, 100)))
     assert outcome.status == "instrument_lost"
     assert "TCPIP::127.0.0.1::1::SOCKET" in outcome.reason
@@ -173,14 +169,14 @@ def test_lost_instrument_ends_the_run_and_still_tries_output_off(clock):
 
 def test_compliance_is_configured_before_output_on(clock):
     lossy = LosingSmu(make_smu(clock), 10**9)
-    Engine(lossy, clock).run(program(cc(1e-3, 5)))
+    SoftwareTimedExecutor(lossy, clock).run(program(cc(1e-3, 5)))
     assert lossy.calls.index("configure_current_source") < lossy.calls.index("output_on")
     assert lossy.smu.model.compliance_V == 5.0
 
 
 def test_request_stop_ends_after_the_current_reading(clock):
     smu = make_smu(clock)
-    engine = Engine(smu, clock)
+    engine = SoftwareTimedExecutor(smu, clock)
 
     def stopper(event):
         if isinstance(event, StepStarted) and event.step_index == 1:
@@ -198,37 +194,74 @@ def test_step_program_refuses_currents_beyond_the_safety_limit():
         program(cc(0.5), i_max=0.1)
 
 
-def test_pause_holds_zero_current_and_the_step_resumes_its_remaining_time(clock):
+def test_pause_on_a_simulated_clock_holds_zero_current_and_adds_no_test_time(clock):
+    """A pause of a simulated (virtual or sped-up) run freezes its time: the cell is not
+    credited with rest the pause never gave it; the step resumes its remaining time."""
     smu = make_smu(clock, ccd_mA_cm2=10.0)
-    engine = Engine(smu, clock)
+    engine = SoftwareTimedExecutor(smu, clock)
     rec = Recorder()
     engine.subscribe(rec)
     real_read = smu.read
-    currents_while_paused = []
 
-    def read():  # the operator pauses 20 s into the run and resumes 30 s later
-        t = clock.now()
-        if t == 20.0:
+    def read():  # the operator pauses 20 s into the run
+        if clock.now() == 20.0:
             engine.request_pause()
-        if t == 50.0:
-            engine.request_resume()
-        reading = real_read()
-        if 20.0 < t < 50.0:
-            currents_while_paused.append(reading.current_A)
-        return reading
+        return real_read()
 
     smu.read = read
-    outcome = engine.run(program(cc(1e-3, 100, 1), cc(-1e-3, 10, 1)))
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(outcome=engine.run(program(cc(1e-3, 100, 1), cc(-1e-3, 10, 1)))))
+    runner.start()
+    assert _wait(lambda: engine.state.value == "paused")
+    held_at = clock.now()
+    assert smu.model.source_current_A == 0.0 and smu.model.output_enabled  # held at 0 A, output on
+    assert clock.now() == held_at  # frozen while paused
+    engine.request_resume()
+    runner.join(timeout=30)
+    outcome = result["outcome"]
     first = outcome.steps[0]
     assert outcome.status == "completed"
-    assert first.end_s == pytest.approx(130.0)  # 100 s of current + 30 s paused
-    assert first.charge_C == pytest.approx(0.1, abs=2e-3)  # only the current-carrying time counts
-    assert currents_while_paused and set(currents_while_paused) == {0.0}
+    assert first.end_s == pytest.approx(100.0)  # no paused time in the step
+    assert first.charge_C == pytest.approx(0.1, abs=2e-3)
     assert [e.kind for e in rec.of(Detected)] == ["paused", "resumed"]
 
 
+def test_pause_in_real_time_records_the_open_circuit_voltage_at_zero_current():
+    """In real time the pause is the cell's own: it is recorded (at 0 A) and the step's
+    remaining time runs after the resume."""
+    clock = ScaledClock(1.0)
+    smu = make_smu(clock, ccd_mA_cm2=10.0)
+    engine = SoftwareTimedExecutor(smu, clock)
+    rec = Recorder()
+    engine.subscribe(rec)
+    runner = threading.Thread(target=lambda: engine.run(program(cc(1e-3, 0.5, 0.05))))
+    runner.start()
+    assert _wait(lambda: any(isinstance(e, Readings) for e in rec.events))
+    engine.request_pause()
+    assert _wait(lambda: engine.state.value == "paused")
+    paused_readings = len([e for e in rec.events if isinstance(e, Readings)])
+    assert _wait(lambda: smu.model.source_current_A == 0.0)
+    time.sleep(0.3)  # the operator's pause: wall time that is the cell's
+    engine.request_resume()
+    runner.join(timeout=30)
+    outcome = engine.last_outcome
+    assert outcome.status == "completed"
+    assert outcome.steps[0].end_s >= 0.5 + 0.3  # the pause is in the step, the remaining time ran after it
+    currents = np.concatenate([e.columns["current_A"] for e in rec.of(Readings)])
+    assert np.any(currents == 0.0) and paused_readings >= 1
+
+
+def _wait(condition, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return False
+
+
 def test_loops_unroll_with_continuous_step_index_and_cycle_numbers():
-    from labctl.engine import Loop
+    from labctl.steps import Loop
 
     prog = program(Rest(duration_s=10, record_interval_s=1),
                    Loop(steps=[cc(1e-3, 5), cc(-1e-3, 5)], count=3),
@@ -240,13 +273,14 @@ def test_loops_unroll_with_continuous_step_index_and_cycle_numbers():
 
 
 def test_resume_runs_only_the_remainder_of_the_interrupted_step(clock):
-    from labctl.engine import Loop, ResumePoint
+    from labctl.steps import Loop
+    from labctl.engine import ResumePoint
 
     smu = make_smu(clock, ccd_mA_cm2=10.0)
     prog = program(Loop(steps=[cc(1e-3, 100, 10), cc(-1e-3, 100, 10)], count=3))
     resume = ResumePoint(step_index=3, t_offset_s=340.0, charge_C=0.06, step_elapsed_s=40.0,
                          step_charge_C=-0.04, step_start_s=300.0)
-    outcome = Engine(smu, clock).run(prog, resume=resume)
+    outcome = SoftwareTimedExecutor(smu, clock).run(prog, resume=resume)
     assert [s.step_index for s in outcome.steps] == [3, 4, 5]
     resumed = outcome.steps[0]
     assert resumed.start_s == 300.0 and resumed.end_s == pytest.approx(400.0)
@@ -254,3 +288,14 @@ def test_resume_runs_only_the_remainder_of_the_interrupted_step(clock):
     assert [s.cycle for s in outcome.steps] == [2, 3, 3]
     assert outcome.steps[-1].end_s == pytest.approx(600.0)
     assert outcome.steps[-1].cumulative_charge_C == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_stop_before_the_run_begins_ends_it_before_its_first_step(clock):
+    """A control socket is served from before the start: a stop that arrives then must not be lost."""
+    smu = make_smu(clock)
+    engine = SoftwareTimedExecutor(smu, clock)
+    engine.request_stop("stopped by the operator")
+    outcome = engine.run(program(cc(1e-4, 3600)))
+    assert outcome.status == "stopped" and outcome.reason == "stopped by the operator"
+    assert outcome.n_readings == 0 and not smu.model.output_enabled
+    assert engine.state.value == "ended"

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from labctl.engine import Engine, Readings, RunEnded, RunStarted
+from labctl.engine import SoftwareTimedExecutor
+from labctl.events import Readings, RunEnded, RunStarted
 from labctl.events import READING_COLUMNS
 from labctl.store import RunFile, RunFileError, RunFileWriter
 from labctl.store.export import BDF_COLUMN_ORDER, export_bdf
 from labctl.store.importers import import_vendor_file
 from tests.cli.test_cli import labctl
-from tests.conftest import make_smu
+from tests.conftest import VENDOR_DATA, make_smu
 from tests.store.test_run_file import ATTRS, _program
 
-VENDOR = Path(os.environ.get("LABCTL_VENDOR_DATA")
-              or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "vendor")
+VENDOR = VENDOR_DATA
 #: BDF preferred labels, spelled out as in cyclers-data-formats.md §2 (not taken from our code).
 EXPECTED_HEADER = ["Test Time / s", "Voltage / V", "Current / A", "Unix Time / s", "Cycle Count / 1",
                    "Step Count / 1", "Net Capacity / Ah"]
@@ -37,7 +36,7 @@ def _read_csv(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
 @pytest.fixture
 def simulated_run(tmp_path, clock) -> Path:
     path = tmp_path / "run.h5"
-    Engine(make_smu(clock, ccd_mA_cm2=0.7, area_cm2=2.0), clock, channel="smu",
+    SoftwareTimedExecutor(make_smu(clock, ccd_mA_cm2=0.7, area_cm2=2.0), clock, channel="smu",
            subscribers=[RunFileWriter(path, ["smu"], ATTRS)], batch_size=100).run(_program(4, duration_s=60.0))
     return path
 
@@ -102,8 +101,6 @@ def test_multichannel_run_gives_one_file_per_cell(tmp_path):
         assert set(table["Voltage / V"]) == {0.1 * (k + 1)} and set(table["Current / A"]) == {-1e-3 * (k + 1)}
 
 
-@pytest.mark.skipif(not (VENDOR / "neware-fastnda").is_dir(), reason=f"vendor test files not found at {VENDOR} "
-                    "(set LABCTL_VENDOR_DATA to the shared/data/vendor folder)")
 def test_imported_neware_file_exports_to_bdf_matching_the_reference(tmp_path):
     pl = pytest.importorskip("polars", reason="polars (a fastnda dependency) reads the reference .parquet")
     fastnda = pytest.importorskip("fastnda")

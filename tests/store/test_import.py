@@ -1,6 +1,6 @@
 """``labctl import``: real NEWARE and EC-Lab files, read in place, against their reference readings.
 
-The files and references are in ``../shared/data/vendor/`` (README there): each NEWARE file has
+The files and references are in ``tests/data/vendor/`` (README there): each NEWARE file has
 fastnda's reference ``.parquet`` beside it (BTSDA-derived: ``Voltage(mV)``, ``Current(uA)``,
 ``Total Time`` s, ``Cycle Index``, ``Step Count``, ``Date``) and ``interp-test.ndax`` has NEWARE's
 own BTSDA CSV export; the EC-Lab ``.mpr`` has its EC-Lab log ``.mpl`` (start time, electrode
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import os
 import re
 from pathlib import Path
 
@@ -20,17 +19,14 @@ import numpy as np
 import pytest
 
 from labctl.analysis import critical_current_density, step_overpotentials
-from labctl.engine import Engine
+from labctl.engine import SoftwareTimedExecutor
 from labctl.store import RunFile, RunFileWriter
 from labctl.store.importers import VendorFileError, import_vendor_file, read_vendor_file, write_run_file
 from tests.cli.test_cli import labctl
-from tests.conftest import make_smu
+from tests.conftest import VENDOR_DATA, make_smu
 from tests.store.test_run_file import ATTRS, _program
 
-VENDOR = Path(os.environ.get("LABCTL_VENDOR_DATA")
-              or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "vendor")
-pytestmark = pytest.mark.skipif(not VENDOR.is_dir(), reason=f"vendor test files not found at {VENDOR} "
-                                "(set LABCTL_VENDOR_DATA to the shared/data/vendor folder)")
+VENDOR = VENDOR_DATA
 NEWARE = VENDOR / "neware-fastnda"
 ECLAB = VENDOR / "eclab-aurora"
 GCPL = ECLAB / "250116_kigr_gen6_01_02_GCPL_CD8.mpr"
@@ -145,7 +141,7 @@ def test_eclab_gcpl_matches_its_eclab_log(tmp_path):
 
 def test_imported_layout_is_that_of_a_labctl_run(tmp_path, clock):
     native = tmp_path / "native.h5"
-    Engine(make_smu(clock), clock, channel="smu", subscribers=[RunFileWriter(native, ["smu"], ATTRS)]).run(_program(2))
+    SoftwareTimedExecutor(make_smu(clock), clock, channel="smu", subscribers=[RunFileWriter(native, ["smu"], ATTRS)]).run(_program(2))
     imported = import_vendor_file(GCPL, tmp_path / "imported.h5").path
 
     def layout(path):
@@ -230,9 +226,16 @@ def test_corrupt_or_unsupported_files_give_one_line_naming_the_file(tmp_path, na
     assert not (tmp_path / "out.h5").exists()
 
 
-def test_impedance_spectra_are_refused_clearly(tmp_path):
-    with pytest.raises(VendorFileError, match=r"PEIS\.mpr: no 'Ewe/V' column — not a time series"):
-        import_vendor_file(ECLAB / "PEIS.mpr", tmp_path / "peis.h5")
+def test_impedance_spectra_import_into_the_spectra_group(tmp_path):
+    """The aurora PEIS.mpr (a coin cell, four spectra of 61 points, 10 kHz → 10 mHz)."""
+    from labctl.store.spectra import read_spectra, split_spectra
+
+    result = import_vendor_file(ECLAB / "PEIS.mpr", tmp_path / "peis.h5")
+    assert result.n_spectra == 4
+    parts = split_spectra(read_spectra(result.path, "eclab"))
+    assert [len(p["frequency_Hz"]) for p in parts] == [61] * 4
+    assert [int(p["cycle_index"][0]) for p in parts] == [1, 2, 3, 4]
+    assert all(p["frequency_Hz"][0] > 1e3 and p["frequency_Hz"][-1] < 0.02 for p in parts)
     with pytest.raises(VendorFileError, match=r"missing\.ndax: no such file"):
         import_vendor_file(tmp_path / "missing.ndax", tmp_path / "x.h5")
 
@@ -246,7 +249,9 @@ def test_cli_import_then_inspect_and_errors(tmp_path):
     assert labctl("inspect", str(out)).returncode == 0
     again = labctl("import", str(GCPL), "-o", str(out))
     assert again.returncode == 1 and "a run file already exists there" in again.stderr
-    bad = labctl("import", str(ECLAB / "PEIS.mpr"), "-o", str(tmp_path / "p.h5"))
+    broken = tmp_path / "broken.mpr"
+    broken.write_bytes(b"BIO-LOGIC MODULAR FILE\x1a" + b"\x00" * 40)
+    bad = labctl("import", str(broken), "-o", str(tmp_path / "p.h5"))
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     (line,) = bad.stderr.strip().splitlines()
-    assert line.startswith("error: ") and "PEIS.mpr: no 'Ewe/V' column" in line
+    assert line.startswith("error: ") and "broken.mpr: not a readable EC-Lab .mpr file" in line
