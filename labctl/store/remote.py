@@ -12,7 +12,7 @@ that needs an API key gets it from ``api_key=`` or the environment variable ``TI
 * :class:`RemoteFollower` is :class:`labctl.store.follow.RunFollower` over the server: each
   :meth:`~RemoteFollower.poll` returns the rows, events and steps added since the last;
 * :func:`find_runs` searches the catalog (kind, electrolyte, operator, status, bench, start
-  time) and returns :class:`RunSummary` rows with each run's headline results;
+  time) and returns :class:`CatalogEntry` rows with each run's headline results;
 * :func:`fetch_run` downloads a run's file as it is on the bench (the server sends the file's
   bytes), for the tools that need a file (``labctl report``, ``labctl export``);
 * :func:`open_run` opens a path as :class:`~labctl.store.RunFile` and a URL as
@@ -298,7 +298,7 @@ def fetch_run(target: str, directory: str | Path, *, api_key: str | None = None)
 
 
 @dataclass(frozen=True)
-class RunSummary:
+class CatalogEntry:
     """One run found by :func:`find_runs`: its key, URL and catalog record."""
 
     key: str
@@ -359,7 +359,7 @@ def unix_time_s(text: str) -> float:
 def find_runs(server: str, *, kind: str | None = None, electrolyte: str | None = None,
               operator: str | None = None, status: str | None = None, bench: str | None = None,
               since: str | float | None = None, until: str | float | None = None,
-              limit: int | None = None, api_key: str | None = None) -> list[RunSummary]:
+              limit: int | None = None, api_key: str | None = None) -> list[CatalogEntry]:
     """The runs on ``server`` that match every filter given, newest first.
 
     Args:
@@ -397,13 +397,13 @@ def find_runs(server: str, *, kind: str | None = None, electrolyte: str | None =
         queries.append(key >= value if op == "ge" else key < value)
     base = server.rstrip("/")
     base = base[: base.index(_API)] if _API in base else urlunsplit(urlsplit(base)[:2] + ("", "", ""))
-    found: list[RunSummary] = []
+    found: list[CatalogEntry] = []
     with _errors(server):
         for query in queries:
             runs = runs.search(query)
         runs = runs.sort((SEARCH_KEYS["start_unix_time_s"], -1))
         for key, node in runs.items():
-            found.append(RunSummary(key, f"{base}/{RUNS_CONTAINER}/{key}", dict(node.metadata)))
+            found.append(CatalogEntry(key, f"{base}/{RUNS_CONTAINER}/{key}", dict(node.metadata)))
             if limit is not None and len(found) >= limit:
                 break
     return found
@@ -492,5 +492,5 @@ class RemoteFollower:
         return update
 
 
-__all__ = ["REMOTE_SETTLE_TIMEOUT_S", "RUNS_CONTAINER", "RemoteFollower", "RemoteRun", "RunSummary", "api_uri",
+__all__ = ["REMOTE_SETTLE_TIMEOUT_S", "RUNS_CONTAINER", "CatalogEntry", "RemoteFollower", "RemoteRun", "api_uri",
            "connect", "fetch_run", "find_runs", "is_remote", "open_run", "unix_time_s"]
