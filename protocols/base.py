@@ -27,7 +27,17 @@ class CellInfo(_Model):
     li_thickness_um: float = Field(gt=0)
     stack_pressure_MPa: float = Field(ge=0)
     temperature_C: float = Field(ge=-80, le=400)
+    ionic_conductivity_S_cm: float | None = Field(default=None, gt=0)
+    """The electrolyte's bulk ionic conductivity as measured (EIS, σ = d/(R·S) [000 L187]); with
+    it the analyses give the per-interface ASR, (cell − d/σ)/2."""
     notes: str = ""
+
+    @property
+    def bulk_asr_ohm_cm2(self) -> float | None:
+        """d/σ in Ω cm² when the conductivity is given."""
+        if self.ionic_conductivity_S_cm is None:
+            return None
+        return self.electrolyte_thickness_um * 1e-4 / self.ionic_conductivity_S_cm
 
 
 class SimulatedCell(_Model):
@@ -74,6 +84,8 @@ class ProtocolBase(_Model):
         changes: dict[str, Any] = {
             "area_cm2": self.cell.area_cm2,
             "electrolyte_thickness_um": self.cell.electrolyte_thickness_um,
+            "li_thickness_um": self.cell.li_thickness_um,
+            "stack_pressure_MPa": self.cell.stack_pressure_MPa,
             "temperature_C": self.cell.temperature_C,
         }
         changes.update(self.simulated_cell.overrides())

@@ -94,8 +94,8 @@ class SourceMeterModel:
         """Integrate the load from the last event to now at the current that was flowing."""
         t = self._now()
         dt = t - self._t_last
-        if dt > 0 and self.output_enabled:
-            self.load.advance(dt, self._i_flowing)
+        if dt > 0:  # with the output off the load sits at open circuit, and relaxes
+            self.load.advance(dt, self._i_flowing if self.output_enabled else 0.0)
         self._t_last = t
 
     def _operating_point(self) -> tuple[float, float, bool]:

@@ -190,6 +190,8 @@ class DelegatedEngine(RunLifecycle):
             raise ValueError("give the native program or a compile function")
         self._begin()
         self._program = program
+        # One detector for the run, reset at each step: it carries the cell's healthy noise.
+        self._detector = ShortDetector(program.short_detection)
         self._area = program.area_cm2
         self._t_offset = attach.t_offset_s if attach else 0.0
         self._first_index = attach.first_step_index if attach else 0
@@ -473,7 +475,9 @@ class DelegatedEngine(RunLifecycle):
         if expected and current_A * expected < 0 and abs(current_A) > 0.5 * abs(expected):
             raise InstrumentError(self.cycler.address, f"step {index}: the channel sources {current_A:.4g} A where the "
                                                        f"program has {expected:.4g} A: it is not running labctl's program")
-        detector = ShortDetector(program.short_detection) if isinstance(step, ConstantCurrent) and expected else None
+        detector = self._detector if isinstance(step, ConstantCurrent) and expected else None
+        if detector is not None:
+            detector.reset()
         self._open = _OpenStep(index, step, cycle, expected, t_s, self._charge_base_C, detector, t_last=t_s)
         self._publish(StepStarted(t_s, self.channel, index, step.kind, step.label, cycle, expected))
 
@@ -527,7 +531,7 @@ class DelegatedEngine(RunLifecycle):
         if s.detector is not None and s.reason is None:
             update = s.detector.update
             for j in range(min(j_safe, j_polar + 1)):
-                found = update(float(v[j]), float(i[j]))
+                found = update(float(v[j]), float(i[j]), float(t[j]))
                 if found is not None:
                     kind, message = found
                     what = "short circuit" if kind == "short" else "soft short"

@@ -124,6 +124,8 @@ class Engine(RunLifecycle):
         self._program = program
         self._lost_since: float | None = None
         self._resume = resume
+        # One detector for the run, reset at each step: it carries the cell's healthy noise.
+        self._detector = ShortDetector(program.short_detection)
         self._buffer: dict[str, list] = {c.name: [] for c in READING_COLUMNS}
         self._last_publish_wall = time.monotonic()
         self._n_readings = 0
@@ -189,7 +191,9 @@ class Engine(RunLifecycle):
         self._publish(
             StepStarted(t_start, self.channel, index, step.kind, step.label, step.cycle, current_A)
         )
-        detector = ShortDetector(program.short_detection) if isinstance(step, ConstantCurrent) else None
+        detector = self._detector if isinstance(step, ConstantCurrent) else None
+        if detector is not None:
+            detector.reset()
         duration = step.duration_s if step.duration_s is not None else math.inf
         v_above = getattr(step, "stop_voltage_above_V", None)
         v_below = getattr(step, "stop_voltage_below_V", None)
@@ -279,7 +283,7 @@ class Engine(RunLifecycle):
                 break
             if paused_at is None:
                 if detector is not None:
-                    found = detector.update(v, i)
+                    found = detector.update(v, i, t)
                     if found is not None:
                         reason, message = found
                         what = "short circuit" if reason == "short" else "soft short"

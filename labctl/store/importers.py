@@ -448,12 +448,14 @@ def _end_reason(rec: VendorRecording, rows: np.ndarray, is_last: bool) -> str:
 
 
 def _replay_short_detection(rec: VendorRecording, rows: np.ndarray,
-                            config: ShortDetection) -> tuple[int, str, str] | None:
+                            detector: ShortDetector) -> tuple[int, str, str] | None:
     """First reading (row) where labctl's short detector fires in this step: (row, kind, message),
-    ``kind`` being the detector's ("short", or "soft_short" where it tells soft shorts apart)."""
-    detector = ShortDetector(config)
-    for row, v, i in zip(rows.tolist(), rec.voltage_V[rows].tolist(), rec.current_A[rows].tolist()):
-        found = detector.update(v, i)
+    ``kind`` being the detector's ("short", or "soft_short" where it tells soft shorts apart). One
+    detector serves the file, reset at each step, as in a live run."""
+    detector.reset()
+    for row, v, i, t in zip(rows.tolist(), rec.voltage_V[rows].tolist(), rec.current_A[rows].tolist(),
+                            rec.test_time_s[rows].tolist()):
+        found = detector.update(v, i, t)
         if found is not None:
             kind, message = found if isinstance(found, tuple) else ("short", found)
             return row, kind, message
@@ -543,7 +545,7 @@ def write_run_file(
         "cell_area_source": area_source,
     }
     writer = RunFileWriter(output, [rec.channel], attrs)
-    config = short_detection or ShortDetection()
+    detector = ShortDetector(short_detection or ShortDetection())
     n_shorts = 0
     try:
         channel = rec.channel
@@ -563,7 +565,7 @@ def write_run_file(
             reason = _end_reason(rec, rows, is_last=k == len(bounds) - 2)
             current = float(np.median(rec.current_A[rows]))
             if kind == "constant_current" and current != 0.0:
-                found = _replay_short_detection(rec, rows, config)
+                found = _replay_short_detection(rec, rows, detector)
                 if found is not None:
                     row, reason, message = found
                     n_shorts += 1
