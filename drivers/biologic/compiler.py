@@ -15,13 +15,11 @@ The mapping (units: A, V, s; sign: + = plating onto the working electrode, as in
 * ``SafetyLimits`` → the channel's safety limits (:class:`drivers.biologic.ChannelSafetyLimits`):
   Ewe within ±``max_abs_voltage_V``, |I| ≤ ``max_abs_current_A``; and ``E_Range`` the smallest
   fixed range holding ±``max_abs_voltage_V``;
-* short detection's floor (``ShortDetection.floor_V``, when enabled and the run ends on a
-  short) → on each CP without a voltage stop, a limit test ``Ewe < +floor`` on a charge or
-  ``Ewe > −floor`` on a discharge with ``Exit_Cond`` = stop, as neware_compile.py turns it
-  into a per-step ``Protect``: a hard short (V = I·R_short) ends the run in the instrument,
-  even while no PC is watching. A CPLIMIT step has a single ``Exit_Cond`` for all its tests,
-  so a step with a voltage stop (next technique) cannot also stop the channel on the floor:
-  for those steps the floor stays with the engine (:attr:`BiologicProgram.software_floor_steps`).
+* short detection's floor (``ShortDetection.floor_V``) stays with the engine on every CP step
+  (:attr:`BiologicProgram.software_floor_steps`): a CP limit test acts on the first sample, and
+  after a current reversal a real cell's voltage keeps the last half-cycle's sign for a few ms
+  (the reversal transient, ``docs/detection.md``), so ``Ewe < +floor`` would stop a healthy
+  channel at every reversal.
 
 The running-mean drop and noise tests of short detection, and ``polarisation_limit_V``, stay
 with the engine, which sees the points.
@@ -219,10 +217,9 @@ def _technique(index: int, step: Rest | ConstantCurrent, floor_V: float | None,
         raise BiologicCompileError(f"{where}: {exc}") from None
     tests, exit_condition, software_floor = voltage_tests, ExitCondition.NEXT_TECHNIQUE, False
     if floor_V is not None and current_A != 0:
-        if voltage_tests:
-            software_floor = True
-        else:
-            tests = [LimitTest(comparison="<", value=floor_V) if current_A > 0 else LimitTest(comparison=">", value=-floor_V)]
-            exit_condition = ExitCondition.STOP
+        # A CP limit test acts on the first sample: after a current reversal a real cell's
+        # voltage still has the last half-cycle's sign for a few ms and would stop the channel.
+        # Limit tests have no delay, so the floor stays with the engine's sign-aware detection.
+        software_floor = True
     cp_step = CPStep(current_A=current_A, duration_s=duration_s, limits=tuple(tests), exit_condition=exit_condition)
     return CP(steps=(cp_step,), record_every_dT_s=step.record_interval_s, i_range=i_range, e_range=e_range), software_floor
