@@ -278,11 +278,16 @@ def test_reset_restores_defaults(sim):
 
 
 def test_cell_load():
-    """Default load: the Li | H.L.-LLZO | Li cell (130 Ω cm² ohmic, 1 cm²) plus kinetics."""
-    sim = Keithley2400Simulator(CELL_PRESETS["hl_llzo"])
+    """Default load: the Li | H.L.-LLZO | Li cell: the first reading after the output turns on is
+    the bulk's ohmic drop (30 mV at 1 mA), then the interfaces' double layers charge."""
+    clock = [0.0]
+    sim = Keithley2400Simulator(CELL_PRESETS["hl_llzo"], now=lambda: clock[0])
     sim.handle(":SOUR:FUNC CURR;:SOUR:CURR 1e-3;:SENS:VOLT:PROT 5;:OUTP ON")
     v, i, *_ = floats(sim.handle(":READ?"))
-    assert i == pytest.approx(1e-3) and 0.13 < v < 0.2
+    assert i == pytest.approx(1e-3) and v == pytest.approx(0.030, abs=5e-4)
+    clock[0] = 1.0
+    v, i, *_ = floats(sim.handle(":READ?"))
+    assert 0.10 < v < 0.13
 
 
 def test_now_is_the_models_clock():
