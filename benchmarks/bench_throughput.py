@@ -22,7 +22,8 @@ from drivers.sim.physics.cell import CellParameters, SymmetricCell
 from drivers.sim.inprocess import InProcessSourceMeter
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
 from drivers.sim.smu import SourceMeterModel
-from labctl.engine import ConstantCurrent, Engine, SafetyLimits, StepProgram, VirtualClock
+from labctl.steps import ConstantCurrent, SafetyLimits, StepProgram
+from labctl.engine import SoftwareTimedExecutor, VirtualClock
 from labctl.store import RunFileWriter
 
 N_READINGS = 1_000_000
@@ -40,7 +41,7 @@ def engine_throughput(with_writer: bool, n_readings: int = N_READINGS) -> float:
     smu = InProcessSourceMeter(SourceMeterModel(SymmetricCell(CellParameters(ccd_mA_cm2=50)), clock.now))
     with tempfile.TemporaryDirectory() as tmp:
         subscribers = [RunFileWriter(Path(tmp) / "bench.h5", ["smu"], {})] if with_writer else []
-        engine = Engine(smu, clock, channel="smu", subscribers=subscribers)
+        engine = SoftwareTimedExecutor(smu, clock, channel="smu", subscribers=subscribers)
         t0 = time.perf_counter()
         outcome = engine.run(_program(n_readings))
         elapsed = time.perf_counter() - t0

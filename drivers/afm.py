@@ -1,7 +1,7 @@
 """AFM controller I/O for c-AFM: move the tip, engage and withdraw, contact and deflection.
 
-:class:`TipPositioner` is the small capability interface the engine programs against;
-:class:`NanonisAfm` implements it over the Nanonis TCP programming interface (SPECS
+:class:`NanonisAfm` implements the capability interface the engine programs against,
+:class:`drivers.base.TipPositioner`, over the Nanonis TCP programming interface (SPECS
 Nanonis, default port 6501; anchors-and-wire-protocols.md §5), through
 :class:`NanonisClient`, our framing of that protocol.
 
@@ -12,8 +12,8 @@ breaks the framing). Our client speaks the same frames; the test suite checks th
 against ``nanonis_spm`` itself where it is installed.
 
 Synchronisation with the 2400 is a software handshake: the engine moves the tip, engages,
-waits until :attr:`TipPositioner.in_contact`, then starts the 2400's sweep, and moves on only
-after the sweep has been read back (a hardware trigger link is not needed at the sweep rates
+waits until :attr:`~drivers.base.TipPositioner.in_contact`, then starts the 2400's sweep, and
+moves on only after the sweep has been read back (a hardware trigger link is not needed at the sweep rates
 of seed 004, which are not stated anyway).
 
 Every wire failure is raised as :class:`~drivers.base.InstrumentLost` naming the address; a
@@ -25,38 +25,12 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from typing import Protocol
 
-from drivers.base import InstrumentError, InstrumentLost
+from drivers.base import InstrumentError, InstrumentLost, TipPositioner
+
+__all__ = ["HEADER", "parse_address", "NanonisClient", "NanonisAfm"]
 
 HEADER = struct.Struct(">32siH2x")
-
-
-class TipPositioner(Protocol):
-    """An AFM controller as the engine sees it. Units: nm, nN, s."""
-
-    address: str
-
-    def move_to_nm(self, x_nm: float, y_nm: float) -> None:
-        """Move the tip to (x, y) and return when it is there."""
-        ...
-
-    def position_nm(self) -> tuple[float, float]: ...
-
-    def engage(self, force_nN: float | None = None, timeout_s: float = 10.0) -> None:
-        """Bring the tip into contact (at ``force_nN`` if given); raise if no contact."""
-        ...
-
-    def withdraw(self, timeout_s: float = 10.0) -> None:
-        """Retract the tip fully; raise if it is still in contact afterwards."""
-        ...
-
-    @property
-    def in_contact(self) -> bool: ...
-
-    def deflection_nN(self) -> float: ...
-
-    def close(self) -> None: ...
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -170,7 +144,7 @@ class NanonisClient:
 
 
 class NanonisAfm:
-    """A Nanonis-controlled AFM as a :class:`TipPositioner`.
+    """A Nanonis-controlled AFM as a :class:`drivers.base.TipPositioner`.
 
     Contact is read from the deflection signal (``Deflection (N)``, found by name with
     ``Signals.NamesGet``): in contact it sits at the Z controller's setpoint force. The

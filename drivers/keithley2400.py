@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 import pyvisa
+from pymeasure.adapters import Adapter
 from pymeasure.instruments.keithley import Keithley2400 as _PymeasureKeithley2400
 
 from drivers.base import InstrumentError, InstrumentLost, Reading
@@ -65,16 +66,37 @@ class Keithley2400:
 
     def __init__(self, address: str, *, visa_library: str = "@py", timeout_ms: int = 5000, baud_rate: int = 9600) -> None:
         self.address = address
+        self._adapter: Adapter | None = None
         self._options = {"visa_library": visa_library, "timeout": timeout_ms, "asrl": {"baud_rate": baud_rate}}
         self._open()
+
+    @classmethod
+    def from_adapter(cls, adapter: Adapter, *, address: str = "adapter") -> Keithley2400:
+        """The driver over a pymeasure adapter made elsewhere instead of a VISA session of its
+        own: the wire tests pass pymeasure's ``ProtocolAdapter`` (``pymeasure.test.expected_protocol``).
+        Everything after opening is the same code; ``address`` names the instrument in errors,
+        and :meth:`reconnect` reuses the adapter.
+
+        Raises:
+            InstrumentLost: no answer to ``*IDN?``.
+        """
+        self = cls.__new__(cls)
+        self.address = address
+        self._adapter = adapter
+        self._options = {}
+        self._open()
+        return self
 
     def _open(self) -> None:
         read_term, write_term = terminations(self.address)
         with _wire(self.address, "connecting"):
-            self.instrument = _PymeasureKeithley2400(
-                self.address, read_termination=read_term, write_termination=write_term, **self._options)
-            if self.address.upper().startswith("TCPIP"):
-                _disable_nagle(self.instrument.adapter.connection)
+            if self._adapter is not None:
+                self.instrument = _PymeasureKeithley2400(self._adapter)
+            else:
+                self.instrument = _PymeasureKeithley2400(
+                    self.address, read_termination=read_term, write_termination=write_term, **self._options)
+                if self.address.upper().startswith("TCPIP"):
+                    _disable_nagle(self.instrument.adapter.connection)
             self.idn = self.instrument.id
         self._compliance_set = False
         self._source: str | None = None

@@ -7,7 +7,7 @@ end), 1 bad input (file, option, unreachable instrument), 3 the run ended on a f
 
 from __future__ import annotations
 
-import json
+import itertools
 import math
 import time
 from pathlib import Path
@@ -19,10 +19,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from drivers.base import InstrumentError
-from drivers.sim.physics.cell import CELL_PRESETS
 from labctl.events import Detected, Readings, RunEnded, RunStarted, StepStarted
 from labctl.steps import StepProgram
-from labctl.engine.sweep_steps import SweepProgram
+from labctl.app import simulated
 from labctl.store import RunFile, RunFileError
 from labctl.yamlfile import FileError
 
@@ -64,8 +63,7 @@ class ProgressView:
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, RunStarted):
-            kind = json.loads(event.program_json).get("kind")  # a sweep program says so; a step program has none
-            program = (SweepProgram if kind == "sweep_program" else StepProgram).model_validate_json(event.program_json)
+            program = StepProgram.model_validate_json(event.program_json)
             self.progress.update(self.task, total=program.planned_duration_s or None)
             self.progress.start()
         elif isinstance(event, StepStarted):
@@ -92,7 +90,7 @@ def run(
     speed: str = typer.Option("1", "--speed", help="Simulated time per wall second, or 'max'."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Run file to write (default runs/<time>_<kind>.h5)."),
     operator: Optional[str] = typer.Option(None, "--operator", help="Who runs it (stored in the file)."),
-    cell: Optional[str] = typer.Option(None, "--cell", help=f"Simulated cell preset: {', '.join(CELL_PRESETS)}."),
+    cell: Optional[str] = typer.Option(None, "--cell", help=f"Simulated cell preset: {', '.join(simulated.cell_presets())}."),
     cell_ccd: Optional[float] = typer.Option(None, "--cell-ccd-mA-cm2", help="Simulated cell's CCD."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the simulated cell's randomness."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -115,7 +113,8 @@ def run(
     driver ``neware``) the protocol is compiled to the cycler's program and runs there.
     """
     from labctl.app.control import ControlError, ControlServer, check_socket_path, default_socket_path
-    from labctl.app.run import CellSpec, default_output_path, run_protocol  # imports the drivers only when running
+    from labctl.app.cells import CellSpec
+    from labctl.app.run import default_output_path, run_protocol  # imports the drivers only when running
 
     speed_value = _speed(speed)
     if not simulate and station is None:
@@ -132,11 +131,7 @@ def run(
         _run_cells(specs * channels, station, simulate, speed_value, output or Path("runs"), notify, cycler, control)
         return
     protocol = specs[0].protocol_path
-    overrides: dict[str, Any] = {"ccd_mA_cm2": cell_ccd, "seed": seed}
-    if cell is not None:
-        if cell not in CELL_PRESETS:
-            raise _fail(f"--cell: unknown preset {cell!r}; known: {', '.join(CELL_PRESETS)}")
-        overrides.update({k: v for k, v in CELL_PRESETS[cell].as_dict().items() if overrides.get(k) is None})
+    overrides: dict[str, Any] = {"ccd_mA_cm2": cell_ccd, "seed": seed, "preset": cell}
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                         TimeElapsedColumn(), console=console, disable=quiet, transient=False)
     view = ProgressView(progress)
@@ -184,8 +179,7 @@ def _run_cells(specs: list[Any], station: Optional[Path], simulate: bool, speed:
                notify: Optional[Path], cycler: Optional[str] = None, control: bool = False) -> None:
     """Several cells at once (on the channels of one simulated ``cycler``, if given); a line per
     noteworthy event, a table at the end."""
-    from labctl.app.cyclers import run_simulated_cycler_cells
-    from labctl.app.run import run_cells
+    from labctl.app.cells import run_cells, run_simulated_cycler_cells
 
     def subscribers_for(name: str) -> list[Any]:
         def echo(event: Any) -> None:
@@ -271,26 +265,28 @@ def resume(
 
 @app.command()
 def validate(protocol: Path = typer.Argument(..., help="Protocol file (YAML).")) -> None:
-    """Check a protocol file and show the step program it expands to."""
-    from protocols import load_protocol
+    """Check a protocol file (and its simulated cell) and show the step program it expands to."""
+    from labctl.app.run import load_checked
 
     try:
-        proto = load_protocol(protocol)
-        program = proto.program()
+        proto, program = load_checked(protocol)
     except FileError as exc:
         raise _fail(exc.lines) from None
     console.print(f"{protocol}: OK — {proto.kind} '{proto.name}'")
     n = program.n_steps
     console.print(f"{n} steps, {program.n_cycles} cycles, {program.planned_duration_s / 3600:.2f} h planned, "
                   f"voltage limit {program.safety.max_abs_voltage_V:g} V, area {program.area_cm2:g} cm²")
-    table = Table("#", "step", "current (mA)", "duration (s)", "cycle")
-    shown = {i for i in range(n) if i < 6 or i >= n - 2}
-    for index, step, cycle in program.iter_steps():
-        if index == 6 and n > 8:
+    table = Table("#", "step", "level", "duration (s)", "cycle")
+    # The first six and the last two steps: never the whole expansion (a program may have millions).
+    shown = list(itertools.islice(program.iter_steps(), 6 if n > 8 else n))
+    tail = list(program.iter_steps(n - 2)) if n > 8 else []
+    for rows, gap in ((shown, n > 8), (tail, False)):
+        for index, step, cycle in rows:
+            level = (f"{step.voltage_V:+.4g} V" if step.kind == "constant_voltage"
+                     else f"{getattr(step, 'current_A', 0.0) * 1e3:+.4g} mA")
+            table.add_row(str(index), step.label or step.kind, level, f"{step.duration_s or 0:g}", str(cycle))
+        if gap:
             table.add_row("…", f"{n - 8} more", "", "", "")
-        if index in shown:
-            current = getattr(step, "current_A", 0.0) * 1e3
-            table.add_row(str(index), step.label or step.kind, f"{current:+.4g}", f"{step.duration_s or 0:g}", str(cycle))
     console.print(table)
 
 
@@ -420,17 +416,13 @@ def import_(
 
 def _sim_cell(cell: str, speed: str, **changes: Optional[float]) -> tuple[Any, Any]:
     """A simulator's cell parameters (preset + overrides) and its scaled clock, or a one-line exit."""
-    from dataclasses import replace
-
     from labctl.engine.clock import ScaledClock
 
     speed_value = _speed(speed)
     if math.isinf(speed_value):
         raise _fail("--speed max needs the client in the same process; give a number")
-    if cell not in CELL_PRESETS:
-        raise _fail(f"--cell: unknown preset {cell!r}; known: {', '.join(CELL_PRESETS)}")
     try:
-        params = replace(CELL_PRESETS[cell], **{k: v for k, v in changes.items() if v is not None})
+        params = simulated.preset_cell(cell, **changes)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     return params, ScaledClock(speed_value)
@@ -447,31 +439,27 @@ def _serve_until_ctrl_c(servers: list[Any]) -> None:
             server.close()
 
 
+_PRESETS = ", ".join(simulated.cell_presets())
+
+
 @sim_app.command("keithley2400")
 def sim_keithley2400(
     port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0 = any free port)."),
     pty: bool = typer.Option(False, "--pty", help="Also serve the RS-232 path on a pseudo-terminal."),
-    cell: str = typer.Option("hl_llzo", "--cell", help=f"Cell preset: {', '.join(CELL_PRESETS)}."),
+    cell: str = typer.Option("hl_llzo", "--cell", help=f"Cell preset: {_PRESETS}."),
     cell_ccd: Optional[float] = typer.Option(None, "--cell-ccd-mA-cm2", help="Override the cell's CCD."),
     cell_area: Optional[float] = typer.Option(None, "--cell-area-cm2", help="Override the electrode area."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the cell's randomness."),
     speed: str = typer.Option("1", "--speed", help="Simulated time per wall second (the client must match)."),
 ) -> None:
     """Serve a simulated Keithley 2400 with a Li|SSE|Li cell until Ctrl-C."""
-    from drivers.sim.keithley2400 import Keithley2400Simulator, PtyServer, TcpServer
-
     params, clock = _sim_cell(cell, speed, ccd_mA_cm2=cell_ccd, area_cm2=cell_area, seed=seed)
-    sim = Keithley2400Simulator(params, now=clock.now)
     try:
-        tcp = TcpServer(sim, port=port)
+        servers = simulated.serve_keithley2400(params, clock, port=port, pty=pty)
     except OSError as exc:
         raise _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
-    servers = [tcp]
-    console.print(tcp.resource)
-    if pty:
-        serial = PtyServer(sim)
-        servers.append(serial)
-        console.print(serial.resource)
+    for server in servers:
+        console.print(server.resource)
     console.print(f"cell: {cell}, CCD {params.ccd_mA_cm2:g} mA cm⁻², area {params.area_cm2:g} cm², "
                   f"speed ×{clock.speed:g}. Ctrl-C to stop.", style="dim")
     _serve_until_ctrl_c(servers)
@@ -487,20 +475,11 @@ def sim_afm(
 ) -> None:
     """Serve a simulated AFM controller (Nanonis TCP interface) over an LLZO grain map, with a
     simulated Keithley 2400 measuring the tip junction, until Ctrl-C."""
-    from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
-    from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-    from drivers.sim.physics.tip import SampleParameters, TipJunction
-
-    junction = TipJunction(SampleParameters(homogenising_layer=layer, seed=sample_seed), seed=seed)
     try:
-        afm = NanonisServer(NanonisAfmSimulator(junction), port=port)
+        afm, smu, junction = simulated.serve_afm(homogenising_layer=layer, seed=seed, sample_seed=sample_seed,
+                                                 port=port, smu_port=smu_port)
     except OSError as exc:
-        raise _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
-    try:
-        smu = TcpServer(Keithley2400Simulator(junction), port=smu_port)
-    except OSError as exc:
-        afm.close()
-        raise _fail(f"cannot listen on 127.0.0.1:{smu_port}: {exc.strerror}") from None
+        raise _fail(f"cannot listen on 127.0.0.1 (ports {port}, {smu_port}): {exc.strerror}") from None
     console.print(afm.resource)
     console.print(smu.resource)
     field = junction.sample.params
@@ -513,28 +492,55 @@ def sim_afm(
 def sim_neware(
     port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0 = any free port; a real BTS uses 502)."),
     channels: int = typer.Option(8, "--channels", help="Number of channels (1-256), 8 per unit (subdevid)."),
-    cell: str = typer.Option("hl_llzo", "--cell", help=f"Cell preset of every channel: {', '.join(CELL_PRESETS)}."),
+    cell: str = typer.Option("hl_llzo", "--cell", help=f"Cell preset of every channel: {_PRESETS}."),
     cell_ccd: Optional[float] = typer.Option(None, "--cell-ccd-mA-cm2", help="Override the cells' CCD."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the first channel's cell (channel k: seed + k)."),
     speed: str = typer.Option("1", "--speed", help="Simulated time per wall second."),
 ) -> None:
     """Serve a simulated NEWARE BTS (client API, XML over TCP) with a Li|SSE|Li cell per channel until Ctrl-C."""
-    from drivers.sim.neware import BtsServer, NewareBtsSimulator
-
     params, clock = _sim_cell(cell, speed, ccd_mA_cm2=cell_ccd, seed=seed)
     try:
-        sim = NewareBtsSimulator(channels, cell=params, now=clock.now)
+        server, ids = simulated.serve_neware(params, clock, channels=channels, port=port)
     except ValueError as exc:
         raise _fail(f"--channels/--cell: {exc}") from None
-    try:
-        server = BtsServer(sim, port=port)
     except OSError as exc:
         raise _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
     host, bound = server.address
-    ids = [f"{d}-{s}-{c}" for (_t, d, s, c) in sim.channels]
     console.print(f"{host}:{bound}")
     console.print(f"{len(ids)} channels (devid-subdevid-chlid): {ids[0]} … {ids[-1]}; cell: {cell}, "
                   f"CCD {params.ccd_mA_cm2:g} mA cm⁻², speed ×{clock.speed:g}. Ctrl-C to stop.", style="dim")
+    _serve_until_ctrl_c([server])
+
+
+@sim_app.command("chamber")
+def sim_chamber(
+    port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0 = any free port; a BINDER chamber's interface uses 10001)."),
+    speed: str = typer.Option("1", "--speed", help="Simulated time per wall second (the client must match)."),
+    start_C: float = typer.Option(25.0, "--start-C", help="Air temperature and set point at power-on (°C)."),
+    framing: str = typer.Option("rtu", "--framing", help="rtu: RTU frames over TCP, as the chamber's own interface; tcp: MODBus/TCP."),
+) -> None:
+    """Serve a simulated BINDER climate chamber (MB1 controller, MODBus) until Ctrl-C."""
+    from labctl.engine.clock import ScaledClock
+
+    speed_value = _speed(speed)
+    if math.isinf(speed_value):
+        raise _fail("--speed max needs the client in the same process; give a number")
+    clock = ScaledClock(speed_value)
+    try:
+        params = simulated.chamber_parameters(start_C=start_C)
+    except ValueError as exc:
+        raise _fail(f"--start-C: {exc}") from None
+    try:
+        server = simulated.serve_chamber(params, clock, port=port, framing=framing)
+    except ValueError as exc:
+        raise _fail(f"--framing: {exc}") from None
+    except OSError as exc:
+        raise _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    console.print(server.resource)
+    console.print(f"BINDER chamber (MB1, {framing} framing), {params.start_C:g} °C, set points "
+                  f"{params.min_setpoint_C:g} … {params.max_setpoint_C:g} °C, ramps ≤ {params.max_heating_K_min:g} / "
+                  f"{params.max_cooling_K_min:g} K min⁻¹, τ {params.time_constant_s:g} s, speed ×{clock.speed:g}. "
+                  "Ctrl-C to stop.", style="dim")
     _serve_until_ctrl_c([server])
 
 

@@ -1,4 +1,4 @@
-"""The station file: which instrument is at which address.
+"""The station file — which instrument is at which address — and the one driver registry.
 
 ```yaml
 instruments:
@@ -8,6 +8,9 @@ instruments:
     visa_library: "@py"      # pyvisa-py; "@ivi" for a vendor VISA library
     timeout_ms: 5000
     baud_rate: 9600          # serial (ASRL) resources only
+  afm:
+    driver: nanonis          # an AFM controller's Nanonis TCP interface
+    address: 192.168.1.20:6501
   cyc1:                      # a battery cycler channel: the protocol runs in the cycler's firmware
     driver: neware           # or biologic
     address: 192.168.1.50:502/1-1-3   # NEWARE: BTS PC host:port / devid-subdevid-chlid; Biologic: USB0/1
@@ -19,34 +22,152 @@ instruments:
 notify:                      # optional: labctl.app.notify.NotifyConfig (event log, desktop, e-mail)
   email: {host: smtp.example.org, from: labctl@example.org, to: [operator@example.org]}
 ```
+
+:data:`DRIVERS` is the one registry of drivers: each entry says what the driver is (its
+role: a sourcemeter, an AFM controller, a cycler channel), how its address is checked, and
+how it is opened. The station file's validation, :func:`open_instrument`, the GUI's
+*Identify* (:func:`identify`) and the run path all go through it; nothing else chooses a
+driver by its name.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from drivers.base import CyclerChannel, InstrumentError, SourceMeter
+from drivers.base import InstrumentError
+from drivers.biologic import NATIVE_FORMAT as BIOLOGIC_FORMAT
+from drivers.neware import NATIVE_FORMAT as NEWARE_FORMAT
 from labctl.app.notify import NotifyConfig
 from labctl.engine.policy import ReconnectPolicy
 from labctl.yamlfile import FileError, load_model
 
+Role = Literal["sourcemeter", "afm", "cycler"]
+
+
+@dataclass(frozen=True)
+class DriverEntry:
+    """One driver of the registry.
+
+    ``open(config, **options)`` connects and returns the driver object (raising
+    :class:`drivers.base.InstrumentLost` naming the address when it cannot be reached);
+    ``check_address(address)`` raises ValueError with the expected form; ``native_format``
+    and ``compile`` (step program, remark → native program text) exist for cyclers, which
+    run a program in their own firmware.
+    """
+
+    name: str
+    role: Role
+    open: Callable[..., Any]
+    check_address: Callable[[str], Any] | None = None
+    native_format: str = ""
+    compile: Callable[..., str] | None = None
+
+
+def _open_keithley2400(config: InstrumentConfig, **_options: Any) -> Any:
+    from drivers.keithley2400 import Keithley2400
+
+    return Keithley2400(config.address, visa_library=config.visa_library,
+                        timeout_ms=config.timeout_ms, baud_rate=config.baud_rate)
+
+
+def _open_nanonis(config: InstrumentConfig, **_options: Any) -> Any:
+    from drivers.afm import NanonisAfm
+
+    return NanonisAfm(config.address, timeout_s=config.timeout_ms / 1000)
+
+
+def _check_nanonis(address: str) -> None:
+    from drivers.afm import parse_address
+
+    parse_address(address)
+
+
+def _open_neware(config: InstrumentConfig, *, step_file_dir: str | Path | None = None, **_options: Any) -> Any:
+    """``step_file_dir`` replaces the station's (a simulated BTS reads a temporary folder)."""
+    from drivers.neware import NewareCycler
+
+    folder = step_file_dir if step_file_dir is not None else config.step_file_dir
+    if folder is None:
+        raise FileError([f"{config.address}: step_file_dir: needed to hand step files to the BTS PC "
+                         "(a folder both this PC and the BTS PC can read)"])
+    # The BTS API allows 30 s per command (anchors §3.1): the default unless the station sets one.
+    timeout_s = config.timeout_ms / 1000.0 if "timeout_ms" in config.model_fields_set else 30.0
+    return NewareCycler.open(config.address, username=config.username, password=config.password(),
+                             timeout_s=timeout_s, step_file_dir=folder,
+                             step_file_dir_on_bts=config.step_file_dir_on_bts)
+
+
+def _check_neware(address: str) -> None:
+    from drivers.neware import parse_address
+
+    parse_address(address)
+
+
+def _compile_neware(program: Any, remark: str = "") -> str:
+    from drivers.neware import compile_native
+
+    return compile_native(program, remark=remark)
+
+
+def _open_biologic(config: InstrumentConfig, *, journal_path: str | Path | None = None,
+                   backend: Any = None, **_options: Any) -> Any:
+    """``journal_path``: where the channel journals the points it reads (BioLogic's memory
+    gives each point out once); ``backend``: a Development-Package backend (default: the real
+    DLL through easy-biologic)."""
+    from drivers.biologic import BiologicBackendMissing, EasyBiologicBackend
+    from drivers.biologic import BiologicCycler
+
+    if backend is None:
+        try:
+            backend = EasyBiologicBackend()
+        except BiologicBackendMissing as exc:
+            raise InstrumentError(config.address, str(exc)) from None
+    return BiologicCycler.open(config.address, backend=backend, journal_path=journal_path,
+                               timeout_s=config.timeout_ms / 1000.0)
+
+
+def _check_biologic(address: str) -> None:
+    from drivers.biologic import parse_address
+
+    parse_address(address)
+
+
+def _compile_biologic(program: Any, remark: str = "") -> str:
+    from drivers.biologic import compile_native
+
+    return compile_native(program, remark=remark)
+
+
+#: The one driver registry, by the station file's ``driver:`` name.
+DRIVERS: dict[str, DriverEntry] = {
+    "keithley2400": DriverEntry("keithley2400", "sourcemeter", _open_keithley2400),
+    "nanonis": DriverEntry("nanonis", "afm", _open_nanonis, _check_nanonis),
+    "neware": DriverEntry("neware", "cycler", _open_neware, _check_neware, NEWARE_FORMAT, _compile_neware),
+    "biologic": DriverEntry("biologic", "cycler", _open_biologic, _check_biologic, BIOLOGIC_FORMAT, _compile_biologic),
+}
+
 
 class InstrumentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """One instrument of a station file."""
 
-    driver: Literal["keithley2400", "nanonis", "neware", "biologic"]
-    """nanonis: an AFM controller's TCP interface, address host:port; neware and biologic:
-    battery cycler channels (:data:`CYCLER_DRIVERS`), runs delegated to the cycler."""
-    address: str = Field(min_length=1)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    driver: str
+    """A name of :data:`DRIVERS`: keithley2400 (sourcemeter), nanonis (AFM controller, address
+    host:port), neware and biologic (battery cycler channels; runs are delegated to the cycler)."""
+    address: str = Field(min_length=1, max_length=512)
     visa_library: str = "@py"
-    timeout_ms: int = Field(default=5000, gt=0)
+    timeout_ms: int = Field(default=5000, gt=0, le=600_000)
     """Longest wait for one reply (ms); cyclers: 30 000 unless given."""
-    baud_rate: int = Field(default=9600, gt=0)
+    baud_rate: int = Field(default=9600, gt=0, le=10_000_000)
     on_lost: ReconnectPolicy = ReconnectPolicy()
     """What to do when the instrument stops answering (retry, then re-apply or stop safely).
     A cycler's test runs on meanwhile; when the budget is spent the run ends without stopping it."""
@@ -61,27 +182,34 @@ class InstrumentConfig(BaseModel):
     BTS; simulated runs use a temporary folder)."""
     step_file_dir_on_bts: str | None = None
     """``step_file_dir`` as the BTS PC names it (e.g. ``C:\\labctl`` for a mounted share)."""
-    poll_interval_s: float = Field(default=5.0, gt=0)
+    poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
     """Seconds between status polls and downloads of new points (cyclers)."""
+
+    @field_validator("driver")
+    @classmethod
+    def _known_driver(cls, driver: str) -> str:
+        if driver not in DRIVERS:
+            names = [repr(name) for name in DRIVERS]
+            raise ValueError(f"must be {', '.join(names[:-1])} or {names[-1]}")
+        return driver
 
     @field_validator("address")
     @classmethod
     def _address_fits_driver(cls, address: str, info: ValidationInfo) -> str:
-        driver = info.data.get("driver")
-        if driver == "neware":
-            from drivers.neware.channel import parse_address
-
-            parse_address(address)  # ValueError: one line naming the expected form
-        elif driver == "biologic":
-            from drivers.biologic.channel import parse_address as parse_biologic
-
-            parse_biologic(address)
+        entry = DRIVERS.get(info.data.get("driver", ""))
+        if entry is not None and entry.check_address is not None:
+            entry.check_address(address)  # ValueError: one line naming the expected form
         return address
 
     @property
+    def entry(self) -> DriverEntry:
+        """This instrument's driver in :data:`DRIVERS`."""
+        return DRIVERS[self.driver]
+
+    @property
     def is_cycler(self) -> bool:
-        """A cycler channel: protocols run delegated (:mod:`labctl.app.cyclers`)."""
-        return self.driver in CYCLER_DRIVERS
+        """A cycler channel: protocols run delegated."""
+        return self.entry.role == "cycler"
 
     def password(self) -> str:
         """The cycler password from :attr:`password_env`.
@@ -97,24 +225,31 @@ class InstrumentConfig(BaseModel):
 
 
 class Station(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A station file: the instruments by name, and notifications."""
 
-    instruments: dict[str, InstrumentConfig] = Field(min_length=1)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    instruments: dict[str, InstrumentConfig] = Field(min_length=1, max_length=1024)
     notify: NotifyConfig | None = None  # notifications on run end and failures (labctl.app.notify)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False)
 
-    def instrument(self, name: str, source: str = "station") -> InstrumentConfig:
-        """The instrument called ``name``.
+    def instrument(self, name: str, source: str = "station", role: Role | None = None) -> InstrumentConfig:
+        """The instrument called ``name`` (of ``role``, when given).
 
         Raises:
-            FileError: no such instrument (the message lists the ones there are).
+            FileError: no such instrument (the message lists the ones there are), or it is
+                not of ``role``.
         """
         if name not in self.instruments:
             raise FileError([f"{source}: instruments: no instrument named {name!r} "
                              f"(the protocol's instrument field); known: {', '.join(self.instruments)}"])
-        return self.instruments[name]
+        config = self.instruments[name]
+        if role is not None and config.entry.role != role:
+            raise FileError([f"{source}: instruments: {name}: driver {config.driver!r} is a {config.entry.role}, "
+                             f"not a{'n' if role[0] in 'aeiou' else ''} {role}"])
+        return config
 
 
 def load_station(path: str | Path) -> Station:
@@ -122,57 +257,37 @@ def load_station(path: str | Path) -> Station:
     return load_model(path, Station)
 
 
-#: Drivers of battery cyclers (delegated execution).
-CYCLER_DRIVERS = frozenset({"neware", "biologic"})
-
-
-def open_instrument(config: InstrumentConfig) -> SourceMeter:
-    """Connect to an instrument through its driver.
+def open_instrument(config: InstrumentConfig, **options: Any) -> Any:
+    """Connect to an instrument through its driver in :data:`DRIVERS` (``options`` go to the
+    driver's opener: ``step_file_dir`` for NEWARE, ``journal_path``/``backend`` for BioLogic).
 
     Raises:
         drivers.base.InstrumentLost: the address cannot be reached (the message names it).
+        drivers.base.InstrumentError: it refuses (a login, a channel that does not exist).
+        FileError: the configuration cannot work (no step-file folder, password variable unset).
     """
-    if config.driver == "keithley2400":
-        from drivers.keithley2400 import Keithley2400
-
-        return Keithley2400(config.address, visa_library=config.visa_library,
-                            timeout_ms=config.timeout_ms, baud_rate=config.baud_rate)
-    raise ValueError(f"no driver {config.driver!r}")
+    try:
+        return config.entry.open(config, **options)
+    except ValueError as exc:  # an address of the wrong form
+        raise FileError([f"{config.address}: {exc}"]) from None
 
 
-def open_cycler(config: InstrumentConfig, *, step_file_dir: str | Path | None = None,
-                journal_path: str | Path | None = None) -> CyclerChannel:
-    """Connect to a cycler channel through its driver.
-
-    ``step_file_dir`` replaces the station's (a simulated BTS reads a temporary folder);
-    ``journal_path`` is where a BioLogic channel journals the points it reads (the run file's
-    name + ``.bljournal``: BioLogic's memory gives each point out once).
+def identify(config: InstrumentConfig) -> str:
+    """What the instrument says it is: a sourcemeter's ``*IDN?``, an AFM controller's
+    interface, a cycler channel's identification and state. Opens and closes the instrument;
+    starts nothing (a NEWARE channel gets a throw-away step-file folder).
 
     Raises:
-        FileError: the configuration cannot work (no step-file folder, password variable unset).
-        drivers.base.InstrumentLost: the cycler cannot be reached (the message names the address).
-        drivers.base.InstrumentError: it refuses the login or has no such channel.
+        drivers.base.InstrumentError: it cannot be reached (names its address).
+        FileError: the configuration cannot work.
     """
-    if config.driver == "neware":
-        from drivers.neware.channel import NewareCycler
-
-        folder = step_file_dir if step_file_dir is not None else config.step_file_dir
-        if folder is None:
-            raise FileError([f"{config.address}: step_file_dir: needed to hand step files to the BTS PC "
-                             "(a folder both this PC and the BTS PC can read)"])
-        # The BTS API allows 30 s per command (anchors §3.1): the default unless the station sets one.
-        timeout_s = config.timeout_ms / 1000.0 if "timeout_ms" in config.model_fields_set else 30.0
-        return NewareCycler.open(config.address, username=config.username, password=config.password(),
-                                 timeout_s=timeout_s, step_file_dir=folder,
-                                 step_file_dir_on_bts=config.step_file_dir_on_bts)
-    if config.driver == "biologic":
-        from drivers.biologic.api import BiologicBackendMissing, EasyBiologicBackend
-        from drivers.biologic.channel import BiologicCycler
-
+    with tempfile.TemporaryDirectory(prefix="labctl-identify-") as unused:
+        instrument = open_instrument(config, step_file_dir=unused)
         try:
-            backend = EasyBiologicBackend()
-        except BiologicBackendMissing as exc:
-            raise InstrumentError(config.address, str(exc)) from None
-        return BiologicCycler.open(config.address, backend=backend, journal_path=journal_path,
-                                   timeout_s=config.timeout_ms / 1000.0)
-    raise FileError([f"{config.address}: driver {config.driver!r} is not a cycler driver available here"])
+            return str(getattr(instrument, "idn", "")).strip() or "(no identification)"
+        finally:
+            instrument.close()
+
+
+__all__ = ["DRIVERS", "DriverEntry", "InstrumentConfig", "Role", "Station", "identify", "load_station",
+           "open_instrument"]

@@ -1,11 +1,31 @@
-"""The step program: plain, validated data that the engine executes.
+"""The step program: the ONE program model, plain validated data that the engine executes.
 
-A program is a list of steps, each with its end conditions, plus the safety limits and
-short-circuit detection that hold for the whole run. It can be printed, validated, stored
-in a run file (``model_dump_json``), and resumed at any step index.
+A :class:`StepProgram` is a list of steps, each with its end conditions, plus the safety
+limits and the online checks that hold for the whole run. The step kinds:
 
-Units: A, V, s, C, cm². Current sign: positive = plating onto the working electrode
+* :class:`Rest` — open circuit (0 A), the voltage recorded;
+* :class:`ConstantCurrent` — galvanostatic, ends on time, a voltage or a charge;
+* :class:`ConstantVoltage` — potentiostatic, ends on time, a current or a charge;
+* :class:`VoltageSweep` — a list sweep run by the instrument itself (the 2400's source
+  memory and buffer, at most :data:`MAX_SWEEP_POINTS` points), read back in one transfer;
+* :class:`TipMove` — bias to 0 V, withdraw, move, engage: the AFM tip on the next site;
+* :class:`CurrentMap` — the current at one bias on a grid of tip positions;
+* :class:`Loop` — a body of steps repeated ``count`` times, each pass one cycle.
+
+Every kind has a ``kind`` string (the discriminator), a ``label`` and a ``cycle``; the
+engine dispatches on ``kind``, and so do the cycler compilers in ``drivers/`` (which read
+this model by its attribute names, without importing it). The program prints, validates,
+is stored in a run file (``model_dump_json``), compiles to a cycler's native program and
+resumes at any step index (:meth:`StepProgram.iter_steps`).
+
+Every number is finite (``allow_inf_nan=False``) and bounded: durations, counts, record
+intervals and the expanded program's size have limits below, so a program that validates
+can be executed and printed in bounded time and memory.
+
+Units: A, V, s, C, cm², nm, nN. Current sign: positive = plating onto the working electrode
 (the Battery Data Format convention "positive = charging", cyclers-data-formats.md §2).
+Bias sign (sweeps): V of the working electrode (tip or pad) vs the Li counter/reference
+electrode; negative plates Li at the working electrode [004 L54].
 """
 
 from __future__ import annotations
@@ -17,17 +37,42 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labctl.checks import ShortDetection
 
+#: The 2400's sweep and buffer capacity (2400 manual §10, "Sweep operation": 2500 points).
+MAX_SWEEP_POINTS = 2500
+#: Auto source delay assumed for sweep duration estimates (s; 2400 manual §3, source delay).
+AUTO_SOURCE_DELAY_S = 1e-3
+#: Shortest record interval of a software-timed step (s): one ``:READ?`` round trip of a
+#: 2400 at its fastest integration (NPLC 0.01) plus bus time takes a few ms (2400 manual
+#: Appendix A, "Speed"), so faster intervals would only record the same reading again.
+MIN_RECORD_INTERVAL_S = 0.01
+#: Longest duration of one step (s): ten years.
+MAX_STEP_DURATION_S = 10 * 365.25 * 86400
+#: Most executed steps of one program (loops unrolled): a 12 000 h cycling run has ~12 000.
+MAX_PROGRAM_STEPS = 10_000_000
+#: Most passes of one loop.
+MAX_LOOP_COUNT = 1_000_000
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Duration = Annotated[float, Field(gt=0, le=MAX_STEP_DURATION_S)]
+RecordInterval = Annotated[float, Field(ge=MIN_RECORD_INTERVAL_S, le=86400)]
 
 
 class Rest(_Model):
-    """Open-circuit rest: the source holds 0 A and the voltage is recorded."""
+    """Open-circuit rest: the source holds 0 A and the voltage is recorded.
+
+    Ends after ``duration_s``, or earlier when the voltage reaches ``stop_voltage_above_V`` /
+    ``stop_voltage_below_V`` (a "rest until a voltage").
+    """
 
     kind: Literal["rest"] = "rest"
-    duration_s: float = Field(gt=0)
-    record_interval_s: float = Field(gt=0)
+    duration_s: Duration
+    stop_voltage_above_V: float | None = None
+    stop_voltage_below_V: float | None = None
+    record_interval_s: RecordInterval
     label: str = ""
     cycle: int = Field(default=0, ge=0)
 
@@ -40,12 +85,12 @@ class ConstantCurrent(_Model):
     """
 
     kind: Literal["constant_current"] = "constant_current"
-    current_A: float
-    duration_s: float | None = Field(default=None, gt=0)
+    current_A: float = Field(ge=-10, le=10)
+    duration_s: Duration | None = None
     stop_voltage_above_V: float | None = None
     stop_voltage_below_V: float | None = None
-    stop_charge_C: float | None = Field(default=None, gt=0)
-    record_interval_s: float = Field(gt=0)
+    stop_charge_C: float | None = Field(default=None, gt=0, le=1e7)
+    record_interval_s: RecordInterval
     label: str = ""
     cycle: int = Field(default=0, ge=0)
 
@@ -58,7 +103,106 @@ class ConstantCurrent(_Model):
         return self
 
 
-Step = Annotated[Rest | ConstantCurrent, Field(discriminator="kind")]
+class ConstantVoltage(_Model):
+    """Potentiostatic step: the source holds ``voltage_V`` and the current is recorded.
+
+    Ends at the first end condition met: ``duration_s``, |I| falling to
+    ``stop_current_below_A`` (the CV hold of a CC-CV charge), |I| rising to
+    ``stop_current_above_A``, or |charge passed in this step| reaching ``stop_charge_C``.
+    The current is limited by ``safety.max_abs_current_A`` (the source's compliance).
+    """
+
+    kind: Literal["constant_voltage"] = "constant_voltage"
+    voltage_V: float = Field(ge=-210, le=210)
+    duration_s: Duration | None = None
+    stop_current_below_A: float | None = Field(default=None, gt=0, le=10)
+    stop_current_above_A: float | None = Field(default=None, gt=0, le=10)
+    stop_charge_C: float | None = Field(default=None, gt=0, le=1e7)
+    record_interval_s: RecordInterval
+    label: str = ""
+    cycle: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _has_an_end(self) -> ConstantVoltage:
+        if (self.duration_s is None and self.stop_charge_C is None and self.stop_current_below_A is None
+                and self.stop_current_above_A is None):
+            raise ValueError("a constant-voltage step needs duration_s, stop_charge_C or a current stop")
+        return self
+
+
+class VoltageSweep(_Model):
+    """One list sweep run by the instrument: ``points_V`` in order, one reading per point.
+
+    ``source_delay_s``: settling time per point (None: the instrument's auto delay);
+    ``abort_on_compliance``: stop at the first reading in compliance (2400 ``:SWE:CAB``).
+    ``reset_segment``: (first, last) point indices of a memristor reset excursion; the
+    engine then checks online that a reset happened there (for
+    :attr:`StepProgram.stop_after_reset_failures`).
+    """
+
+    kind: Literal["voltage_sweep"] = "voltage_sweep"
+    points_V: list[Annotated[float, Field(ge=-210, le=210)]] = Field(min_length=1, max_length=MAX_SWEEP_POINTS)
+    source_delay_s: float | None = Field(default=None, ge=0, le=999.9999)
+    nplc: float = Field(default=1.0, ge=0.01, le=10)
+    abort_on_compliance: bool = True
+    reset_segment: tuple[int, int] | None = None
+    label: str = ""
+    cycle: int = Field(default=0, ge=0)
+
+    @property
+    def duration_s(self) -> float:
+        """Expected duration at 50 Hz mains (s): per point source delay + NPLC/50."""
+        delay = AUTO_SOURCE_DELAY_S if self.source_delay_s is None else self.source_delay_s
+        return len(self.points_V) * (delay + self.nplc / 50.0)
+
+
+class TipMove(_Model):
+    """Bias to 0 V, withdraw, move to (x, y), engage: the tip is on the next site.
+
+    ``site_class`` ("GB", "GI", "HL" or "") and ``distance_to_boundary_nm`` describe the
+    site for the analysis; the engine does not use them. ``duration_s`` is what the move is
+    expected to take, for the planned duration only.
+    """
+
+    kind: Literal["tip_move"] = "tip_move"
+    x_nm: float = Field(ge=-1e9, le=1e9)
+    y_nm: float = Field(ge=-1e9, le=1e9)
+    site_class: str = ""
+    distance_to_boundary_nm: float | None = None
+    label: str = ""
+    cycle: int = Field(default=0, ge=0)
+    duration_s: float = Field(default=0.0, ge=0, le=86400)
+
+
+class CurrentMap(_Model):
+    """The current at ``bias_V`` on an ``nx`` × ``ny`` grid from (x0, y0) at ``pitch_nm``,
+    row by row (y outer, x inner), the tip in contact: the c-AFM current map of [004 L50]."""
+
+    kind: Literal["current_map"] = "current_map"
+    x0_nm: float = Field(ge=-1e9, le=1e9)
+    y0_nm: float = Field(ge=-1e9, le=1e9)
+    nx: int = Field(ge=1, le=512)
+    ny: int = Field(ge=1, le=512)
+    pitch_nm: float = Field(gt=0, le=1e6)
+    bias_V: float = Field(ge=-210, le=210)
+    label: str = ""
+    cycle: int = Field(default=0, ge=0)
+    duration_s: float = Field(default=0.0, ge=0, le=86400)
+
+    def positions_nm(self) -> Iterator[tuple[float, float]]:
+        """(x, y) of each grid point in measuring order (nm)."""
+        for j in range(self.ny):
+            for i in range(self.nx):
+                yield self.x0_nm + i * self.pitch_nm, self.y0_nm + j * self.pitch_nm
+
+
+#: A step of any kind but a loop.
+Step = Annotated[Rest | ConstantCurrent | ConstantVoltage | VoltageSweep | TipMove | CurrentMap,
+                 Field(discriminator="kind")]
+#: Step kinds sourcing a current (the source in current mode); the others source a voltage.
+CURRENT_SOURCED = frozenset({"rest", "constant_current"})
+#: Step kinds the engine times itself, reading at ``record_interval_s``.
+SOFTWARE_TIMED = frozenset({"rest", "constant_current", "constant_voltage"})
 
 
 class Loop(_Model):
@@ -69,52 +213,84 @@ class Loop(_Model):
     """
 
     kind: Literal["loop"] = "loop"
-    steps: list[Step] = Field(min_length=1)
-    count: int = Field(ge=1)
+    steps: list[Step] = Field(min_length=1, max_length=10_000)
+    count: int = Field(ge=1, le=MAX_LOOP_COUNT)
     first_cycle: int = Field(default=1, ge=0)
 
 
-Entry = Annotated[Rest | ConstantCurrent | Loop, Field(discriminator="kind")]
+Entry = Annotated[Rest | ConstantCurrent | ConstantVoltage | VoltageSweep | TipMove | CurrentMap | Loop,
+                  Field(discriminator="kind")]
 
 
 class SafetyLimits(_Model):
     """Limits for the whole run; crossing one ends the run with the output off.
 
-    ``max_abs_voltage_V`` is also pushed into the instrument as its voltage compliance.
+    Pushed into the instrument as its compliance: ``max_abs_voltage_V`` while it sources a
+    current, ``max_abs_current_A`` while it sources a voltage (2400 manual §6, compliance).
     """
 
-    max_abs_voltage_V: float = Field(gt=0)
-    max_abs_current_A: float = Field(gt=0)
+    max_abs_voltage_V: float = Field(gt=0, le=210)
+    max_abs_current_A: float = Field(gt=0, le=10)
 
 
 class StepProgram(_Model):
-    """What the engine runs on one channel."""
+    """What the engine runs on one channel.
 
-    steps: list[Entry] = Field(min_length=1)
-    area_cm2: float = Field(gt=0)
+    ``electrode``: ``cell`` (a two- or three-electrode cell), ``tip`` (a c-AFM tip: needs an
+    AFM controller; ``contact_force_nN`` is its engage set point) or ``pad`` (a fixed
+    electrode pad: no tip moves or maps). ``short_detection`` and ``polarisation_limit_V``
+    apply to constant-current steps; ``stop_after_reset_failures`` ends the run (status
+    ``reset_failures``) after that many sweeps whose ``reset_segment`` showed no reset.
+    """
+
+    steps: list[Entry] = Field(min_length=1, max_length=1_000_000)
+    area_cm2: float = Field(gt=0, le=1e4)
     safety: SafetyLimits
     short_detection: ShortDetection = ShortDetection()
     end_run_on_short: bool = True
     polarisation_limit_V: float | None = Field(default=None, gt=0)
     """End the run (status ``polarisation``) when |V| on a constant-current step exceeds
     this: the "increasing overpotential" failure mode of [003 L522], [002 L165]."""
+    electrode: Literal["cell", "tip", "pad"] = "cell"
+    contact_force_nN: float | None = Field(default=None, gt=0, le=1e5)
+    stop_after_reset_failures: int | None = Field(default=None, ge=1)
+    reset_drop_factor: float = Field(default=10.0, gt=1, le=1e12)
+    """A reset is a fall of |I| by at least this factor between two points of the segment."""
 
     @model_validator(mode="after")
-    def _within_limits(self) -> StepProgram:
-        for entry in self.steps:
+    def _consistent(self) -> StepProgram:
+        if self.n_steps > MAX_PROGRAM_STEPS:
+            raise ValueError(f"the program expands to {self.n_steps} steps; at most {MAX_PROGRAM_STEPS}")
+        v_max, i_max = self.safety.max_abs_voltage_V, self.safety.max_abs_current_A
+        for position, entry in enumerate(self.steps):
             for step in entry.steps if isinstance(entry, Loop) else [entry]:
-                if isinstance(step, ConstantCurrent) and abs(step.current_A) > self.safety.max_abs_current_A:
-                    raise ValueError(
-                        f"step {step.label or step.kind!r}: |current_A| {abs(step.current_A):g} exceeds "
-                        f"safety.max_abs_current_A {self.safety.max_abs_current_A:g}"
-                    )
+                where = f"step {position} ({step.label or step.kind})"
+                if isinstance(step, ConstantCurrent) and abs(step.current_A) > i_max:
+                    raise ValueError(f"{where}: |current_A| {abs(step.current_A):g} exceeds "
+                                     f"safety.max_abs_current_A {i_max:g}")
+                if isinstance(step, ConstantVoltage) and abs(step.voltage_V) > v_max:
+                    raise ValueError(f"{where}: |voltage_V| {abs(step.voltage_V):g} exceeds "
+                                     f"safety.max_abs_voltage_V {v_max:g}")
+                if isinstance(step, VoltageSweep):
+                    worst = max(abs(v) for v in step.points_V)
+                    if worst > v_max:
+                        raise ValueError(f"{where}: a point of {worst:g} V exceeds safety.max_abs_voltage_V {v_max:g}")
+                    if step.reset_segment is not None:
+                        a, b = step.reset_segment
+                        if not 0 <= a < b < len(step.points_V):
+                            raise ValueError(f"{where}: reset_segment {step.reset_segment} outside the sweep")
+                if isinstance(step, CurrentMap) and abs(step.bias_V) > v_max:
+                    raise ValueError(f"{where}: map bias {step.bias_V:g} V exceeds safety.max_abs_voltage_V {v_max:g}")
+                if isinstance(step, TipMove | CurrentMap) and self.electrode != "tip":
+                    raise ValueError(f"{where}: a {self.electrode} electrode has no tip to move or map")
         return self
 
     def iter_steps(self, start: int = 0) -> Iterator[tuple[int, Step, int]]:
         """(step index, step, cycle) of the executed sequence, loops unrolled, from ``start``.
 
         The step index counts every executed step and never resets (the Battery Data Format
-        "Step Count"); it is what checkpoints and ``start_step`` refer to.
+        "Step Count"); it is what checkpoints and ``start_step`` refer to. Skipping to
+        ``start`` costs O(number of entries), not O(start).
         """
         index = 0
         for entry in self.steps:
@@ -135,6 +311,16 @@ class StepProgram(_Model):
                     yield index, entry, entry.cycle
                 index += 1
 
+    def step_at(self, index: int) -> tuple[Step, int]:
+        """(step, cycle) of executed step ``index``.
+
+        Raises:
+            IndexError: ``index`` outside the program.
+        """
+        for _index, step, cycle in self.iter_steps(index):
+            return step, cycle
+        raise IndexError(f"step {index} outside the program's {self.n_steps} steps")
+
     @property
     def n_steps(self) -> int:
         """Number of executed steps, loops unrolled."""
@@ -147,8 +333,22 @@ class StepProgram(_Model):
 
     @property
     def planned_duration_s(self) -> float:
-        """Sum of the steps' durations, loops unrolled (steps without one count as zero)."""
+        """Sum of the steps' durations, loops unrolled (steps ending on other conditions
+        count as their ``duration_s`` or zero; sweeps as their expected duration)."""
         return sum(
             sum(s.duration_s or 0.0 for s in e.steps) * e.count if isinstance(e, Loop) else (e.duration_s or 0.0)
             for e in self.steps
         )
+
+    @property
+    def shortest_record_interval_s(self) -> float | None:
+        """The shortest ``record_interval_s`` of the software-timed steps (s), None if none."""
+        intervals = [s.record_interval_s for e in self.steps for s in (e.steps if isinstance(e, Loop) else [e])
+                     if s.kind in SOFTWARE_TIMED]
+        return min(intervals) if intervals else None
+
+
+__all__ = ["AUTO_SOURCE_DELAY_S", "CURRENT_SOURCED", "ConstantCurrent", "ConstantVoltage", "CurrentMap", "Entry", "Loop",
+           "MAX_LOOP_COUNT", "MAX_PROGRAM_STEPS", "MAX_STEP_DURATION_S", "MAX_SWEEP_POINTS", "MIN_RECORD_INTERVAL_S",
+           "Rest", "SOFTWARE_TIMED", "SafetyLimits", "ShortDetection", "Step", "StepProgram", "TipMove",
+           "VoltageSweep"]

@@ -1,16 +1,17 @@
-"""What every protocol file shares: the cell a paper must report, and the simulated cell."""
+"""What every protocol file shares: the cell a paper must report, the simulated cell's
+section, and the one analysis entry the application calls (:meth:`ProtocolBase.results`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.sim.physics.cell import CELL_PRESETS, CellParameters
+from labctl.store import RunFile
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CellInfo(_Model):
@@ -43,23 +44,20 @@ class CellInfo(_Model):
 class SimulatedCell(_Model):
     """The cell behind the simulated instrument when a protocol runs with ``--simulate``.
 
-    ``preset`` names a cell of :data:`drivers.sim.physics.cell.CELL_PRESETS`; any other key overrides
-    one :class:`drivers.sim.physics.cell.CellParameters` field (e.g. ``ccd_mA_cm2: 1.2``). Area,
-    electrolyte thickness and temperature are taken from the protocol's ``cell``.
+    ``preset`` names a simulated cell preset (``labctl run --help`` lists them); any other
+    key sets one of its parameters (e.g. ``ccd_mA_cm2: 1.2``, ``noise_V: 0.001``). Area,
+    electrolyte thickness and temperature are taken from the protocol's ``cell``. The
+    schema keeps the section as plain data: the simulated station
+    (:mod:`labctl.app.simulated`) parses and checks it when a run is simulated, and
+    ``labctl validate`` checks it too.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
-    preset: str = "hl_llzo"
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+    preset: str = Field(default="hl_llzo", min_length=1, max_length=64)
 
-    @field_validator("preset")
-    @classmethod
-    def _known_preset(cls, value: str) -> str:
-        if value not in CELL_PRESETS:
-            raise ValueError(f"unknown preset {value!r}; known: {', '.join(CELL_PRESETS)}")
-        return value
-
-    def overrides(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+    def as_dict(self) -> dict[str, Any]:
+        """The section as written: ``preset`` and the parameter overrides."""
+        return {"preset": self.preset, **(self.model_extra or {})}
 
 
 class ProtocolBase(_Model):
@@ -72,28 +70,11 @@ class ProtocolBase(_Model):
     cell: CellInfo
     simulated_cell: SimulatedCell = SimulatedCell()
 
-    def simulated_cell_parameters(self, **overrides: Any) -> CellParameters:
-        """Parameters of the simulated cell: preset, then the protocol's cell, then overrides.
-
-        Raises:
-            ValueError: an override names no :class:`CellParameters` field or is invalid.
-        """
-        from dataclasses import fields, replace
-
-        known = {f.name for f in fields(CellParameters)}
-        changes: dict[str, Any] = {
-            "area_cm2": self.cell.area_cm2,
-            "electrolyte_thickness_um": self.cell.electrolyte_thickness_um,
-            "li_thickness_um": self.cell.li_thickness_um,
-            "stack_pressure_MPa": self.cell.stack_pressure_MPa,
-            "temperature_C": self.cell.temperature_C,
-        }
-        changes.update(self.simulated_cell.overrides())
-        changes.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ValueError(f"simulated_cell: unknown cell parameter(s) {', '.join(unknown)}")
-        return replace(CELL_PRESETS[self.simulated_cell.preset], **changes)
+    def results(self, run: RunFile, channel: str) -> dict[str, Any]:
+        """The run's results for the run file's ``results`` group, from the finished run file
+        (the one entry the application calls). By default the kind's ``analyse`` of the
+        channel's step rows; kinds that need the readings override this."""
+        return self.analyse([row for row in run.steps() if row["channel"] == channel])
 
     def metadata(self) -> dict[str, Any]:
         """Root attributes of the run file describing the cell (``cell_*``) and the run."""

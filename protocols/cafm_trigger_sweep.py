@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from labctl.analysis.cafm import analyse_trigger_sweep, class_statistics
 from labctl.steps import SafetyLimits
-from labctl.engine.sweep_steps import MAX_SWEEP_POINTS, CurrentMap, SweepProgram, TipMove, VoltageSweep
+from labctl.steps import MAX_SWEEP_POINTS, CurrentMap, StepProgram, TipMove, VoltageSweep
 from protocols.tip_common import SweepProtocolBase, TipContact, _Model, cyclic_points_V
 
 
@@ -123,7 +123,7 @@ class CafmTriggerSweep(SweepProtocolBase):
         return CurrentMap(x0_nm=m.x0_nm, y0_nm=m.y0_nm, nx=m.nx, ny=m.ny, pitch_nm=m.pitch_nm, bias_V=m.bias_V,
                           label=label)
 
-    def program(self) -> SweepProgram:
+    def program(self) -> StepProgram:
         """[map before] + per site: tip move, ``sweeps_per_site`` cyclic sweeps + [map after]."""
         steps: list = []
         if self.map is not None and self.map.before:
@@ -140,7 +140,7 @@ class CafmTriggerSweep(SweepProtocolBase):
                                           label=f"{label} sweep {k + 1}", cycle=n))
         if self.map is not None and self.map.after:
             steps.append(self._map_step("current map after"))
-        return SweepProgram(steps=steps, area_cm2=self.contact_area_cm2, electrode="tip",
+        return StepProgram(steps=steps, area_cm2=self.contact_area_cm2, electrode="tip",
                             contact_force_nN=self.tip.force_nN,
                             safety=SafetyLimits(max_abs_voltage_V=self.voltage_limit_V,
                                                 max_abs_current_A=self.compliance_current_A))

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from labctl.analysis.memristor import CycleLayout, analyse_cycle
 from labctl.steps import SafetyLimits
-from labctl.engine.sweep_steps import SweepProgram, TipMove, VoltageSweep
+from labctl.steps import StepProgram, TipMove, VoltageSweep
 from protocols.tip_common import SweepProtocolBase, TipContact, _Model, cyclic_points_V
 
 
@@ -90,7 +90,7 @@ class MemristorCycling(SweepProtocolBase):
             return (self.electrode.pad_side_um * 1e-4) ** 2
         return self.tip.contact_area_nm2 * 1e-14
 
-    def program(self) -> SweepProgram:
+    def program(self) -> StepProgram:
         """[tip move] + one sweep per cycle (cycle numbers from 1)."""
         points, layout = self.cycle_points_V()
         steps: list = []
@@ -100,7 +100,7 @@ class MemristorCycling(SweepProtocolBase):
         for n in range(1, self.cycles + 1):
             steps.append(VoltageSweep(points_V=points, source_delay_s=delay, nplc=self.nplc, abort_on_compliance=True,
                                       reset_segment=layout.reset_segment, label=f"cycle {n}", cycle=n))
-        return SweepProgram(steps=steps, area_cm2=self.electrode_area_cm2, electrode=self.electrode.kind,
+        return StepProgram(steps=steps, area_cm2=self.electrode_area_cm2, electrode=self.electrode.kind,
                             contact_force_nN=self.tip.force_nN if self.electrode.kind == "tip" else None,
                             stop_after_reset_failures=self.max_reset_failures,
                             reset_drop_factor=self.detection.drop_factor,

@@ -1,15 +1,16 @@
 """What the c-AFM and memristor protocols share: the tip contact, the compliance of the
-nano-electrochemical setup, cyclic sweep points, the simulated sample, and the routing to
-the sweep engine (``engine = "sweeps"``, read by :mod:`labctl.app.run`)."""
+nano-electrochemical setup, cyclic sweep points, the simulated sample, and results computed
+from the readings (not only the step rows)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labctl.analysis.cafm import hertz_contact_area_nm2
+from labctl.store import RunFile
 from protocols.base import ProtocolBase
 
 
@@ -68,7 +69,6 @@ def cyclic_points_V(start_V: float, vertex_V: float, step_V: float, end_V: float
 class SweepProtocolBase(ProtocolBase):
     """Protocol fields of every sweep kind (seed 004's limits: 1 mA, 10 V [004 L117])."""
 
-    engine: ClassVar[str] = "sweeps"
     afm: str = Field(default="afm", description="the AFM controller's name in the station file")
     compliance_current_A: float = Field(default=1e-3, gt=0, le=1.05)
     voltage_limit_V: float = Field(default=10.0, gt=0, le=210)
@@ -83,6 +83,10 @@ class SweepProtocolBase(ProtocolBase):
         if self.dwell_s is not None and self.rate_V_s is not None:
             raise ValueError("give dwell_s or rate_V_s, not both")
         return self
+
+    def results(self, run: RunFile, channel: str) -> dict[str, Any]:
+        """The kind's ``analyse_run`` of the channel's readings and step rows."""
+        return self.analyse_run(run.columns(channel), [row for row in run.steps() if row["channel"] == channel])
 
     def source_delay_s(self, step_V: float) -> float | None:
         """Per-point source delay: ``dwell_s``, or step/rate less the integration time."""

@@ -18,6 +18,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 from protocols import KINDS
+from protocols.tip_common import SweepProtocolBase
 from ui.buffers import ColumnBuffer
 
 
@@ -26,10 +27,11 @@ pg.setConfigOptions(antialias=False, background="w", foreground="k")
 
 
 def plot_set_name(protocol_kind: str | None) -> str:
-    """``"sweeps"`` for protocol kinds run by the sweep engine (c-AFM, memristor), else
-    ``"time"`` (voltage and current density vs time; also for an unknown kind)."""
+    """``"sweeps"`` for the voltage-sweep kinds (c-AFM, memristor: I–V and per-cycle or
+    per-site results), else ``"time"`` (voltage and current density vs time; also for an
+    unknown kind)."""
     cls = KINDS.get(protocol_kind or "")
-    return "sweeps" if getattr(cls, "engine", None) == "sweeps" else "time"
+    return "sweeps" if cls is not None and issubclass(cls, SweepProtocolBase) else "time"
 
 
 class PlotSet(QWidget):

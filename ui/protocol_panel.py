@@ -120,7 +120,7 @@ class ProtocolPanel(QWidget):
         self.path: Path | None = None
         self.modified = False
         self.protocol: ProtocolBase | None = None
-        self.program: Any = None  # StepProgram or SweepProgram
+        self.program: Any = None  # StepProgram or StepProgram
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         self.kind_box = QComboBox()

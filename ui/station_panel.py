@@ -11,7 +11,6 @@ run does.
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,9 @@ from PySide6.QtWidgets import (
 )
 
 from drivers.base import InstrumentError
-from labctl.station import CYCLER_DRIVERS, InstrumentConfig, Station, load_station, open_cycler, open_instrument
+from labctl.app import simulated
+from labctl.station import InstrumentConfig, Station, load_station
+from labctl.station import identify as identify_instrument
 from labctl.yamlfile import FileError
 
 #: What the simulated station puts behind each driver (one per run, on free loopback ports).
@@ -42,54 +43,19 @@ SIMULATED = {
 SIMULATED_ADDRESS = SIMULATED["keithley2400"]
 
 
-def _simulated_server(driver: str) -> Any:
-    """A simulator server of ``driver`` on a loopback port (``.resource``/``.close()``)."""
-    if driver == "nanonis":
-        from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
-        from drivers.sim.physics.tip import TipJunction
-
-        return NanonisServer(NanonisAfmSimulator(TipJunction()))
-    from drivers.sim.physics.cell import CELL_PRESETS
-    from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-
-    return TcpServer(Keithley2400Simulator(CELL_PRESETS["hl_llzo"]))
-
-
 def identify(config: InstrumentConfig | None, driver: str = "keithley2400") -> str:
-    """The identification of an instrument: ``*IDN?`` of a sourcemeter, the interface of an
-    AFM controller. ``config=None``: a simulator of ``driver`` started for the query and
-    reached through the real driver.
+    """The identification of an instrument (:func:`labctl.station.identify`): ``*IDN?`` of a
+    sourcemeter, the interface of an AFM controller, a cycler channel's identification.
+    ``config=None``: a simulator of ``driver`` started for the query and reached through the
+    real driver.
 
     Raises:
         drivers.base.InstrumentError: the instrument cannot be reached (names its address).
-        ValueError: no driver of that name.
+        ValueError: no simulator of that driver.
     """
     if config is None:
-        server = _simulated_server(driver)
-        try:
-            return identify(InstrumentConfig(driver=driver, address=server.resource))
-        finally:
-            server.close()
-    if config.driver == "nanonis":
-        from drivers.afm import NanonisAfm
-
-        afm = NanonisAfm(config.address, timeout_s=config.timeout_ms / 1000)
-        try:
-            return afm.idn
-        finally:
-            afm.close()
-    if config.driver in CYCLER_DRIVERS:
-        with tempfile.TemporaryDirectory() as unused:  # identifying starts no test: no step files
-            cycler = open_cycler(config, step_file_dir=unused)
-            try:
-                return cycler.idn
-            finally:
-                cycler.close()
-    smu = open_instrument(config)
-    try:
-        return str(getattr(smu, "idn", "")).strip() or "(no identification)"
-    finally:
-        smu.close()
+        return simulated.identify_simulated(driver)
+    return identify_instrument(config)
 
 
 class _Relay(QObject):

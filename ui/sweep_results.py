@@ -165,7 +165,7 @@ def current_maps(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def map_from_readings(step: Any, current_A: np.ndarray) -> dict[str, Any]:
     """A current map (as :func:`current_maps` gives) from the readings of a
-    :class:`~labctl.engine.sweep_steps.CurrentMap` step so far (row by row; NaN where not yet
+    :class:`~labctl.steps.CurrentMap` step so far (row by row; NaN where not yet
     measured)."""
     current = np.full(step.nx * step.ny, np.nan)
     current[:min(len(current_A), current.size)] = current_A[:current.size]

@@ -1,18 +1,21 @@
-"""Compile a labctl step program into a BioLogic technique list (:mod:`drivers.biologic`).
+"""Compile a step program into a BioLogic technique list (:mod:`drivers.biologic`).
 
-The mapping (units: A, V, s; sign: + = plating onto the working electrode, as in the program):
+The program is read by structure (:class:`drivers.base.ProgramLike`), its entries told apart
+by ``kind``; any kind but ``rest``, ``constant_current`` and ``loop`` is refused naming the
+step (:class:`BiologicCompileError`). The mapping (units: A, V, s; sign: + = plating onto the
+working electrode, as in the program):
 
-* ``Rest`` → OCV (``Rest_time_T`` = ``duration_s``); a 0 A ``ConstantCurrent`` with a
+* ``rest`` → OCV (``Rest_time_T`` = ``duration_s``); a 0 A ``constant_current`` with a
   duration and no voltage stop is a rest too;
-* ``ConstantCurrent`` → a one-step CP: ``Current_step`` = ``current_A``, ``Duration_step`` =
+* ``constant_current`` → a one-step CP: ``Current_step`` = ``current_A``, ``Duration_step`` =
   ``duration_s``, shortened to ``stop_charge_C`` / |I| when that comes first (a CP's current
   is constant, so the charge stop is a time; the limit tests have no charge variable, §3.2);
   ``stop_voltage_above_V`` → limit test ``Ewe > x`` and ``stop_voltage_below_V`` → ``Ewe < x``
   with ``Exit_Cond`` = next technique (CPLIMIT); ``I_Range`` the smallest fixed range holding
   |I|; ``Record_every_dT`` = ``record_interval_s``, no dE recording;
-* a ``Loop`` → its steps, then a Loop technique back to the first of them with
+* a ``loop`` → its steps, then a Loop technique back to the first of them with
   ``loop_N_times`` = ``count`` − 1 (none when ``count`` is 1);
-* ``SafetyLimits`` → the channel's safety limits (:class:`drivers.biologic.ChannelSafetyLimits`):
+* ``safety`` → the channel's safety limits (:class:`drivers.biologic.ChannelSafetyLimits`):
   Ewe within ±``max_abs_voltage_V``, |I| ≤ ``max_abs_current_A``; and ``E_Range`` the smallest
   fixed range holding ±``max_abs_voltage_V``;
 * short detection's floor (``ShortDetection.floor_V``) stays with the engine on every CP step
@@ -27,7 +30,7 @@ with the engine, which sees the points.
 Step indices: the channel tags its points with (technique index, loop count); the loop
 count rises by one at each jump of any Loop (:func:`drivers.biologic.execution_runs`).
 :meth:`BiologicProgram.step_indices` maps them back to the program's executed step index
-(``StepProgram.iter_steps``), which is also what checkpoints refer to.
+(:func:`drivers.base.step_blocks`), which is also what checkpoints refer to.
 :meth:`BiologicProgram.to_json` / :meth:`BiologicProgram.from_json` carry the compiled list
 (ECC parameter names) and that map as text, for a run file and for reattaching after a crash.
 """
@@ -40,23 +43,21 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from drivers.biologic.api import (
+from drivers.base import ConstantCurrentLike, ProgramLike, StepLike, step_blocks, step_name
+from drivers.biologic.records import ChannelStatus, EndReason, ERange, ExitCondition
+from drivers.biologic.techniques import (
     CP,
     OCV,
     ChannelSafetyLimits,
-    ChannelStatus,
     CPStep,
-    EndReason,
-    ERange,
-    ExitCondition,
     LimitTest,
     Loop,
     Technique,
     e_range_for,
     i_range_for,
 )
-from labctl.steps import ConstantCurrent, Loop as ProgramLoop, Rest, StepProgram
 
+__all__ = ["JSON_FORMAT", "BiologicCompileError", "BiologicProgram", "compile_program"]
 
 #: Format tag of :meth:`BiologicProgram.to_json`.
 JSON_FORMAT = "labctl-biologic-techniques/1"
@@ -147,16 +148,13 @@ class BiologicProgram:
                 EndReason.LIMIT_STOP: "short", EndReason.STOPPED: "stopped"}[status.end_reason]
 
 
-def _where(index: int, step: Rest | ConstantCurrent) -> str:
-    return f"step {index}" + (f" ({step.label})" if step.label else "")
-
-
-def compile_program(program: StepProgram) -> BiologicProgram:
+def compile_program(program: ProgramLike) -> BiologicProgram:
     """The technique list and safety limits that run ``program`` on one channel.
 
     Raises BiologicCompileError naming the program step (or ``safety``) that BioLogic cannot
-    express: a current above the 1 A range, a step with neither a duration nor a charge stop
-    that would never end without a voltage stop, a voltage window beyond ±10 V.
+    express: a kind other than rest and constant current, a current above the 1 A range, a
+    step with neither a duration nor a charge stop that would never end without a voltage
+    stop, a voltage window beyond ±10 V.
     """
     limits = program.safety
     try:
@@ -168,10 +166,8 @@ def compile_program(program: StepProgram) -> BiologicProgram:
     techniques: list[OCV | CP | Loop] = []
     blocks: list[_Block | None] = []
     software_floor: list[int] = []
-    index = loop0 = 0
-    for entry in program.steps:
-        body = entry.steps if isinstance(entry, ProgramLoop) else [entry]
-        passes = entry.count if isinstance(entry, ProgramLoop) else 1
+    n_steps = loop0 = 0
+    for index, body, passes, _loop in step_blocks(program):
         first = len(techniques)
         for k, step in enumerate(body):
             technique, floor_in_software = _technique(index + k, step, floor_V, e_range)
@@ -183,26 +179,29 @@ def compile_program(program: StepProgram) -> BiologicProgram:
             techniques.append(Loop(repeat_count=passes - 1, target_index=first))
             blocks.append(None)
             loop0 += passes - 1
-        index += len(body) * passes
+        n_steps = index + len(body) * passes
     safety = ChannelSafetyLimits(ewe_max_V=limits.max_abs_voltage_V, ewe_min_V=-limits.max_abs_voltage_V,
                                  abs_current_max_A=limits.max_abs_current_A)
-    return BiologicProgram(tuple(techniques), safety, tuple(software_floor), program.n_steps, tuple(blocks))
+    return BiologicProgram(tuple(techniques), safety, tuple(software_floor), n_steps, tuple(blocks))
 
 
-def _technique(index: int, step: Rest | ConstantCurrent, floor_V: float | None,
+def _technique(index: int, step: StepLike, floor_V: float | None,
                e_range: ERange) -> tuple[OCV | CP, bool]:
     """One program step's technique, and whether its short floor is left to the engine."""
-    where = _where(index, step)
+    if step.kind not in ("rest", "constant_current"):
+        raise BiologicCompileError(f"step {index} ({step.kind}): not supported on BioLogic yet")
+    where = step_name(index, step)
+    cc: ConstantCurrentLike | None = step if step.kind == "constant_current" else None  # type: ignore[assignment]
     voltage_tests = []
-    if isinstance(step, ConstantCurrent):
-        if step.stop_voltage_above_V is not None:
-            voltage_tests.append(LimitTest(comparison=">", value=step.stop_voltage_above_V))
-        if step.stop_voltage_below_V is not None:
-            voltage_tests.append(LimitTest(comparison="<", value=step.stop_voltage_below_V))
-    current_A = step.current_A if isinstance(step, ConstantCurrent) else 0.0
+    if cc is not None:
+        if cc.stop_voltage_above_V is not None:
+            voltage_tests.append(LimitTest(comparison=">", value=cc.stop_voltage_above_V))
+        if cc.stop_voltage_below_V is not None:
+            voltage_tests.append(LimitTest(comparison="<", value=cc.stop_voltage_below_V))
+    current_A = cc.current_A if cc is not None else 0.0
     duration_s = step.duration_s
-    if isinstance(step, ConstantCurrent) and step.stop_charge_C is not None and current_A != 0:
-        by_charge = step.stop_charge_C / abs(current_A)
+    if cc is not None and cc.stop_charge_C is not None and current_A != 0:
+        by_charge = cc.stop_charge_C / abs(current_A)
         duration_s = by_charge if duration_s is None else min(duration_s, by_charge)
     if duration_s is None and not voltage_tests:
         raise BiologicCompileError(f"{where}: a 0 A step needs duration_s (its charge stop is never reached)")

@@ -1,5 +1,5 @@
 """A NEWARE BTS channel as a :class:`drivers.base.CyclerChannel`, and the program compiler
-the delegated engine uses for it.
+the delegated engine uses for it (:func:`compile_native`).
 
 :class:`NewareCycler` follows one channel of a BTS through :class:`drivers.neware.NewareClient`:
 ``start`` writes the compiled step file where the BTS PC can read it and starts it;
@@ -21,10 +21,11 @@ from pathlib import Path, PurePath, PureWindowsPath
 
 import numpy as np
 
-from drivers.base import CYCLER_RECORD_COLUMNS, CyclerStatus, InstrumentError
+from drivers.base import CYCLER_RECORD_COLUMNS, CyclerStatus, InstrumentError, ProgramLike
 from drivers.neware.client import BTS_PORT, CursorState, DownloadCursor, NewareClient, TimedPoint
 from drivers.neware.compiler import compile_program
-from labctl.steps import StepProgram
+
+__all__ = ["NATIVE_FORMAT", "compile_native", "parse_address", "NewareCycler"]
 
 #: Name of the native program format, as stored in run files.
 NATIVE_FORMAT = "neware-step-xml"
@@ -33,9 +34,9 @@ NATIVE_FORMAT = "neware-step-xml"
 _STATES = {"working": "running", "pause": "paused", "finish": "finished", "protect": "protection", "stop": "stopped"}
 
 
-def compile_native(program: StepProgram, *, remark: str = "") -> str:
-    """The NEWARE step file (XML text) that runs ``program``; StepFileError names a step
-    NEWARE cannot express."""
+def compile_native(program: ProgramLike, *, remark: str = "") -> str:
+    """The NEWARE step file (XML text) that runs ``program`` (any :class:`drivers.base.ProgramLike`,
+    e.g. ``labctl.steps.StepProgram``); StepFileError names a step NEWARE cannot express."""
     return compile_program(program, remark=remark).to_xml()
 
 

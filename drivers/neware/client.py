@@ -5,7 +5,7 @@ TCP port 502 once the API is activated: log in, discover the channels (``getdevi
 read their status (``getchlstatus``) and live values (``inquire``), start a step file and
 stop, and download the stored points incrementally (``inquiredf``, ``download`` by sequence
 number, ``downloadStepLayer``). The step files themselves are written by
-:mod:`drivers.neware.stepfile` (re-exported here).
+:mod:`drivers.neware.stepfile`.
 
 Wire format (``anchors-and-wire-protocols.md`` §3.1, ``cyclers-data-formats.md`` §1.2, from
 aurora-neware ``aurora_neware/neware.py`` and the replies captured from a real BTS 8.0 in
@@ -45,20 +45,10 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree as SafeET
 
 from drivers.base import InstrumentError, InstrumentLost
-from drivers.neware.stepfile import (
-    ConstantCurrent,
-    Cycle,
-    Protection,
-    Rest,
-    StepFile,
-    StepFileError,
-    fold_repeats,
-)
 
 __all__ = [
     "BTS_PORT", "TERMINATOR", "WORK_STATUSES", "NewareChannel", "LiveValues", "DataPoint", "StepRecord",
     "TestInfo", "NewareClient", "DownloadCursor", "CursorState", "TimedPoint",
-    "ConstantCurrent", "Cycle", "Protection", "Rest", "StepFile", "StepFileError", "fold_repeats",
 ]
 
 #: TCP port of the BTS client API (§3.1 "Transport").
@@ -430,20 +420,22 @@ def _attribute(el: Element, name: str, address: str) -> str:
     return value
 
 
-def _int(el: Element, name: str, address: str) -> int:
+def _parsed(el: Element, name: str, address: str, parse: type[int] | type[float], what: str) -> int | float:
     value = _attribute(el, name, address)
     try:
-        return int(value)
+        return parse(value)
     except ValueError:
-        raise InstrumentLost(address, f"<{el.tag} {name}={value!r}> is not an integer") from None
+        raise InstrumentLost(address, f"<{el.tag} {name}={value!r}> is not {what}") from None
+
+
+def _int(el: Element, name: str, address: str) -> int:
+    """Attribute ``name`` of ``el`` as an integer; InstrumentLost if missing or not one."""
+    return int(_parsed(el, name, address, int, "an integer"))
 
 
 def _float(el: Element, name: str, address: str) -> float:
-    value = _attribute(el, name, address)
-    try:
-        return float(value)
-    except ValueError:
-        raise InstrumentLost(address, f"<{el.tag} {name}={value!r}> is not a number") from None
+    """Attribute ``name`` of ``el`` as a number; InstrumentLost if missing or not one."""
+    return float(_parsed(el, name, address, float, "a number"))
 
 
 @dataclass(frozen=True)

@@ -1,49 +1,54 @@
-"""Compile a labctl step program into a NEWARE step file (:class:`drivers.neware.StepFile`).
+"""Compile a step program into a NEWARE step file (:class:`drivers.neware.StepFile`).
 
-The mapping (units: ``drivers/neware_stepfile.py``; sign: + = charge = plating onto the
-working electrode, as in the step program):
+The program is read by structure (:class:`drivers.base.ProgramLike`), its entries told apart
+by ``kind``; any kind but ``rest``, ``constant_current`` and ``loop`` is refused naming the
+step (:class:`drivers.neware.StepFileError`). The mapping (units: :mod:`drivers.neware.stepfile`;
+sign: + = charge = plating onto the working electrode, as in the step program):
 
-* ``Rest`` → rest (Step_Type 4) for ``duration_s``; a ``ConstantCurrent`` at 0 A is a rest too;
-* ``ConstantCurrent`` → CC charge (1) for ``current_A`` > 0, CC discharge (2) for < 0, with
+* ``rest`` → rest (Step_Type 4) for ``duration_s``; a ``constant_current`` at 0 A is a rest too;
+* ``constant_current`` → CC charge (1) for ``current_A`` > 0, CC discharge (2) for < 0, with
   ``duration_s`` → ``Time``, ``stop_charge_C`` → ``Cap`` (mA·s) and the voltage stop in the
   step's direction → ``Stop_Volt``: ``stop_voltage_above_V`` on a charge,
   ``stop_voltage_below_V`` on a discharge. A NEWARE CC step has no stop in the other
   direction, so a program asking for one is refused (:class:`drivers.neware.StepFileError`
   naming the step);
 * every step keeps its ``record_interval_s`` (per-step ``Record``);
-* ``SafetyLimits`` → the test-wide ``Protect``: voltage within ±``max_abs_voltage_V``,
+* ``safety`` → the test-wide ``Protect``: voltage within ±``max_abs_voltage_V``,
   current within ±``max_abs_current_A``;
-* short detection's floor (``ShortDetection.floor_V``, when enabled and the run ends on a
+* short detection's floor (``short_detection.floor_V``, when enabled and the run ends on a
   short) → a per-step ``Protect`` on each CC step: a lower voltage limit of +floor on a
   charge, an upper limit of −floor on a discharge. A hard short (V = I·R_short) then ends
   the test in the cycler itself, with status ``protect``, even while no PC is watching. The
   ``Protect`` delay is the detection's ``settle_s``: a limit must hold that long, so the
   reversal transient (the step's first point still has the last half-cycle's sign) does not
   trip it. The running-mean drop and noise tests stay with the engine, which sees the points.
-* a ``Loop`` → its steps and a cycle step (Step_Type 5) with ``Cycle_Count`` = ``count``;
+* a ``loop`` → its steps and a cycle step (Step_Type 5) with ``Cycle_Count`` = ``count``;
   between loops, consecutive repeats of a block of steps are folded the same way
   (:func:`drivers.neware.fold_repeats`). The order of execution is unchanged, so the n-th
   step the channel executes (``downloadStepLayer``'s ``stepindex`` n) is the program's
-  step index n − 1 (``StepProgram.iter_steps``).
+  executed-step index n − 1 (:func:`drivers.base.step_blocks`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from drivers.neware.client import ConstantCurrent as NewareCC
-from drivers.neware.client import Cycle, Protection, StepFile, StepFileError, fold_repeats
-from drivers.neware.client import Rest as NewareRest
-from labctl.steps import ConstantCurrent, Loop, Rest, StepProgram
+from drivers.base import ConstantCurrentLike, ProgramLike, StepLike, step_blocks, step_name
+from drivers.neware.stepfile import ConstantCurrent as NewareCC
+from drivers.neware.stepfile import Cycle, Protection, StepFile, StepFileError, fold_repeats
+from drivers.neware.stepfile import Rest as NewareRest
+
+__all__ = ["compile_program"]
 
 
-def compile_program(program: StepProgram, *, remark: str = "", fold: bool = True) -> StepFile:
+def compile_program(program: ProgramLike, *, remark: str = "", fold: bool = True) -> StepFile:
     """The NEWARE step file that runs ``program`` on one channel.
 
     ``remark`` goes into the file's ``Remark`` header (BTS shows it; aurora uses the sample
     name). ``fold=False`` keeps one NEWARE step per program step.
 
-    Raises StepFileError naming the program step that NEWARE cannot express.
+    Raises StepFileError naming the program step that NEWARE cannot express: a kind other
+    than rest and constant current, or a voltage stop a CC step cannot have.
     """
     floor_V = None
     detection = program.short_detection
@@ -51,23 +56,24 @@ def compile_program(program: StepProgram, *, remark: str = "", fold: bool = True
         floor_V = detection.floor_V
     out: list[NewareRest | NewareCC | Cycle] = []
     pending: list[NewareRest | NewareCC] = []
+    intervals: Counter[float] = Counter()  # executed steps per record interval, in order of first use
 
     def flush() -> None:
         out.extend(fold_repeats(pending, first_step=len(out) + 1) if fold else pending)
         pending.clear()
 
-    index = 0  # executed-step index of the entry's first step (StepProgram.iter_steps)
-    for entry in program.steps:
-        if isinstance(entry, Loop):
+    for block in step_blocks(program):
+        steps = [_step(block.first_index + k, step, floor_V) for k, step in enumerate(block.body)]
+        for step in block.body:
+            intervals[step.record_interval_s] += block.passes
+        if block.loop:
             flush()
             start = len(out) + 1
-            out.extend(_step(index + k, step, floor_V) for k, step in enumerate(entry.steps))
-            if entry.count > 1:
-                out.append(Cycle(start_step=start, cycle_count=entry.count))
-            index += len(entry.steps) * entry.count
+            out.extend(steps)
+            if block.passes > 1:
+                out.append(Cycle(start_step=start, cycle_count=block.passes))
         else:
-            pending.append(_step(index, entry, floor_V))
-            index += 1
+            pending.extend(steps)
     flush()
     limits = program.safety
     # A limit must hold for the detection's settling time before it trips: the first point of a
@@ -77,28 +83,30 @@ def compile_program(program: StepProgram, *, remark: str = "", fold: bool = True
                             current_upper_mA=limits.max_abs_current_A * 1e3,
                             current_lower_mA=-limits.max_abs_current_A * 1e3,
                             delay_s=detection.settle_s if floor_V is not None and detection.settle_s > 0 else None)
-    intervals = Counter(step.record_interval_s for _i, step, _c in program.iter_steps())
     return StepFile(out, protection=protection, record_interval_s=intervals.most_common(1)[0][0], remark=remark)
 
 
-def _step(index: int, step: Rest | ConstantCurrent, floor_V: float | None) -> NewareRest | NewareCC:
-    where = f"step {index}" + (f" ({step.label})" if step.label else "")
-    if isinstance(step, Rest) or step.current_A == 0:
+def _step(index: int, step: StepLike, floor_V: float | None) -> NewareRest | NewareCC:
+    where = step_name(index, step)
+    if step.kind not in ("rest", "constant_current"):
+        raise StepFileError(f"step {index} ({step.kind}): not supported on NEWARE yet")
+    if step.kind == "rest" or step.current_A == 0:  # type: ignore[attr-defined]
         if step.duration_s is None:
             raise StepFileError(f"{where}: a 0 A step needs duration_s to run as a NEWARE rest")
         return NewareRest(time_s=step.duration_s, record_interval_s=step.record_interval_s)
-    charge = step.current_A > 0
-    wrong_way = step.stop_voltage_below_V if charge else step.stop_voltage_above_V
+    cc: ConstantCurrentLike = step  # type: ignore[assignment]
+    charge = cc.current_A > 0
+    wrong_way = cc.stop_voltage_below_V if charge else cc.stop_voltage_above_V
     if wrong_way is not None:
         direction = ("charge", "stop_voltage_below_V") if charge else ("discharge", "stop_voltage_above_V")
         raise StepFileError(f"{where}: a NEWARE CC {direction[0]} cannot stop on {direction[1]} "
                             f"(Stop_Volt is reached from {'below' if charge else 'above'} only)")
     return NewareCC(
-        current_mA=step.current_A * 1e3,
-        time_s=step.duration_s,
-        stop_voltage_V=step.stop_voltage_above_V if charge else step.stop_voltage_below_V,
-        stop_capacity_mAs=step.stop_charge_C * 1e3 if step.stop_charge_C is not None else None,
-        record_interval_s=step.record_interval_s,
+        current_mA=cc.current_A * 1e3,
+        time_s=cc.duration_s,
+        stop_voltage_V=cc.stop_voltage_above_V if charge else cc.stop_voltage_below_V,
+        stop_capacity_mAs=cc.stop_charge_C * 1e3 if cc.stop_charge_C is not None else None,
+        record_interval_s=cc.record_interval_s,
         protect_voltage_lower_V=floor_V if charge and floor_V is not None else None,
         protect_voltage_upper_V=-floor_V if not charge and floor_V is not None else None,
     )

@@ -3,7 +3,7 @@
 A step file is what a NEWARE channel runs in its own firmware; the BTS client API's
 ``start`` command names one by its path on the BTS PC. This module holds the NEWARE side of
 the compiler: small frozen dataclasses for the steps we use and :meth:`StepFile.to_xml`.
-Mapping a labctl step program onto them is ``drivers.neware.compiler``.
+Mapping a step program onto them is :mod:`drivers.neware.compiler`.
 
 The file layout, element names, step-type codes and units follow the domain notes
 (``anchors-and-wire-protocols.md`` §3.1 "Step-file payload", ``cyclers-data-formats.md``
@@ -39,6 +39,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+
+__all__ = ["StepFileError", "Rest", "ConstantCurrent", "Cycle", "Protection", "StepFile", "fold_repeats"]
 
 #: Step_Type codes (aurora-unicycler ``_formats/neware.py``; fastnda ``dicts.py``).
 STEP_TYPE_CC_CHARGE = 1

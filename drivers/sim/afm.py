@@ -39,16 +39,15 @@ Any other command is answered with error status 1 and "unknown command".
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import socket
-import socketserver
 import struct
 import threading
 from collections.abc import Callable
 
 from drivers.sim.physics.tip import TipJunction
+from drivers.sim.server import LoopbackServer
 
 log = logging.getLogger(__name__)
 
@@ -193,41 +192,9 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
     return bytes(chunks)
 
 
-class _Handler(socketserver.BaseRequestHandler):
-    server: _Server
-
-    def handle(self) -> None:
-        sock: socket.socket = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            while (header := _recv_exactly(sock, HEADER.size)) is not None:
-                name, size, respond = HEADER.unpack(header)
-                body = _recv_exactly(sock, size) if size > 0 else b""
-                if body is None:
-                    return
-                command = name.rstrip(b"\0").decode("ascii", "replace")
-                try:
-                    reply = self.server.sim.handle(command, body)
-                except Exception:  # a simulator bug must not kill the server
-                    log.exception("AFM simulator failed on %r", command)
-                    reply = _error_part(1, "internal simulator error")
-                if respond:
-                    sock.sendall(HEADER.pack(name, len(reply), 0) + reply)
-        except OSError:
-            pass
-
-
-class _Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], sim: NanonisAfmSimulator) -> None:
-        self.sim = sim
-        super().__init__(address, _Handler)
-
-
-class NanonisServer:
-    """Serves a :class:`NanonisAfmSimulator` on a loopback TCP port in daemon threads.
+class NanonisServer(LoopbackServer):
+    """Serves a :class:`NanonisAfmSimulator` on a loopback TCP port in daemon threads
+    (:class:`drivers.sim.server.LoopbackServer`), framed as the module doc says.
 
     Args:
         sim: the simulated controller.
@@ -240,37 +207,26 @@ class NanonisServer:
     """
 
     def __init__(self, sim: NanonisAfmSimulator, host: str = "127.0.0.1", port: int = 0) -> None:
-        address = "127.0.0.1" if host == "localhost" else host
-        try:
-            loopback = ipaddress.ip_address(address).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise ValueError(f"simulator host {host!r} is not a loopback address; use 127.0.0.1")
         self.sim = sim
-        self._server = _Server((address, port), sim)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"nanonis-sim-{self.address[1]}", daemon=True)
-        self._thread.start()
+        super().__init__(host, port, name="nanonis-sim")
 
-    @property
-    def address(self) -> tuple[str, int]:
-        """(host, port) the server listens on."""
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+    def serve_connection(self, sock: socket.socket) -> None:
+        """40-byte header and body in; with send-response set, the reply frame out."""
+        while (header := _recv_exactly(sock, HEADER.size)) is not None:
+            name, size, respond = HEADER.unpack(header)
+            body = _recv_exactly(sock, size) if size > 0 else b""
+            if body is None:
+                return
+            command = name.rstrip(b"\0").decode("ascii", "replace")
+            try:
+                reply = self.sim.handle(command, body)
+            except Exception:  # a simulator bug must not kill the server
+                log.exception("AFM simulator failed on %r", command)
+                reply = _error_part(1, "internal simulator error")
+            if respond:
+                sock.sendall(HEADER.pack(name, len(reply), 0) + reply)
 
     @property
     def resource(self) -> str:
         """``host:port``, the address :class:`drivers.afm.NanonisAfm` takes."""
         return "{}:{}".format(*self.address)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=1.0)
-
-    def __enter__(self) -> NanonisServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

@@ -50,7 +50,7 @@ from pathlib import PurePath
 
 import numpy as np
 
-from drivers.biologic.api import (
+from drivers.biologic import (
     DATA_BUFFER_WORDS,
     E_RANGE_V,
     SP300_FAMILY,

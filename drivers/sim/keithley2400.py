@@ -15,15 +15,13 @@ oriented measurement commands, §18 SCPI command reference, App. B error message
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
+import os
 import queue
 import re
-import os
 import select
 import socket
-import socketserver
 import statistics
 import threading
 import time
@@ -43,6 +41,7 @@ from drivers.sim.scpi import (
     QuotedChoice,
     ScpiError,
 )
+from drivers.sim.server import LoopbackServer
 from drivers.sim.smu import (
     MAX_CURRENT_A,
     MAX_VOLTAGE_V,
@@ -823,8 +822,8 @@ class Keithley2400Simulator:
                       Numeric(0, 65535, integer=True))
             t.query(f":STATus:{long}:ENABle", lambda r=register: _nr1(r.enable))
             t.query(f":STATus:{long}:CONDition", lambda n=name: _nr1(self._condition(n)))
-        for queue in (":STATus:QUEue[:NEXT]", ":SYSTem:ERRor[:NEXT]"):
-            t.query(queue, self.errors.pop)
+        for error_queue in (":STATus:QUEue[:NEXT]", ":SYSTem:ERRor[:NEXT]"):
+            t.query(error_queue, self.errors.pop)
         t.command(":STATus:QUEue:CLEar", self.errors.clear)
         t.command(":SYSTem:ERRor:CLEar", self.errors.clear)
         t.query(":SYSTem:ERRor:ALL", self._all_errors)
@@ -952,85 +951,13 @@ class _Dispatcher:
         self._queue.put(None)
 
 
-def _loopback_ipv4(host: str) -> str:
-    """``host`` if it is an IPv4 loopback address (``localhost`` means 127.0.0.1).
-
-    Raises ValueError otherwise: simulators listen on this machine only.
-    """
-    address = "127.0.0.1" if host == "localhost" else host
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        raise ValueError(f"simulator host {host!r} is not an IP address; use 127.0.0.1") from None
-    if ip.version != 4 or not ip.is_loopback:
-        raise ValueError(f"simulator host {host!r} is not an IPv4 loopback address; use 127.0.0.1")
-    return address
-
-
 #: What :meth:`TcpServer.reply_garbage` sends instead of a reply: line noise, then LF.
 GARBAGE_REPLY = b"\xff\xfe#\x00@!\x1b[0m\n"
 
 
-class _ThreadingServer(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], sim: Keithley2400Simulator) -> None:
-        self.sim = sim
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        self.hang_until = 0.0  # wall clock (time.monotonic)
-        self.down_until = 0.0
-        self.garbage_left = 0
-        super().__init__(address, _TcpHandler)
-
-    def drop_connections(self) -> None:
-        with self.connections_lock:
-            for sock in list(self.connections):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
-class _TcpHandler(socketserver.BaseRequestHandler):
-    server: _ThreadingServer
-
-    def handle(self) -> None:
-        sock: socket.socket = self.request
-        server = self.server
-        if time.monotonic() < server.down_until:  # powered off: the connection goes nowhere
-            sock.close()
-            return
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with server.connections_lock:
-            server.connections.add(sock)
-        framer = _CommandFramer(b"\r\n")
-
-        def send(reply: str) -> None:
-            if server.garbage_left > 0:
-                server.garbage_left -= 1
-                sock.sendall(GARBAGE_REPLY)
-            else:
-                sock.sendall(reply.encode("latin-1") + b"\n")
-
-        dispatcher = _Dispatcher(server.sim, lambda c: _answer(server.sim, c), send, "k2400-tcp-worker")
-        try:
-            while data := sock.recv(65536):
-                for command in framer.feed(data):
-                    if time.monotonic() < server.hang_until:
-                        continue  # hung: commands vanish, nothing comes back
-                    dispatcher.feed(command)
-        except OSError:
-            pass
-        finally:
-            dispatcher.close()
-            with self.server.connections_lock:
-                self.server.connections.discard(sock)
-
-
-class TcpServer:
-    """Serves a :class:`Keithley2400Simulator` on a loopback TCP socket, in daemon threads.
+class TcpServer(LoopbackServer):
+    """Serves a :class:`Keithley2400Simulator` on a loopback TCP socket, in daemon threads
+    (:class:`drivers.sim.server.LoopbackServer`).
 
     Commands end with LF, CR or CRLF; replies end with LF (the 2400's GPIB terminator,
     manual App. G). Several clients may connect; they share the one instrument.
@@ -1043,56 +970,60 @@ class TcpServer:
 
     def __init__(self, sim: Keithley2400Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sim = sim
-        self._server = _ThreadingServer((_loopback_ipv4(host), port), sim)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"k2400-tcp-{self.address[1]}", daemon=True)
-        self._thread.start()
+        self._hang_until = 0.0  # wall clock (time.monotonic)
+        self._down_until = 0.0
+        self._garbage_left = 0
+        super().__init__(host, port, name="k2400-tcp")
 
-    @property
-    def address(self) -> tuple[str, int]:
-        """(host, port) the server listens on."""
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+    def serve_connection(self, sock: socket.socket) -> None:
+        """SCPI lines in, replies out, through a :class:`_Dispatcher` (``:ABORt`` jumps the queue)."""
+        if time.monotonic() < self._down_until:  # powered off: the connection goes nowhere
+            sock.close()
+            return
+        framer = _CommandFramer(b"\r\n")
+
+        def send(reply: str) -> None:
+            if self._garbage_left > 0:
+                self._garbage_left -= 1
+                sock.sendall(GARBAGE_REPLY)
+            else:
+                sock.sendall(reply.encode("latin-1") + b"\n")
+
+        dispatcher = _Dispatcher(self.sim, lambda c: _answer(self.sim, c), send, "k2400-tcp-worker")
+        try:
+            while data := sock.recv(65536):
+                for command in framer.feed(data):
+                    if time.monotonic() < self._hang_until:
+                        continue  # hung: commands vanish, nothing comes back
+                    dispatcher.feed(command)
+        finally:
+            dispatcher.close()
 
     # -- fault injection (wall-clock durations), for the lost-instrument tests ----------------
-    def drop_connections(self) -> None:
-        """Cut every open connection, as a pulled cable or a rebooted LAN bridge does."""
-        self._server.drop_connections()
+    # drop_connections() (LoopbackServer) cuts every open connection, as a pulled cable or a
+    # rebooted LAN bridge does.
 
     def hang(self, duration_s: float) -> None:
         """Swallow every command for ``duration_s`` without replying (a wedged instrument)."""
-        self._server.hang_until = time.monotonic() + duration_s
+        self._hang_until = time.monotonic() + duration_s
 
     def reply_garbage(self, count: int = 1) -> None:
         """Replace the next ``count`` replies with bytes that are no SCPI reply."""
-        self._server.garbage_left = count
+        self._garbage_left = count
 
     def power_cycle(self, off_s: float = 0.0) -> None:
         """Mains off and on: output off, ``*RST`` state, error queue empty, connections cut,
         and for ``off_s`` new connections are closed at once."""
-        self._server.down_until = time.monotonic() + off_s
+        self._down_until = time.monotonic() + off_s
         self.sim.handle(":ABOR")
         self.sim.handle("*RST;*CLS")
-        self._server.drop_connections()
+        self.drop_connections()
 
     @property
     def resource(self) -> str:
         """VISA resource string, e.g. ``TCPIP::127.0.0.1::50123::SOCKET``."""
         host, port = self.address
         return f"TCPIP::{host}::{port}::SOCKET"
-
-    def close(self) -> None:
-        """Stop listening and drop open connections."""
-        self._server.shutdown()
-        self._server.drop_connections()
-        self._server.server_close()
-        self._thread.join(timeout=1.0)
-
-    def __enter__(self) -> TcpServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class PtyServer:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import socketserver
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,10 +36,10 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree as SafeET
 from numpy import format_float_positional
 
-from drivers.sim.physics.cell import CellParameters, SymmetricCell, cells_for_channels
-from drivers.sim.keithley2400 import _loopback_ipv4
 from drivers.sim.neware_channel import ChannelModel
 from drivers.sim.neware_stepfile import SimStepFileError, read_step_file
+from drivers.sim.physics.cell import CellParameters, SymmetricCell, cells_for_channels
+from drivers.sim.server import LoopbackServer
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +344,10 @@ def split_frames(buffer: bytearray) -> list[bytes]:
         del buffer[:end + len(b"</bts>")]
 
 
-class BtsServer:
-    """Serves a :class:`NewareBtsSimulator` on a loopback TCP port, in daemon threads.
+class BtsServer(LoopbackServer):
+    """Serves a :class:`NewareBtsSimulator` on a loopback TCP port, in daemon threads
+    (:class:`drivers.sim.server.LoopbackServer`); requests and replies are XML frames ending
+    with :data:`TERMINATOR`.
 
     A background thread advances the channels every ``tick_s`` wall seconds, as the BTS's
     middle machines do whether or not a client asks, so catching up never delays a reply
@@ -361,15 +362,11 @@ class BtsServer:
     def __init__(self, sim: NewareBtsSimulator, host: str = "127.0.0.1", port: int = 0, *,
                  tick_s: float = 0.05) -> None:
         self.sim = sim
-        self._server = _ThreadingServer((_loopback_ipv4(host), port), sim)
         self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                             name=f"neware-bts-{self.address[1]}", daemon=True),
-            threading.Thread(target=self._tick, args=(tick_s,), name=f"neware-firmware-{self.address[1]}", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        super().__init__(host, port, name="neware-bts")
+        self._tick_thread = threading.Thread(target=self._tick, args=(tick_s,),
+                                             name=f"neware-firmware-{self.address[1]}", daemon=True)
+        self._tick_thread.start()
 
     def _tick(self, tick_s: float) -> None:
         while not self._stop.wait(tick_s):
@@ -378,65 +375,21 @@ class BtsServer:
             except Exception:
                 log.exception("NEWARE simulator failed advancing its channels")
 
-    @property
-    def address(self) -> tuple[str, int]:
-        """(host, port) the server listens on."""
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+    def serve_connection(self, sock: socket.socket) -> None:
+        """Frames in (:func:`split_frames`), one reply frame out for each."""
+        buffer = bytearray()
+        while data := sock.recv(65536):
+            buffer += data
+            for frame in split_frames(buffer):
+                try:
+                    reply = self.sim.handle(frame)
+                except Exception:
+                    log.exception("NEWARE simulator failed on %r", frame[:200])
+                    return
+                sock.sendall(reply)
 
     def close(self) -> None:
-        """Stop listening and drop open connections."""
+        """Stop the channels' clock, stop listening and drop open connections."""
         self._stop.set()
-        self._server.shutdown()
-        with self._server.connections_lock:
-            for sock in list(self._server.connections):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        self._server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=1.0)
-
-    def __enter__(self) -> BtsServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class _ThreadingServer(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], sim: NewareBtsSimulator) -> None:
-        self.sim = sim
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-
-class _Handler(socketserver.BaseRequestHandler):
-    server: _ThreadingServer
-
-    def handle(self) -> None:
-        sock: socket.socket = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.server.connections_lock:
-            self.server.connections.add(sock)
-        buffer = bytearray()
-        try:
-            while data := sock.recv(65536):
-                buffer += data
-                for frame in split_frames(buffer):
-                    try:
-                        reply = self.server.sim.handle(frame)
-                    except Exception:
-                        log.exception("NEWARE simulator failed on %r", frame[:200])
-                        return
-                    sock.sendall(reply)
-        except OSError:
-            pass
-        finally:
-            with self.server.connections_lock:
-                self.server.connections.discard(sock)
+        super().close()
+        self._tick_thread.join(timeout=1.0)

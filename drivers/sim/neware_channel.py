@@ -29,8 +29,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from drivers.sim.physics.cell import SymmetricCell
 from drivers.sim.neware_stepfile import SimStep, SimStepFile
+from drivers.sim.physics.cell import SymmetricCell
 
 #: Log codes seen in the captured ``downloadlog`` reply (aurora-neware ``tests/mocks.py``):
 #: 100000 at the first point of a test and 100001 at the last point of a finished one;

@@ -1,7 +1,7 @@
 """Reading a NEWARE step file as the simulated BTS does: XML → the steps a channel runs.
 
 The simulator reads step files on its own, independently of the writer in
-``drivers/neware_stepfile.py``, so a test of one against the other checks both. Layout,
+``drivers/neware/stepfile.py``, so a test of one against the other checks both. Layout,
 units and step-type codes: ``anchors-and-wire-protocols.md`` §3.1 "Step-file payload" and
 ``cyclers-data-formats.md`` §1.2 (from aurora-unicycler ``_formats/neware.py``): values are
 ``Value`` attributes in 0.1 mV, mA, ms and mA·s.

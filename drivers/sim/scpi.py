@@ -35,7 +35,6 @@ dictionary look-up per keyword.
 from __future__ import annotations
 
 import abc
-
 import itertools
 import math
 import re

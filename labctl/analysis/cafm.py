@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from labctl.engine.switching import surge_index
+from labctl.analysis.switching import surge_index
 
 
 def hertz_contact_area_nm2(tip_radius_nm: float, force_nN: float, modulus_GPa: float) -> float:
@@ -58,7 +58,7 @@ def analyse_trigger_sweep(voltage_V: Sequence[float], current_A: Sequence[float]
     """Triggering bias and back-scan check of one cyclic sweep (start → vertex → back).
 
     The forward scan runs to the point of largest |V| (the vertex); the triggering bias is
-    the bias of its first point where |I| surges (:func:`labctl.engine.switching.surge_index`).
+    the bias of its first point where |I| surges (:func:`labctl.analysis.switching.surge_index`).
     The back scan (vertex → end) is fitted with I = V/R + c; it is ohmic when R² ≥
     ``ohmic_r2_min`` and a surge was found. Shapes: two 1-D arrays of equal length.
     """

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from labctl.engine.switching import drop_index, surge_index
+from labctl.analysis.switching import drop_index, surge_index
 
 
 @dataclass(frozen=True)

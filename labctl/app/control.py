@@ -11,7 +11,7 @@ NAME one of :data:`COMMANDS`; the server answers each with one line, the run's s
      "pid": 1234, "stop_reason": null}
 
 or ``{"ok": false, "error": "..."}`` for a request it cannot parse. ``state`` is the engine's
-(:class:`~labctl.engine.EngineState`: idle, running, paused, stopping, ended); ``output`` is
+(:class:`~labctl.engine.EngineState`: idle, running, pausing, paused, stopping, ended); ``output`` is
 ``"on"`` from the engine's start until it has turned the output off and confirmed it (state
 ``ended``), ``"off"`` otherwise.
 
@@ -20,7 +20,7 @@ directory), the server listens on a short path in the user's runtime directory
 (:func:`short_socket_path`) and makes the requested path a symbolic link to it; clients
 follow the link (:func:`resolve_socket`), so ``RUN.h5.ctl`` always names the run's socket.
 
-``emergency_stop`` is :meth:`Engine.request_stop` with reason ``"emergency stop"``: the engine
+``emergency_stop`` is :meth:`~labctl.engine.RunLifecycle.request_stop` with reason ``"emergency stop"``: the engine
 wakes at once (it does not wait out the record interval) and turns the output off, as on every
 ending. ``stop`` ends the run the same way with reason ``"stopped by the operator"``.
 """
@@ -37,7 +37,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from labctl.engine import Engine, EngineState
+from labctl.engine import ACTIVE_STATES, RunLifecycle
 
 #: Commands a :class:`ControlServer` understands.
 COMMANDS = ("status", "stop", "emergency_stop", "pause", "resume")
@@ -136,7 +136,7 @@ class ControlServer:
     Use as a context manager or call :meth:`close`, which removes the socket file (and link).
     """
 
-    def __init__(self, engine: Engine, socket_path: str | Path, *, run_file: str | Path | None = None) -> None:
+    def __init__(self, engine: RunLifecycle, socket_path: str | Path, *, run_file: str | Path | None = None) -> None:
         self.engine = engine
         self.socket_path = Path(socket_path)
         self.listen_path = _listen_path(self.socket_path)
@@ -169,7 +169,7 @@ class ControlServer:
     def status(self) -> dict[str, Any]:
         """The reply to ``status`` (see the module docstring)."""
         state = self.engine.state
-        output_on = state in (EngineState.RUNNING, EngineState.PAUSED, EngineState.STOPPING)
+        output_on = state in ACTIVE_STATES
         return {"ok": True, "state": state.value, "output": "on" if output_on else "off",
                 "run_file": self.run_file, "pid": os.getpid(), "stop_reason": self._stop_reason}
 

@@ -1,48 +1,40 @@
-"""The engine: step programs, their execution, and the event stream it publishes."""
+"""The engine: the run lifecycle and its two executors (software-timed, delegated), the
+clocks they share with simulated instruments, and the reconnect policy.
+
+The program model is :mod:`labctl.steps`, the event stream :mod:`labctl.events`, the online
+checks :mod:`labctl.checks`.
+"""
 
 from labctl.engine.clock import Clock, ScaledClock, VirtualClock, clock_for_speed
-from labctl.checks import ShortDetector
-from labctl.events import (
-    READING_COLUMNS,
-    Column,
-    Detected,
-    Readings,
-    RunEnded,
-    RunStarted,
-    StepEnded,
-    StepStarted,
-    StepSummary,
+from labctl.engine.delegated import DELEGATED_COLUMNS, AttachPoint, DelegatedExecutor
+from labctl.engine.lifecycle import (
+    ACTIVE_STATES,
+    TRANSITIONS,
+    EngineState,
+    Interrupted,
+    RunEnd,
+    RunLifecycle,
+    RunOutcome,
 )
 from labctl.engine.policy import ReconnectPolicy
-from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome
-from labctl.engine.software_timed import Engine, ResumePoint
-from labctl.steps import ConstantCurrent, Loop, Rest, SafetyLimits, ShortDetection, StepProgram
+from labctl.engine.software_timed import ResumePoint, SoftwareTimedExecutor
 
 __all__ = [
-    "READING_COLUMNS",
+    "ACTIVE_STATES",
+    "DELEGATED_COLUMNS",
+    "TRANSITIONS",
+    "AttachPoint",
     "Clock",
-    "Column",
-    "ConstantCurrent",
-    "Detected",
-    "Engine",
-    "Loop",
+    "DelegatedExecutor",
+    "EngineState",
+    "Interrupted",
     "ReconnectPolicy",
     "ResumePoint",
-    "EngineState",
-    "Readings",
-    "Rest",
-    "RunEnded",
+    "RunEnd",
     "RunLifecycle",
     "RunOutcome",
-    "RunStarted",
-    "SafetyLimits",
     "ScaledClock",
-    "ShortDetection",
-    "ShortDetector",
-    "StepEnded",
-    "StepProgram",
-    "StepStarted",
-    "StepSummary",
+    "SoftwareTimedExecutor",
     "VirtualClock",
     "clock_for_speed",
 ]

@@ -1,10 +1,10 @@
 """Delegated execution: a step program run by a battery cycler's own firmware.
 
-:class:`DelegatedEngine` compiles a :class:`~labctl.steps.StepProgram` to the cycler's
+:class:`DelegatedExecutor` compiles a :class:`~labctl.steps.StepProgram` to the cycler's
 native program (NEWARE step file, Biologic technique list), starts it on one channel
 (:class:`drivers.base.CyclerChannel`), then polls the channel's status and downloads the
 points it stored, by cursor, in bounded batches. It publishes the same event stream as the
-software-timed :class:`~labctl.engine.software_timed.Engine` — ``RunStarted``, ``StepStarted``,
+software-timed :class:`~labctl.engine.software_timed.SoftwareTimedExecutor` — ``RunStarted``, ``StepStarted``,
 ``Readings``, ``Detected``, ``StepEnded``, ``RunEnded`` — so the run file writer, notifiers,
 the progress view and the protocols' analyses work unchanged.
 
@@ -46,7 +46,17 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from drivers.base import CYCLER_ACTIVE_STATES, CyclerChannel, CyclerStatus, InstrumentError, InstrumentLost
 from labctl.engine.clock import Clock
-from labctl.checks import ShortDetector
+from labctl.checks import (
+    ShortDetector,
+    EndConditions,
+    first_polarisation_index,
+    first_safety_index,
+    first_short,
+    polarisation_message,
+    safety_message,
+    short_message,
+    time_is_up,
+)
 from labctl.events import (
     Column,
     Detected,
@@ -57,7 +67,7 @@ from labctl.events import (
     StepSummary,
     Subscriber,
 )
-from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome, ending_of
+from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome
 from labctl.engine.policy import ReconnectPolicy
 from labctl.steps import ConstantCurrent, StepProgram
 
@@ -67,8 +77,6 @@ DELEGATED_COLUMNS: tuple[Column, ...] = (
     Column("cycler_test_id", "u4", "1", None),
     Column("cycler_seq_id", "u8", "1", None),
 )
-#: Statuses published as a ``Detected`` event when they are seen (the others at the end).
-_SEEN_WHEN_DETECTED = frozenset({"completed", "short", "soft_short", "polarisation", "safety"})
 #: Time tolerance of a step that ended on its duration (s, plus 1e-6 of the duration): the
 #: NEWARE API gives step times in ms.
 _TIME_TOLERANCE_S = 1e-3
@@ -123,14 +131,14 @@ class _OpenStep:
     """Set when a detection in this step decided its reason."""
 
 
-class DelegatedEngine(RunLifecycle):
+class DelegatedExecutor(RunLifecycle):
     """Runs a step program on a cycler channel and publishes the event stream.
 
     Args:
         cycler: the channel, any :class:`drivers.base.CyclerChannel`.
         clock: the time base of the polling (a simulated cycler shares it).
         compile: step program → native program text (e.g.
-            :func:`drivers.neware.channel.compile_native`); needed only when
+            :func:`drivers.neware.compile_native`); needed only when
             :meth:`run` is not given the native program.
         channel: name of the channel group in run files and events.
         subscribers: callables receiving every event, in order, in the engine's thread.
@@ -188,7 +196,6 @@ class DelegatedEngine(RunLifecycle):
         """
         if native_program is None and self.compile is None:
             raise ValueError("give the native program or a compile function")
-        self._begin()
         self._program = program
         # One detector for the run, reset at each step: it carries the cell's healthy noise.
         self._detector = ShortDetector(program.short_detection)
@@ -200,19 +207,18 @@ class DelegatedEngine(RunLifecycle):
         self._open: _OpenStep | None = None
         self._charge_base_C = attach.charge_base_C if attach else 0.0
         self._t_last = attach.last_test_time_s if attach else 0.0
-        self._stopping_for: str | None = None
-        self._summaries: list[StepSummary] = []
         self._decision: tuple[str, str] | None = None
+        self._ended_in_cycler = False
         self._checking = True
         self._lost_since: float | None = None
         self._paused = False
         self._started = attach is not None
-        self._n_readings = 0
         self._test_id = attach.test_id if attach else 0
-        status, reason = "completed", "all steps completed"
-        interrupted: BaseException | None = None
-        try:
+
+        def body() -> tuple[str, str]:
             self._publish(RunStarted(self._t_last, self.channel, program.model_dump_json(), start_index, time.time()))
+            if self.stopping:  # stopped before it began: start nothing
+                return "stopped", self._stop_reason or "stopped"
             if attach is None:
                 native = native_program if native_program is not None else self.compile(program)
                 self._test_id = self.cycler.start(native, self.label)
@@ -221,29 +227,48 @@ class DelegatedEngine(RunLifecycle):
                                        f"test {self._test_id} started on {self.cycler.address}"))
             else:
                 self._reattach(attach, native_program if native_program is not None else self.compile(program))
-            status, reason = self._follow()
-        except (KeyboardInterrupt, Exception) as exc:  # a subscriber or a bug too: end safely, say what it was
-            status, reason = ending_of(exc)
-            interrupted = exc if isinstance(exc, KeyboardInterrupt) else None
-            if isinstance(exc, InstrumentLost):
-                reason = self._lost_reason(reason)
-            elif self._started:  # a decision of ours (error, Ctrl-C): no current may flow on
-                reason = f"{reason}; {self._stop_after_failure()}"
-        outcome = self._conclude(self._t_last, status, reason, self._summaries, self._n_readings,
-                                 announced=_SEEN_WHEN_DETECTED)
-        if interrupted is not None:
-            raise interrupted
-        return outcome
+            return self._follow()
 
-    def _lost_reason(self, reason: str) -> str:
-        """What an ``instrument_lost`` ending means for the channel."""
-        if self._stopping_for is not None:
-            return (f"{reason}; labctl was stopping the channel ({self._stopping_for}) but cannot reach the "
-                    "cycler: THE CHANNEL MAY STILL BE RUNNING")
-        if self._started:
-            return (f"{reason}; the channel was not stopped: its test runs on in the cycler "
-                    "(labctl resume RUN.h5 reattaches and collects its points)")
-        return reason
+        return self._run_template(body)
+
+    def make_safe(self, status: str) -> str:
+        """The channel after a run that ended with ``status``; what the run's reason must add,
+        or "". Never raises.
+
+        * the test ended in the cycler (finished, its protection, a stop at the cycler):
+          nothing to do;
+        * ``instrument_lost``: the channel is deliberately LEFT RUNNING — its test goes on in
+          the cycler, and ``labctl resume RUN.h5`` reattaches and collects its points; the
+          reason says so;
+        * any decision of ours (a short, a safety or polarisation limit, an operator's stop,
+          an error, Ctrl-C, a termination signal): stop the channel, confirm the stop by
+          reading its status back, and collect every point it stored until then (without
+          further checks); the step the stop cut ends with ``status`` as its reason.
+        """
+        if not self._started or self._ended_in_cycler:
+            return ""
+        if status == "instrument_lost":
+            return ("the channel was not stopped: its test runs on in the cycler (labctl resume RUN.h5 "
+                    "reattaches and collects its points)")
+        self._checking = False
+        try:
+            confirmed = self._stop_channel()
+        except InstrumentLost as exc:
+            return f"labctl could not reach the cycler to stop the channel ({exc}): THE CHANNEL MAY STILL BE RUNNING"
+        except BaseException as exc:  # noqa: BLE001 - must be reported, never raised
+            return f"stopping the channel at {self.cycler.address} FAILED ({exc}): it may still be running"
+        try:
+            self._publish(Detected(self._t_last, self.channel, "cycler_stopped", confirmed, self._index()))
+            while self._collect() >= self.max_batch:
+                pass
+            self._close_step(status)
+        except BaseException as exc:  # noqa: BLE001
+            return f"{confirmed}; its last points were not collected ({exc})"
+        # A failure's reason says how the channel was left; a decision's ``cycler_stopped`` event does.
+        return confirmed if status in ("error", "interrupted") else ""
+
+    def _test_time(self) -> float:
+        return self._t_last
 
     # -- following the test -----------------------------------------------------------------
     def _follow(self) -> tuple[str, str]:
@@ -252,11 +277,11 @@ class DelegatedEngine(RunLifecycle):
         while True:
             self._pause_or_resume()
             if self.state is EngineState.STOPPING:
-                return self._end_by_pc("stopped", self._stop_reason or "stopped")
+                return "stopped", self._stop_reason or "stopped"
             status = self._io(self.cycler.status)
             n = self._collect()
             if self._decision is not None:
-                return self._end_by_pc(*self._decision)
+                return self._decision
             if n >= self.max_batch:
                 continue  # more is waiting: catch up before sleeping
             if status.state not in CYCLER_ACTIVE_STATES:
@@ -273,7 +298,7 @@ class DelegatedEngine(RunLifecycle):
         return n
 
     def _pause_or_resume(self) -> None:
-        if self.state is EngineState.PAUSED and not self._paused:
+        if self.pause_requested and not self._paused:
             refused = None if self.cycler.can_pause else f"{self.cycler.address} cannot pause a running test at once"
             if refused is None:
                 try:
@@ -285,29 +310,19 @@ class DelegatedEngine(RunLifecycle):
             if refused is not None:
                 self._publish(Detected(self._t_last, self.channel, "pause_refused", f"{refused}: it runs on",
                                        self._index()))
-                self.request_resume()
+                self._refuse_pause()
                 return
             self._paused = True
+            self._confirm_paused()
             self._publish(Detected(self._t_last, self.channel, "paused", "paused on the cycler", self._index()))
         elif self.state is EngineState.RUNNING and self._paused:
             self._io(self.cycler.resume)
             self._paused = False
             self._publish(Detected(self._t_last, self.channel, "resumed", "resumed on the cycler", self._index()))
 
-    def _end_by_pc(self, status: str, reason: str) -> tuple[str, str]:
-        """A decision of ours ends the run: stop the channel, confirm, collect what it stored
-        until then (without further checks), close the cut step with ``status`` as reason."""
-        self._checking = False
-        self._stopping_for = f"{status}: {reason}"
-        confirmed = self._stop_channel()
-        self._publish(Detected(self._t_last, self.channel, "cycler_stopped", confirmed, self._index()))
-        while self._collect() >= self.max_batch:
-            pass
-        self._close_step(status)
-        return status, reason
-
     def _end_by_cycler(self, status: CyclerStatus) -> tuple[str, str]:
         """The test ended in the cycler and every point is in."""
+        self._ended_in_cycler = True
         s = self._open
         where = f"step {s.index}" if s else "its start"
         if status.state == "finished":
@@ -347,22 +362,6 @@ class DelegatedEngine(RunLifecycle):
                 time.sleep(0.05)
             return f"channel stopped by labctl; the cycler confirms: {status.detail}"
         return f"the channel had already ended its test ({status.detail})"
-
-    def _stop_after_failure(self) -> str:
-        """Best effort after an error or Ctrl-C: stop the channel and collect what it stored."""
-        self._checking = False
-        self._stopping_for = self._stopping_for or "after a failure"
-        try:
-            confirmed = self._stop_channel()
-        except BaseException as exc:  # noqa: BLE001 - must be reported, never raised
-            return f"stopping the channel at {self.cycler.address} FAILED ({exc}): it may still be running"
-        try:
-            self._publish(Detected(self._t_last, self.channel, "cycler_stopped", confirmed, self._index()))
-            while self._collect() >= self.max_batch:
-                pass
-        except BaseException as exc:  # noqa: BLE001
-            return f"{confirmed}; its last points were not collected ({exc})"
-        return confirmed
 
     # -- connection -------------------------------------------------------------------------
     def _io(self, call: Callable[[], object]):
@@ -501,52 +500,42 @@ class DelegatedEngine(RunLifecycle):
 
     @staticmethod
     def _natural_reason(s: _OpenStep) -> str:
-        """Why the cycler ended a step: ``time``, ``voltage`` or ``charge`` by the program's end
-        conditions (in the sourcemeter engine's order), else ``cycler``."""
+        """Why the cycler ended a step: ``time``, ``voltage``, ``current`` or ``charge`` by the
+        program's end conditions (in the software-timed executor's order, within the cycler's
+        rounding), else ``cycler``."""
         step = s.step
         duration = getattr(step, "duration_s", None)
-        if duration is not None and s.t_last - s.start_s >= duration - (_TIME_TOLERANCE_S + 1e-6 * duration):
+        if time_is_up(step, s.t_last - s.start_s, _TIME_TOLERANCE_S + 1e-6 * (duration or 0.0)):
             return "time"
-        above, below = getattr(step, "stop_voltage_above_V", None), getattr(step, "stop_voltage_below_V", None)
-        if above is not None and s.v_last >= above or below is not None and s.v_last <= below:
-            return "voltage"
-        stop_q = getattr(step, "stop_charge_C", None)
-        if stop_q is not None and abs(s.q_last) >= stop_q * (1 - 1e-6):
-            return "charge"
-        return "cycler"
+        return EndConditions(step, charge_rtol=1e-6).reason(s.v_last, s.current_A, s.q_last) or "cycler"
 
     def _check(self, s: _OpenStep, t: np.ndarray, v: np.ndarray, i: np.ndarray) -> tuple[str, str, float] | None:
-        """The first reading of a step's segment that a check flags, as the sourcemeter engine
-        checks each reading: safety limits, then (on a current step) short detection, then the
-        polarisation limit. (kind, message, t) or None."""
+        """The first point of a step's segment that a check flags, as the software-timed
+        executor checks each reading: safety limits, then (on a current step) short detection,
+        then the polarisation limit. (kind, message, t) or None."""
         program = self._program
         v_safe, i_safe = program.safety.max_abs_voltage_V, program.safety.max_abs_current_A
         n = len(t)
-        bad = np.flatnonzero((np.abs(v) >= v_safe) | (np.abs(i) > i_safe))
-        j_safe = int(bad[0]) if len(bad) else n
+        j_safe = first_safety_index(v, i, v_safe, i_safe)
+        j_safe = n if j_safe is None else j_safe
         j_polar = n
-        if s.detector is not None and s.reason is None and program.polarisation_limit_V is not None:
-            over = np.flatnonzero(np.abs(v[:j_safe]) > program.polarisation_limit_V)
-            j_polar = int(over[0]) if len(over) else n
-        if s.detector is not None and s.reason is None:
-            update = s.detector.update
-            for j in range(min(j_safe, j_polar + 1)):
-                found = update(float(v[j]), float(i[j]), float(t[j]))
-                if found is not None:
-                    kind, message = found
-                    what = "short circuit" if kind == "short" else "soft short"
-                    density = s.current_A * 1e3 / self._area
-                    return kind, (f"{what} at {density:.4g} mA cm-2, t = {t[j]:.1f} s (step {s.index}): "
-                                  f"{message}"), float(t[j])
+        watching = s.detector is not None and s.reason is None
+        if watching and program.polarisation_limit_V is not None:
+            found = first_polarisation_index(v[:j_safe], program.polarisation_limit_V)
+            j_polar = n if found is None else found
+        if watching:
+            short = first_short(s.detector, v, i, t, stop=min(j_safe, j_polar + 1))
+            if short is not None:
+                j, kind, detail = short
+                return kind, short_message(kind, s.current_A * 1e3 / self._area, float(t[j]), s.index, detail), float(t[j])
         if j_safe < n and j_safe <= j_polar:
             j = j_safe
-            return "safety", (f"safety limit: V = {v[j]:.4g} V, I = {i[j]:.4g} A at step {s.index} "
-                              f"(limits {v_safe:g} V, {i_safe:g} A)"), float(t[j])
+            what = "safety limit" if np.isfinite(v[j]) and np.isfinite(i[j]) else "non-finite reading"
+            return "safety", safety_message(what, float(v[j]), float(i[j]), s.index, v_safe, i_safe), float(t[j])
         if j_polar < n:
             j = j_polar
-            limit = program.polarisation_limit_V
-            return "polarisation", (f"polarisation: |V| = {abs(v[j]) * 1e3:.4g} mV exceeds the limit "
-                                    f"{limit * 1e3:.4g} mV at t = {t[j]:.1f} s (step {s.index})"), float(t[j])
+            return "polarisation", polarisation_message(float(v[j]), program.polarisation_limit_V, float(t[j]),
+                                                        s.index), float(t[j])
         return None
 
     def _index(self) -> int:

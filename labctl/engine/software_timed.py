@@ -1,13 +1,35 @@
-"""The engine: the only place that sequences hardware.
+"""The software-timed executor: a step program on a source-measure unit (Keithley 2400),
+with an AFM controller for a tip electrode.
 
-:class:`Engine` runs a :class:`~labctl.steps.StepProgram` on one source-measure
-channel, software-timed: it sets the source, reads at each step's record interval on the
-shared :class:`~labctl.engine.clock.Clock`, checks end conditions, safety limits and short
-circuits, and publishes events to subscribers.
+:class:`SoftwareTimedExecutor` runs every step kind of :mod:`labctl.steps` on one channel:
 
-Safety contract: compliance is configured before the output turns on, and the output is
-turned off on every exit path — normal end, short, safety trip, error, Ctrl-C
-(``KeyboardInterrupt`` is re-raised after the cleanup) and a lost instrument.
+* ``rest``, ``constant_current`` and ``constant_voltage`` steps are timed by the engine: it
+  sets the source, reads at the step's record interval on the shared
+  :class:`~labctl.engine.clock.Clock`, and checks, per reading, the run's safety limits,
+  short circuits and the polarisation limit (:mod:`labctl.checks`) and the step's end
+  conditions;
+* ``voltage_sweep`` steps run on the instrument itself (the 2400's list sweep and buffer,
+  up to 2500 points, abort on compliance), read back in one transfer; readings get test
+  times from the instrument's own timestamps. An operator's stop reaches the instrument
+  during a sweep: the driver aborts it (``:ABORt``), turns the output off and returns the
+  points measured so far;
+* ``tip_move`` and ``current_map`` steps place the AFM tip (bias to 0 V first) and, for a
+  map, read the current at one bias on each grid point.
+
+The source is in current mode for rests and constant-current steps (voltage compliance =
+``safety.max_abs_voltage_V``) and in voltage mode for the others (current compliance =
+``safety.max_abs_current_A``); a change of mode between steps configures the new compliance
+before the output turns on again (the 2400 driver switches the output off to reconfigure).
+
+A pause holds the cell at 0 A within a timed step (the voltage still recorded; the step's
+remaining time runs after the resume) and at 0 V between sweep, move and map steps (a
+sweep is never cut).
+
+Safety contract: compliance is configured before the output turns on, and
+:meth:`SoftwareTimedExecutor.make_safe` — output off and confirmed, then the tip withdrawn —
+runs on every exit path through the lifecycle's run template (normal end, short, safety
+trip, reset-failure count, error, lost instrument, Ctrl-C and termination signals, which are
+re-raised after the cleanup).
 """
 
 from __future__ import annotations
@@ -16,14 +38,23 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from drivers.base import InstrumentLost, SourceMeter
+from drivers.base import InstrumentError, InstrumentLost, Reading
+from labctl.analysis.switching import reset_seen
+from labctl.checks import (
+    EndConditions,
+    ShortDetector,
+    polarisation_message,
+    safety_message,
+    safety_violation,
+    short_message,
+)
 from labctl.engine.clock import Clock
-from labctl.checks import ShortDetector
-from labctl.engine.lifecycle import EngineState, RunLifecycle, RunOutcome, ending_of
+from labctl.engine.lifecycle import EngineState, RunEnd, RunLifecycle, RunOutcome
 from labctl.engine.policy import ReconnectPolicy
 from labctl.events import (
     READING_COLUMNS,
@@ -35,12 +66,12 @@ from labctl.events import (
     StepSummary,
     Subscriber,
 )
-from labctl.steps import ConstantCurrent, StepProgram
+from labctl.steps import CURRENT_SOURCED, SOFTWARE_TIMED, CurrentMap, StepProgram, TipMove, VoltageSweep
+
+if TYPE_CHECKING:
+    from drivers.base import TipPositioner
 
 _DTYPES = {c.name: c.dtype for c in READING_COLUMNS}
-
-#: Endings published as ``Detected`` when they happen (so not again at the run's end).
-_ANNOUNCED = frozenset({"completed", "short", "soft_short", "polarisation", "safety"})
 
 #: Step end reasons that end the whole run (the others move on to the next step).
 RUN_ENDING_REASONS = frozenset({"short", "soft_short", "polarisation", "safety", "stopped"})
@@ -64,25 +95,28 @@ class ResumePoint:
     step_start_s: float | None = None
 
 
-class Engine(RunLifecycle):
-    """Executes step programs on one channel and publishes the event stream.
+class SoftwareTimedExecutor(RunLifecycle):
+    """Executes step programs on one source-measure channel and publishes the event stream.
 
     Args:
-        smu: the instrument, any :class:`drivers.base.SourceMeter`.
+        smu: the instrument (:class:`drivers.base.SourceMeter`; with voltage-sourced steps
+            also :class:`drivers.base.SweepingSourceMeter`).
         clock: the time base shared with (simulated) instruments.
+        afm: the tip positioner; required for a program with ``electrode: tip``.
         channel: name of the channel group in run files and events.
-        subscribers: callables receiving every event, in order, in the engine's thread.
+        subscribers: callables receiving every event, in order, in the executor's thread.
         batch_size: readings per :class:`Readings` event at most.
         publish_interval_s: wall-clock seconds after which a partial batch is published,
             so subscribers (and the file) are never more than this behind.
-        reconnect: what to do when the instrument stops answering.
+        reconnect: what to do when the instrument stops answering during a timed step.
     """
 
     def __init__(
         self,
-        smu: SourceMeter,
+        smu: Any,
         clock: Clock,
         *,
+        afm: TipPositioner | None = None,
         channel: str = "ch1",
         subscribers: Iterable[Subscriber] = (),
         batch_size: int = 4096,
@@ -92,25 +126,21 @@ class Engine(RunLifecycle):
         super().__init__(channel=channel, subscribers=subscribers)
         self.smu = smu
         self.clock = clock
+        self.afm = afm
         self.batch_size = batch_size
         self.publish_interval_s = publish_interval_s
         self.reconnect = reconnect
+        self._t0 = clock.now()
+        self._buffer: dict[str, list] = {c.name: [] for c in READING_COLUMNS}
 
-    def request_pause(self) -> None:
-        """Hold the cell at 0 A (still recording its voltage) until :meth:`request_resume`.
-
-        A paused step's clock stops: its remaining duration runs after the resume.
-        """
-        super().request_pause()
-
-    # ------------------------------------------------------------------------------------
+    # -- the run ----------------------------------------------------------------------------
     def run(self, program: StepProgram, *, start_step: int = 0, resume: ResumePoint | None = None) -> RunOutcome:
         """Run ``program`` from ``start_step`` (or a ``resume`` point) to the end.
 
         Raises:
             KeyboardInterrupt: re-raised after the output is off and ``RunEnded`` published;
                 :attr:`last_outcome` then holds the outcome.
-            ValueError: ``start_step`` outside the program.
+            ValueError: ``start_step`` outside the program, or a tip program without an AFM.
         Instrument errors and subscriber errors do not propagate: they end the run with
         status ``instrument_lost`` or ``error`` (the reason names the instrument address).
         """
@@ -118,90 +148,114 @@ class Engine(RunLifecycle):
             start_step = resume.step_index
         if not 0 <= start_step < program.n_steps:
             raise ValueError(f"start_step {start_step} outside the program's {program.n_steps} steps")
-        self._begin()
+        if program.electrode == "tip" and self.afm is None:
+            raise ValueError("a tip-electrode program needs an AFM controller (afm=...)")
         t_offset = resume.t_offset_s if resume else 0.0
         self._t0 = self.clock.now() - t_offset
         self._program = program
-        self._lost_since: float | None = None
         self._resume = resume
+        self._mode: str | None = None
+        self._lost_since: float | None = None
         # One detector for the run, reset at each step: it carries the cell's healthy noise.
         self._detector = ShortDetector(program.short_detection)
-        self._buffer: dict[str, list] = {c.name: [] for c in READING_COLUMNS}
         self._last_publish_wall = time.monotonic()
-        self._n_readings = 0
         self._charge_C = resume.charge_C if resume else 0.0
+        self._reset_failures = 0
         self._end_reason = ""
-        summaries: list[StepSummary] = []
-        status, reason = "completed", "all steps completed"
-        interrupted: BaseException | None = None
-        try:
-            self._publish(
-                RunStarted(t_offset, self.channel, program.model_dump_json(), start_step, time.time())
-            )
-            self.smu.configure_current_source(program.safety.max_abs_voltage_V)
-            self.smu.set_current(0.0)
-            self.smu.output_on()
-            for index, step, cycle in program.iter_steps(start_step):
-                summary = self._run_step(index, step, cycle, program)
-                summaries.append(summary)
-                self._publish(StepEnded(summary.end_s, self.channel, summary))
-                if summary.reason in RUN_ENDING_REASONS:
-                    if summary.reason in ("short", "soft_short") and not program.end_run_on_short:
-                        continue
-                    status, reason = summary.reason, self._end_reason
-                    break
-        except (KeyboardInterrupt, Exception) as exc:  # a subscriber or a bug too: end safely, say what it was
-            status, reason = ending_of(exc)
-            interrupted = exc if isinstance(exc, KeyboardInterrupt) else None
-        finally:
-            off_error = self._output_off()
-        t_end = self.clock.now() - self._t0
-        if off_error:
-            reason = f"{reason}; {off_error}"
-        try:
-            self._flush()
-        finally:
-            outcome = self._conclude(t_end, status, reason, summaries, self._n_readings, announced=_ANNOUNCED)
-        if interrupted is not None:
-            raise interrupted
-        return outcome
+        return self._run_template(lambda: self._body(program, start_step, t_offset))
 
-    def _output_off(self) -> str | None:
-        """Turn the output off; return a message if even that failed."""
+    def _body(self, program: StepProgram, start_step: int, t_offset: float) -> tuple[str, str]:
+        self._publish(RunStarted(t_offset, self.channel, program.model_dump_json(), start_step, time.time()))
+        for index, step, cycle in program.iter_steps(start_step):
+            timed = step.kind in SOFTWARE_TIMED
+            if not timed:
+                self._hold_between_steps(index)
+            if self.stopping:
+                raise RunEnd("stopped", self._stop_reason or "stopped")
+            self._enter_mode("current" if step.kind in CURRENT_SOURCED else "voltage")
+            summary = self._timed_step(index, step, cycle) if timed else self._instrument_step(index, step, cycle)
+            self._summaries.append(summary)
+            self._publish(StepEnded(summary.end_s, self.channel, summary))
+            if summary.reason in RUN_ENDING_REASONS:
+                if summary.reason in ("short", "soft_short") and not program.end_run_on_short:
+                    continue
+                return summary.reason, self._end_reason or self._stop_reason or summary.reason
+            limit = program.stop_after_reset_failures
+            if limit is not None and self._reset_failures >= limit:
+                return "reset_failures", f"{self._reset_failures} failed resets (limit {limit}) by step {index}"
+        return "completed", "all steps completed"
+
+    def make_safe(self, status: str) -> str:
+        """Output off (the driver confirms it by reading ``:OUTP?`` back), then the tip
+        withdrawn; what failed, if anything. Never raises."""
+        problems = []
         try:
             self.smu.output_off()
         except BaseException as exc:  # noqa: BLE001 - every failure must be reported
-            return f"output-off failed on {getattr(self.smu, 'address', '?')}: {exc}"
-        return None
+            problems.append(f"output-off failed on {getattr(self.smu, 'address', '?')}: {exc}")
+        if self.afm is not None:
+            try:
+                self.afm.withdraw()
+            except BaseException as exc:  # noqa: BLE001
+                problems.append(f"withdraw failed on {getattr(self.afm, 'address', '?')}: {exc}")
+        return "; ".join(problems)
 
-    # ------------------------------------------------------------------------------------
-    def _run_step(self, index: int, step, cycle: int, program: StepProgram) -> StepSummary:
-        clock, smu, t0 = self.clock, self.smu, self._t0
+    def _test_time(self) -> float:
+        return self.clock.now() - self._t0
+
+    def _after_safe(self) -> None:
+        self._flush()
+
+    def _enter_mode(self, mode: str) -> None:
+        """Put the source in ``mode`` ("current" or "voltage") at level 0 with its compliance,
+        output on (nothing to do when it already is)."""
+        if mode == self._mode:
+            return
+        safety = self._program.safety
+        if mode == "current":
+            self.smu.configure_current_source(safety.max_abs_voltage_V)
+            self.smu.set_current(0.0)
+        else:
+            self.smu.configure_voltage_source(safety.max_abs_current_A)
+            self.smu.set_voltage(0.0)
+        self.smu.output_on()
+        self._mode = mode
+
+    def _source(self, level: float) -> None:
+        """Source ``level`` in the present mode (A in current mode, V in voltage mode)."""
+        if self._mode == "voltage":
+            self.smu.set_voltage(level)
+        else:
+            self.smu.set_current(level)
+
+    # -- timed steps: rest, constant current, constant voltage --------------------------------
+    def _timed_step(self, index: int, step: Any, cycle: int) -> StepSummary:
+        clock, smu, t0, program = self.clock, self.smu, self._t0, self._program
         done_s, done_C, started_s = 0.0, 0.0, None
         if self._resume is not None and self._resume.step_index == index:
             done_s, done_C, started_s = self._resume.step_elapsed_s, self._resume.step_charge_C, self._resume.step_start_s
             self._resume = None
-        current_A = step.current_A if isinstance(step, ConstantCurrent) else 0.0
+        voltage_sourced = step.kind == "constant_voltage"
+        level = step.voltage_V if voltage_sourced else getattr(step, "current_A", 0.0)
+        current_A = 0.0 if voltage_sourced else level
         density = current_A * 1e3 / program.area_cm2
         try:
-            smu.set_current(current_A)
+            self._source(level)
         except InstrumentLost as exc:
-            self._reconnect(exc, index, current_A)
+            self._reconnect(exc, index, level)
         t_start = clock.now() - t0
-        self._publish(
-            StepStarted(t_start, self.channel, index, step.kind, step.label, step.cycle, current_A)
-        )
-        detector = self._detector if isinstance(step, ConstantCurrent) else None
+        self._publish(StepStarted(t_start, self.channel, index, step.kind, step.label, cycle, current_A))
+        detector = self._detector if step.kind == "constant_current" else None
         if detector is not None:
             detector.reset()
         duration = step.duration_s if step.duration_s is not None else math.inf
-        v_above = getattr(step, "stop_voltage_above_V", None)
-        v_below = getattr(step, "stop_voltage_below_V", None)
-        q_stop = getattr(step, "stop_charge_C", None)
-        v_safe = program.safety.max_abs_voltage_V
-        v_polar = program.polarisation_limit_V
-        i_safe = program.safety.max_abs_current_A
+        v_safe, i_safe = program.safety.max_abs_voltage_V, program.safety.max_abs_current_A
+        v_polar = program.polarisation_limit_V if detector is not None else None
         interval = step.record_interval_s
+        ends = EndConditions(step)
+        end_reason = ends.reason if ends.any else None
+        pause_off = self._resumed.is_set  # clear exactly while a pause is requested or held
+        stop_requested = self._stop_requested.is_set
         buf = self._buffer
         b_t, b_v, b_i, b_j, b_q = (buf[k] for k in ("test_time_s", "voltage_V", "current_A", "current_density_mA_cm2", "charge_C"))
         b_s, b_c, b_st = buf["step_index"], buf["cycle_index"], buf["status"]
@@ -210,7 +264,7 @@ class Engine(RunLifecycle):
         n = 0
         v_sum = 0.0
         v_abs_max = 0.0
-        v = math.nan
+        v = i = math.nan
         q_step = done_C
         t_prev = t_start
         i_prev = 0.0
@@ -224,12 +278,14 @@ class Engine(RunLifecycle):
             if wait > 0:
                 clock.sleep(wait, wake)
             wake.clear()
-            if self.state is EngineState.PAUSED and paused_at is None:
-                smu.set_current(0.0)
+            if paused_at is None and not pause_off():
+                self._hold_at_open_circuit(step)
                 paused_at = clock.now() - t0
+                self._confirm_paused()
                 self._publish(Detected(paused_at, self.channel, "paused", "paused by the operator: 0 A", index))
-            elif self.state is not EngineState.PAUSED and paused_at is not None:
-                smu.set_current(current_A)
+            elif paused_at is not None and pause_off():
+                self._enter_mode("voltage" if voltage_sourced else "current")
+                self._source(level)
                 resumed_at = clock.now() - t0
                 t_end += resumed_at - paused_at
                 paused_at = None
@@ -239,10 +295,9 @@ class Engine(RunLifecycle):
             try:
                 reading = smu.read()
             except InstrumentLost as exc:
-                self._reconnect(exc, index, 0.0 if paused_at is not None else current_A)
+                self._reconnect(exc, index, 0.0 if paused_at is not None else level)
                 continue
-            if self._lost_since is not None:
-                self._lost_since = None
+            self._lost_since = None
             t = clock.now() - t0
             v, i = reading.voltage_V, reading.current_A
             dq = i_prev * (t - t_prev)
@@ -267,17 +322,14 @@ class Engine(RunLifecycle):
             if len(b_t) >= self.batch_size or time.monotonic() - self._last_publish_wall >= self.publish_interval_s:
                 self._flush()  # clears the lists in place; the local aliases stay valid
 
-            if reading.compliance or abs(v) >= v_safe or abs(i) > i_safe:
-                what = "compliance" if reading.compliance else "safety limit"
+            unsafe = safety_violation(v, i, v_safe, i_safe, compliance=reading.compliance)
+            if unsafe is not None:
                 reason = "safety"
-                self._end_reason = (
-                    f"{what}: V = {v:.4g} V, I = {i:.4g} A at step {index} "
-                    f"(limits {v_safe:g} V, {i_safe:g} A)"
-                )
-                self._publish(Detected(t, self.channel, "compliance" if reading.compliance else "safety",
+                self._end_reason = safety_message(unsafe, v, i, index, v_safe, i_safe)
+                self._publish(Detected(t, self.channel, "compliance" if unsafe == "compliance" else "safety",
                                        self._end_reason, index))
                 break
-            if self.state is EngineState.STOPPING:
+            if stop_requested():
                 reason = "stopped"
                 self._end_reason = self._stop_reason or "stopped"
                 break
@@ -285,50 +337,40 @@ class Engine(RunLifecycle):
                 if detector is not None:
                     found = detector.update(v, i, t)
                     if found is not None:
-                        reason, message = found
-                        what = "short circuit" if reason == "short" else "soft short"
-                        self._end_reason = f"{what} at {density:.4g} mA cm-2, t = {t:.1f} s (step {index}): {message}"
+                        reason = found[0]
+                        self._end_reason = short_message(reason, density, t, index, found[1])
                         self._publish(Detected(t, self.channel, reason, self._end_reason, index))
                         break
                     if v_polar is not None and abs(v) > v_polar:
                         reason = "polarisation"
-                        self._end_reason = (f"polarisation: |V| = {abs(v) * 1e3:.4g} mV exceeds the limit "
-                                            f"{v_polar * 1e3:.4g} mV at t = {t:.1f} s (step {index})")
+                        self._end_reason = polarisation_message(v, v_polar, t, index)
                         self._publish(Detected(t, self.channel, reason, self._end_reason, index))
                         break
-                if t >= t_end - 1e-9:
-                    reason = "time"
-                    break
-                if v_above is not None and v >= v_above or v_below is not None and v <= v_below:
-                    reason = "voltage"
-                    break
-                if q_stop is not None and abs(q_step) >= q_stop:
-                    reason = "charge"
+                ended = "time" if t >= t_end - 1e-9 else end_reason(v, i, q_step) if end_reason else None
+                if ended is not None:
+                    reason = ended
                     break
                 next_sample += interval
                 if next_sample > t_end:
                     next_sample = t_end
             else:
                 next_sample = t + interval  # paused: keep recording the open-circuit voltage
+        if voltage_sourced:
+            current_A, density = i, i * 1e3 / area
         return StepSummary(
-            step_index=index,
-            kind=step.kind,
-            label=step.label,
-            cycle=cycle,
-            current_A=current_A,
-            current_density_mA_cm2=density,
-            start_s=t_start if started_s is None else started_s,
-            end_s=t,
-            reason=reason,
-            n_points=n,
-            voltage_end_V=v,
-            voltage_mean_V=v_sum / n,
-            abs_voltage_max_V=v_abs_max,
-            charge_C=q_step,
-            cumulative_charge_C=self._charge_C,
+            step_index=index, kind=step.kind, label=step.label, cycle=cycle, current_A=current_A,
+            current_density_mA_cm2=density, start_s=t_start if started_s is None else started_s, end_s=t,
+            reason=reason, n_points=n, voltage_end_V=v, voltage_mean_V=v_sum / n, abs_voltage_max_V=v_abs_max,
+            charge_C=q_step, cumulative_charge_C=self._charge_C,
         )
 
-    def _reconnect(self, exc: InstrumentLost, index: int, current_A: float) -> None:
+    def _hold_at_open_circuit(self, step: Any) -> None:
+        """A pause within a timed step: 0 A (a voltage-sourced step changes to current mode)."""
+        if step.kind == "constant_voltage":
+            self._enter_mode("current")
+        self.smu.set_current(0.0)
+
+    def _reconnect(self, exc: InstrumentLost, index: int, level: float) -> None:
         """Reconnect under :attr:`reconnect`; on success the source is as before the loss.
 
         Raises:
@@ -347,14 +389,21 @@ class Engine(RunLifecycle):
             raise exc
         self._publish(Detected(t, self.channel, "instrument_error", f"{exc}; reconnecting", index))
         seen: dict[str, object] = {}
+        mode = self._mode
 
         def attempt() -> None:
             self.smu.reconnect()
             seen.update(self.smu.state())
-            self.smu.configure_current_source(self._program.safety.max_abs_voltage_V)
+            self._mode = None  # the instrument may have been reset: configure it again
             if policy.reapply:
-                self.smu.set_current(current_A)
-                self.smu.output_on()
+                self._enter_mode(mode or "current")
+                self._source(level)
+            else:
+                safety = self._program.safety
+                if mode == "voltage":
+                    self.smu.configure_voltage_source(safety.max_abs_current_A)
+                else:
+                    self.smu.configure_current_source(safety.max_abs_voltage_V)
 
         for trial in Retrying(stop=stop_after_delay(budget_s), reraise=True,
                               wait=wait_exponential(multiplier=policy.first_wait_s, max=policy.max_wait_s),
@@ -366,9 +415,10 @@ class Engine(RunLifecycle):
         if not policy.reapply:
             raise InstrumentLost(self.smu.address, f"reconnected after {took:.1f} s ({found}); the policy is "
                                                    "to stop: output left off")
+        unit = "V" if mode == "voltage" else "A"
         self._publish(Detected(self.clock.now() - self._t0, self.channel, "reconnected",
                                f"reconnected after {took:.1f} s; the instrument had its {found}; "
-                               f"compliance and {current_A:.4g} A re-applied", index))
+                               f"compliance and {level:.4g} {unit} re-applied", index))
 
     def _flush(self) -> None:
         """Publish the buffered readings as one :class:`Readings` batch and start anew."""
@@ -379,3 +429,121 @@ class Engine(RunLifecycle):
         for values in self._buffer.values():
             values.clear()
         self._publish(Readings(self.channel, columns))
+
+    # -- instrument steps: sweeps, tip moves, current maps -------------------------------------
+    def _hold_between_steps(self, index: int) -> None:
+        """Before a sweep, move or map step: while a pause is requested, hold at 0 V (the
+        source's level between such steps) and wait for the resume or a stop."""
+        if not self.pause_requested:
+            return
+        self._confirm_paused()
+        self._publish(Detected(self._test_time(), self.channel, "paused", "paused by the operator: 0 V", index))
+        self._resumed.wait()
+        self._publish(Detected(self._test_time(), self.channel, "resumed", "resumed", index))
+
+    def _instrument_step(self, index: int, step: Any, cycle: int) -> StepSummary:
+        self._flush()  # readings of earlier timed steps go out first, in order
+        t_start = self._test_time()
+        q_step0 = self._charge_C
+        self._publish(StepStarted(t_start, self.channel, index, step.kind, step.label, cycle, 0.0))
+        reason = "completed"
+        program = self._program
+        if isinstance(step, TipMove):
+            self.smu.set_voltage(0.0)
+            self.afm.withdraw()
+            self.afm.move_to_nm(step.x_nm, step.y_nm)
+            self.afm.engage(program.contact_force_nN)
+            return self._sweep_summary(index, step, cycle, t_start, reason, np.empty(0), np.empty(0), q_step0)
+        if isinstance(step, VoltageSweep):
+            if self.afm is not None and not self.afm.in_contact:
+                raise InstrumentError(self.afm.address, f"step {index}: the tip is not in contact before the sweep")
+            readings = self.smu.sweep_voltage(step.points_V, program.safety.max_abs_current_A,
+                                              abort_on_compliance=step.abort_on_compliance, nplc=step.nplc,
+                                              source_delay_s=step.source_delay_s,
+                                              abort=self._stop_requested)  # a stop aborts the sweep at once
+            t0_instrument = readings[0].time_s if readings else 0.0
+            times = np.array([t_start + r.time_s - t0_instrument for r in readings])
+            if len(times):
+                self.clock.sleep(float(times[-1]) - self._test_time())  # a virtual clock catches up
+            if self.stopping:
+                reason = "stopped"  # the sweep was aborted on the instrument: what was measured
+            elif step.reset_segment is not None:
+                a, b = step.reset_segment
+                seg = readings[a:b + 1]
+                if not reset_seen([r.voltage_V for r in seg], [r.current_A for r in seg], program.reset_drop_factor):
+                    self._reset_failures += 1
+                    self._publish(Detected(float(times[-1]), self.channel, "reset_failed",
+                                           f"no reset in the positive excursion of step {index} (cycle {cycle}); "
+                                           f"{self._reset_failures} so far", index))
+        else:
+            readings, times = self._map(step)
+            if self.stopping:
+                reason = "stopped"
+        v = np.array([r.voltage_V for r in readings])
+        i = np.array([r.current_A for r in readings])
+        self._emit(index, cycle, times, v, i, [r.status for r in readings], program.area_cm2)
+        if any(r.compliance for r in readings):
+            reason = "compliance"
+            k = next(n for n, r in enumerate(readings) if r.compliance)
+            self._publish(Detected(float(times[k]), self.channel, "compliance",
+                                   f"compliance at {v[k]:.4g} V, {i[k]:.4g} A in step {index} ({step.label}); "
+                                   f"{'sweep aborted' if getattr(step, 'abort_on_compliance', False) else 'clamped'}",
+                                   index))
+        v_safe, i_safe = program.safety.max_abs_voltage_V, program.safety.max_abs_current_A
+        # Sweep readings may sit exactly at the limits (a point at the voltage limit, a current
+        # clamped at compliance): only beyond them by more than the instrument's 0.1 % is unsafe.
+        if len(v) and not (np.max(np.abs(v)) <= v_safe * 1.001 and np.max(np.abs(i)) <= i_safe * 1.001):
+            reason = "safety"
+            k = int(np.argmax(~((np.abs(v) <= v_safe * 1.001) & (np.abs(i) <= i_safe * 1.001))))
+            self._end_reason = safety_message("safety limit", float(v[k]), float(i[k]), index, v_safe, i_safe)
+            self._publish(Detected(self._test_time(), self.channel, "safety", self._end_reason, index))
+        return self._sweep_summary(index, step, cycle, t_start, reason, v, i, q_step0)
+
+    def _map(self, step: CurrentMap) -> tuple[list[Reading], np.ndarray]:
+        """Tip in contact, bias on, one reading per grid point; back to 0 V afterwards."""
+        readings, times = [], []
+        self.smu.set_voltage(0.0)
+        self.afm.withdraw()
+        try:
+            first = True
+            for x, y in step.positions_nm():
+                if self.state is EngineState.STOPPING:
+                    break
+                self.afm.move_to_nm(x, y)
+                if first:
+                    self.afm.engage()
+                    self.smu.set_voltage(step.bias_V)
+                    first = False
+                readings.append(self.smu.read())
+                times.append(self._test_time())
+        finally:
+            self.smu.set_voltage(0.0)
+        return readings, np.array(times)
+
+    def _emit(self, index: int, cycle: int, t: np.ndarray, v: np.ndarray, i: np.ndarray, status: list[int],
+              area_cm2: float) -> None:
+        """Publish one instrument step's readings (charge by the trapezoid rule)."""
+        if not len(t):
+            return
+        dq = np.concatenate([[0.0], 0.5 * (i[1:] + i[:-1]) * np.diff(t)])
+        charge = self._charge_C + np.cumsum(dq)
+        self._charge_C = float(charge[-1])
+        self._n_readings += len(t)
+        columns = {"test_time_s": t, "voltage_V": v, "current_A": i, "current_density_mA_cm2": i * 1e3 / area_cm2,
+                   "charge_C": charge, "step_index": np.full(len(t), index), "cycle_index": np.full(len(t), cycle),
+                   "status": np.asarray(status)}
+        self._publish(Readings(self.channel, {k: np.asarray(a, dtype=_DTYPES[k]) for k, a in columns.items()}))
+
+    def _sweep_summary(self, index: int, step: Any, cycle: int, t_start: float, reason: str, v: np.ndarray,
+                       i: np.ndarray, q_step0: float) -> StepSummary:
+        n = len(v)
+        peak = float(i[np.argmax(np.abs(i))]) if n else 0.0
+        return StepSummary(
+            step_index=index, kind=step.kind, label=step.label, cycle=cycle, current_A=peak,
+            current_density_mA_cm2=0.0, start_s=t_start, end_s=self._test_time(), reason=reason, n_points=n,
+            voltage_end_V=float(v[-1]) if n else 0.0, voltage_mean_V=float(v.mean()) if n else 0.0,
+            abs_voltage_max_V=float(np.max(np.abs(v))) if n else 0.0,
+            charge_C=self._charge_C - q_step0, cumulative_charge_C=self._charge_C)
+
+
+__all__ = ["RUN_ENDING_REASONS", "ResumePoint", "SoftwareTimedExecutor"]

@@ -266,6 +266,8 @@ def write_results(path: str | Path, results: Mapping[str, Any]) -> None:
     Scalars and strings become attributes (``None`` → ``""``); sequences become datasets —
     numbers as float64, strings as UTF-8 strings, an empty sequence as an empty float64
     dataset — so plain h5py reads them as arrays; nested mappings become sub-groups.
+    2-D arrays (current maps) are stored as HDF5 images (``CLASS = IMAGE``, grayscale) so
+    HDF viewers show them, with ``units`` from their name's last part (``current_A`` → A).
     Existing entries of the same name are replaced.
     """
     with h5py.File(path, "r+", locking=False) as f:
@@ -284,6 +286,11 @@ def _write_mapping(group: h5py.Group, values: Mapping[str, Any]) -> None:
             if len(value) and isinstance(value[0], str):
                 group.create_dataset(key, data=[str(v) for v in value], dtype=h5py.string_dtype("utf-8"))
             else:
-                group.create_dataset(key, data=np.asarray(value, dtype="f8"))
+                ds = group.create_dataset(key, data=np.asarray(value, dtype="f8"))
+                if ds.ndim == 2:
+                    ds.attrs["CLASS"] = "IMAGE"
+                    ds.attrs["IMAGE_VERSION"] = "1.2"
+                    ds.attrs["IMAGE_SUBCLASS"] = "IMAGE_GRAYSCALE"
+                    ds.attrs["units"] = key.rpartition("_")[2]
         else:
             group.attrs[key] = _encode(value)

@@ -7,7 +7,7 @@ import pytest
 
 from drivers.sim.physics.cell import CellParameters
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-from labctl.app.run import CellSpec, run_cells
+from labctl.app.cells import CellSpec, run_cells
 from labctl.yamlfile import FileError
 
 PROTOCOL = """

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.base import InstrumentError, InstrumentLost
-from drivers.biologic.api import (
+from drivers.biologic import (
     CA,
     CP,
     OCV,
@@ -30,6 +30,7 @@ from drivers.biologic.api import (
     SafetyCode,
     TechniqueId,
     check_sequence,
+    compile_program,
     e_range_for,
     ecc_file,
     execution_runs,
@@ -38,7 +39,7 @@ from drivers.biologic.api import (
 from drivers.sim.biologic import SimulatedBackend
 from drivers.sim.physics.cell import CellParameters
 from labctl import steps as lab
-from drivers.biologic.compiler import compile_program
+from labctl.app.simulated import cell_parameters
 from protocols import SymmetricCycling, load_protocol
 
 pytestmark = pytest.mark.timeout(20)
@@ -173,7 +174,7 @@ def test_identify_and_connection_errors() -> None:
 
 def test_compiled_symmetric_cycling_runs_to_its_end() -> None:
     protocol, compiled = cycling(3)
-    clock, sim, channel = rig(protocol.simulated_cell_parameters())
+    clock, sim, channel = rig(cell_parameters(protocol, "protocol"))
     channel.load_techniques(compiled.techniques, compiled.safety)
     channel.start()
     clock.t = 1000.0
@@ -308,7 +309,7 @@ def test_stop_run_pause_transitions() -> None:
 def test_cursor_returns_every_point_once_also_after_a_crash(tmp_path: Path) -> None:
     protocol, compiled = cycling(3)
     journal = tmp_path / "ch1.bljournal"
-    clock, sim, channel = rig(protocol.simulated_cell_parameters(), journal=journal)
+    clock, sim, channel = rig(cell_parameters(protocol, "protocol"), journal=journal)
     channel.load_techniques(compiled.techniques, compiled.safety)
     channel.start()
     got, cursor = [], 0
@@ -334,7 +335,7 @@ def test_cursor_returns_every_point_once_also_after_a_crash(tmp_path: Path) -> N
     times = np.concatenate([g.time_s for g in got])
     assert np.array_equal(index, np.arange(1, 367))
     # the same as an identical channel read once at the end
-    clock2, sim2, reference = rig(protocol.simulated_cell_parameters())
+    clock2, sim2, reference = rig(cell_parameters(protocol, "protocol"))
     reference.load_techniques(compiled.techniques, compiled.safety)
     reference.start()
     clock2.t = 20000.0
@@ -350,7 +351,7 @@ def test_reattach_without_a_journal_numbers_on() -> None:
     """No journal file: a new process numbers the channel's stored points on from what the
     run file holds; what the dead process had read but not handed on is gone."""
     protocol, compiled = cycling(1)
-    clock, sim, channel = rig(protocol.simulated_cell_parameters())
+    clock, sim, channel = rig(cell_parameters(protocol, "protocol"))
     channel.load_techniques(compiled.techniques, compiled.safety)
     channel.start()
     clock.t = 600.0
@@ -367,7 +368,7 @@ def test_reattach_without_a_journal_numbers_on() -> None:
 
 def test_full_memory_loses_points_but_the_channel_runs_on() -> None:
     protocol, compiled = cycling(1)
-    clock, sim, channel = rig(protocol.simulated_cell_parameters(), memory_bytes=50 * 20)  # 50 CP rows
+    clock, sim, channel = rig(cell_parameters(protocol, "protocol"), memory_bytes=50 * 20)  # 50 CP rows
     channel.load_techniques(compiled.techniques, compiled.safety)
     channel.start()
     clock.t = 5000.0

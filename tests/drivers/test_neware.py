@@ -9,22 +9,22 @@ from pathlib import Path
 import pytest
 
 from drivers.base import InstrumentError, InstrumentLost
-from drivers.neware.client import (
+from drivers.neware import (
     ConstantCurrent,
-    Cycle,
     CursorState,
+    Cycle,
     DownloadCursor,
     NewareClient,
     Protection,
     Rest,
     StepFile,
     StepFileError,
+    compile_program,
     fold_repeats,
 )
-from drivers.sim.physics.cell import CellParameters
 from drivers.sim.neware import BtsServer, NewareBtsSimulator
+from drivers.sim.physics.cell import CellParameters
 from labctl import steps as lab
-from drivers.neware.compiler import compile_program
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -12,8 +12,8 @@ import pytest
 import pyvisa
 from pymeasure.instruments.keithley import Keithley2400
 
-from drivers.sim.physics.cell import CELL_PRESETS
 from drivers.sim.keithley2400 import Keithley2400Simulator, PtyServer, TcpServer
+from drivers.sim.physics.cell import CELL_PRESETS
 from drivers.sim.scpi import Boolean, Choice, CommandTree, ErrorQueue, Numeric, QuotedChoice, String
 from drivers.sim.smu import STATUS_COMPLIANCE, Resistor
 

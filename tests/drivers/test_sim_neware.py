@@ -15,10 +15,10 @@ from aurora_neware import NewareAPI
 from aurora_unicycler import ConstantCurrent as UniCC
 from aurora_unicycler import CyclingProtocol, Loop, OpenCircuitVoltage, RecordParams, SafetyParams, Tag
 
-from drivers.neware.client import ConstantCurrent, DownloadCursor, NewareClient, Protection, Rest, StepFile
-from drivers.sim.physics.cell import CELL_PRESETS, CellParameters
+from drivers.neware import ConstantCurrent, DownloadCursor, NewareClient, Protection, StepFile
 from drivers.sim.neware import TERMINATOR, BtsServer, NewareBtsSimulator, split_frames
 from drivers.sim.neware_stepfile import read_step_file
+from drivers.sim.physics.cell import CELL_PRESETS, CellParameters
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.biologic.api import (
+from drivers.biologic import (
     CP,
     OCV,
     ChannelState,
@@ -22,7 +22,7 @@ from drivers.biologic.api import (
     execution_runs,
 )
 from labctl import steps as lab
-from drivers.biologic.compiler import BiologicCompileError, BiologicProgram, compile_program
+from drivers.biologic import BiologicCompileError, BiologicProgram, compile_program
 from protocols import SymmetricCycling, load_protocol
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "protocols" / "examples"

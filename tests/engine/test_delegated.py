@@ -15,27 +15,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.biologic.api import ChannelState
+from drivers.biologic import ChannelState
 from drivers.sim.biologic import SimulatedBackend
 from drivers.sim.physics.cell import CELL_PRESETS, CellParameters
 from drivers.sim.neware import BtsServer, NewareBtsSimulator
 from labctl.analysis.cycling import per_cycle
-from labctl.engine import (
-    ConstantCurrent,
-    Engine,
-    Loop,
-    ReconnectPolicy,
-    Readings,
-    SafetyLimits,
-    ShortDetection,
-    StepProgram,
-    StepStarted,
-    VirtualClock,
-)
-from drivers.biologic.channel import BiologicCycler
-from drivers.biologic.channel import compile_native as biologic_native
-from labctl.engine.delegated import DELEGATED_COLUMNS, DelegatedEngine
-from drivers.neware.channel import NewareCycler, compile_native
+from labctl.steps import ConstantCurrent, Loop, SafetyLimits, StepProgram
+from labctl.engine import ReconnectPolicy, SoftwareTimedExecutor, VirtualClock
+from labctl.events import Readings, StepStarted
+from labctl.checks import ShortDetection
+from drivers.biologic import BiologicCycler
+from drivers.biologic import compile_native as biologic_native
+from labctl.engine.delegated import DELEGATED_COLUMNS, DelegatedExecutor
+from drivers.neware import NewareCycler, compile_native
 from labctl.store import RunFile, RunFileWriter
 from labctl.store.recover import attach_point
 from tests.conftest import make_smu
@@ -77,7 +69,7 @@ class Rig:
         cycler = self.open(path)
         writer = RunFileWriter.append(path) if append else RunFileWriter(path, ["cyc"], {},
                                                                          extra_columns=DELEGATED_COLUMNS)
-        engine = DelegatedEngine(cycler, self.clock, compile=self.compile, channel="cyc",
+        engine = DelegatedExecutor(cycler, self.clock, compile=self.compile, channel="cyc",
                                  subscribers=[writer, *subscribers], poll_interval_s=poll_s, reconnect=reconnect,
                                  label=path.stem)
         return engine, writer, cycler
@@ -242,7 +234,7 @@ def test_a_program_runs_in_the_cycler_to_completion_and_the_analysis_matches_the
     # The same program on the sourcemeter engine, same cell: the per-cycle analysis agrees.
     clock = VirtualClock()
     smu_steps = []
-    Engine(make_smu(clock), clock, subscribers=[lambda e: smu_steps.append(e.summary.__dict__)
+    SoftwareTimedExecutor(make_smu(clock), clock, subscribers=[lambda e: smu_steps.append(e.summary.__dict__)
                                                 if hasattr(e, "summary") else None]).run(program)
     cycler_cycles, smu_cycles = per_cycle(steps, 1.0), per_cycle(smu_steps, 1.0)
     assert cycler_cycles["cycle"] == smu_cycles["cycle"] == [1, 2, 3]

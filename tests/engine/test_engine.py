@@ -7,17 +7,9 @@ import math
 import pytest
 
 from drivers.base import InstrumentLost
-from labctl.engine import (
-    ConstantCurrent,
-    Detected,
-    Engine,
-    Readings,
-    Rest,
-    RunEnded,
-    SafetyLimits,
-    StepStarted,
-    StepProgram,
-)
+from labctl.steps import ConstantCurrent, Rest, SafetyLimits, StepProgram
+from labctl.events import Detected, Readings, RunEnded, StepStarted
+from labctl.engine import SoftwareTimedExecutor
 from tests.conftest import make_smu
 
 
@@ -44,7 +36,7 @@ class Recorder:
 def test_time_steps_sample_at_the_record_interval_and_integrate_charge(clock):
     smu = make_smu(clock, ccd_mA_cm2=10.0)
     rec = Recorder()
-    outcome = Engine(smu, clock, subscribers=[rec]).run(program(cc(1e-3, 100, 10), Rest(duration_s=50, record_interval_s=5)))
+    outcome = SoftwareTimedExecutor(smu, clock, subscribers=[rec]).run(program(cc(1e-3, 100, 10), Rest(duration_s=50, record_interval_s=5)))
     assert outcome.status == "completed"
     first, rest = outcome.steps
     assert first.n_points == 11 and first.end_s == pytest.approx(100.0)
@@ -69,7 +61,7 @@ def test_voltage_and_charge_end_conditions(clock):
         ConstantCurrent(current_A=1e-3, stop_voltage_above_V=0.1, record_interval_s=1.0),  # V ≈ 0.11 after 1 s
         ConstantCurrent(current_A=-1e-3, stop_charge_C=0.05, record_interval_s=1.0),
     )
-    outcome = Engine(smu, clock).run(program(*steps))
+    outcome = SoftwareTimedExecutor(smu, clock).run(program(*steps))
     assert [s.reason for s in outcome.steps] == ["voltage", "charge"]
     assert outcome.steps[0].n_points == 2  # 30 mV ohmic at t = 0, then the interfaces' η
     assert outcome.steps[1].end_s - outcome.steps[1].start_s == pytest.approx(50.0)
@@ -79,7 +71,7 @@ def test_short_circuit_ends_the_run_with_output_off(clock):
     smu = make_smu(clock, ccd_mA_cm2=1.0)
     rec = Recorder()
     steps = [cc(s * j * 1e-3, 600, 1, label=f"{j}") for j in (0.5, 1.0, 1.5, 2.0) for s in (1, -1)]
-    outcome = Engine(smu, clock, subscribers=[rec]).run(program(*steps))
+    outcome = SoftwareTimedExecutor(smu, clock, subscribers=[rec]).run(program(*steps))
     assert outcome.status == "short"
     short_step = outcome.steps[-1]
     assert short_step.reason == "short" and short_step.label == "1.5"
@@ -93,7 +85,7 @@ def test_short_circuit_ends_the_run_with_output_off(clock):
 def test_healthy_cell_never_flags_a_short(clock):
     smu = make_smu(clock, ccd_mA_cm2=50.0, seed=7)
     steps = [cc(s * j * 1e-3, 300, 1) for j in (0.1, 1, 5, 10) for s in (1, -1)]
-    outcome = Engine(smu, clock).run(program(*steps))
+    outcome = SoftwareTimedExecutor(smu, clock).run(program(*steps))
     assert outcome.status == "completed"
 
 
@@ -101,7 +93,7 @@ def test_compliance_ends_the_run_as_a_safety_trip(clock):
     smu = make_smu(clock, ccd_mA_cm2=50.0)
     rec = Recorder()
     # 10 mA through ~130 Ω needs ~1.3 V; a 0.5 V compliance clamps it.
-    outcome = Engine(smu, clock, subscribers=[rec]).run(program(cc(10e-3), v_max=0.5))
+    outcome = SoftwareTimedExecutor(smu, clock, subscribers=[rec]).run(program(cc(10e-3), v_max=0.5))
     assert outcome.status == "safety"
     assert "compliance" in outcome.reason
     assert [e.kind for e in rec.of(Detected)][0] == "compliance"
@@ -121,7 +113,7 @@ class Exploding:
 
 def test_output_off_after_an_exception(clock):
     smu = make_smu(clock)
-    outcome = Engine(smu, clock, subscribers=[Exploding(RuntimeError("disk full"))]).run(
+    outcome = SoftwareTimedExecutor(smu, clock, subscribers=[Exploding(RuntimeError("disk full"))]).run(
         program(cc(1e-3, 10), cc(-1e-3, 10)))
     assert outcome.status == "error" and "disk full" in outcome.reason
     assert not smu.model.output_enabled
@@ -130,7 +122,7 @@ def test_output_off_after_an_exception(clock):
 def test_output_off_after_ctrl_c_and_run_ended_published(clock):
     smu = make_smu(clock)
     rec = Recorder()
-    engine = Engine(smu, clock, subscribers=[rec, Exploding(KeyboardInterrupt())])
+    engine = SoftwareTimedExecutor(smu, clock, subscribers=[rec, Exploding(KeyboardInterrupt())])
     with pytest.raises(KeyboardInterrupt):
         engine.run(program(cc(1e-3, 10), cc(-1e-3, 10)))
     assert not smu.model.output_enabled
@@ -165,7 +157,7 @@ def test_lost_instrument_ends_the_run_and_still_tries_output_off(clock):
     from labctl.engine import ReconnectPolicy
 
     lossy = LosingSmu(make_smu(clock), 5)  # reconnects fine, but never reads again
-    engine = Engine(lossy, clock, reconnect=ReconnectPolicy(retry_for_s=0.3, first_wait_s=0.01, max_wait_s=0.05))
+    engine = SoftwareTimedExecutor(lossy, clock, reconnect=ReconnectPolicy(retry_for_s=0.3, first_wait_s=0.01, max_wait_s=0.05))
     outcome = engine.run(program(cc(1e-3, 100)))
     assert outcome.status == "instrument_lost"
     assert "TCPIP::127.0.0.1::1::SOCKET" in outcome.reason
@@ -175,14 +167,14 @@ def test_lost_instrument_ends_the_run_and_still_tries_output_off(clock):
 
 def test_compliance_is_configured_before_output_on(clock):
     lossy = LosingSmu(make_smu(clock), 10**9)
-    Engine(lossy, clock).run(program(cc(1e-3, 5)))
+    SoftwareTimedExecutor(lossy, clock).run(program(cc(1e-3, 5)))
     assert lossy.calls.index("configure_current_source") < lossy.calls.index("output_on")
     assert lossy.smu.model.compliance_V == 5.0
 
 
 def test_request_stop_ends_after_the_current_reading(clock):
     smu = make_smu(clock)
-    engine = Engine(smu, clock)
+    engine = SoftwareTimedExecutor(smu, clock)
 
     def stopper(event):
         if isinstance(event, StepStarted) and event.step_index == 1:
@@ -202,7 +194,7 @@ def test_step_program_refuses_currents_beyond_the_safety_limit():
 
 def test_pause_holds_zero_current_and_the_step_resumes_its_remaining_time(clock):
     smu = make_smu(clock, ccd_mA_cm2=10.0)
-    engine = Engine(smu, clock)
+    engine = SoftwareTimedExecutor(smu, clock)
     rec = Recorder()
     engine.subscribe(rec)
     real_read = smu.read
@@ -230,7 +222,7 @@ def test_pause_holds_zero_current_and_the_step_resumes_its_remaining_time(clock)
 
 
 def test_loops_unroll_with_continuous_step_index_and_cycle_numbers():
-    from labctl.engine import Loop
+    from labctl.steps import Loop
 
     prog = program(Rest(duration_s=10, record_interval_s=1),
                    Loop(steps=[cc(1e-3, 5), cc(-1e-3, 5)], count=3),
@@ -242,13 +234,14 @@ def test_loops_unroll_with_continuous_step_index_and_cycle_numbers():
 
 
 def test_resume_runs_only_the_remainder_of_the_interrupted_step(clock):
-    from labctl.engine import Loop, ResumePoint
+    from labctl.steps import Loop
+    from labctl.engine import ResumePoint
 
     smu = make_smu(clock, ccd_mA_cm2=10.0)
     prog = program(Loop(steps=[cc(1e-3, 100, 10), cc(-1e-3, 100, 10)], count=3))
     resume = ResumePoint(step_index=3, t_offset_s=340.0, charge_C=0.06, step_elapsed_s=40.0,
                          step_charge_C=-0.04, step_start_s=300.0)
-    outcome = Engine(smu, clock).run(prog, resume=resume)
+    outcome = SoftwareTimedExecutor(smu, clock).run(prog, resume=resume)
     assert [s.step_index for s in outcome.steps] == [3, 4, 5]
     resumed = outcome.steps[0]
     assert resumed.start_s == 300.0 and resumed.end_s == pytest.approx(400.0)
@@ -256,3 +249,14 @@ def test_resume_runs_only_the_remainder_of_the_interrupted_step(clock):
     assert [s.cycle for s in outcome.steps] == [2, 3, 3]
     assert outcome.steps[-1].end_s == pytest.approx(600.0)
     assert outcome.steps[-1].cumulative_charge_C == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_stop_before_the_run_begins_ends_it_before_its_first_step(clock):
+    """A control socket is served from before the start: a stop that arrives then must not be lost."""
+    smu = make_smu(clock)
+    engine = SoftwareTimedExecutor(smu, clock)
+    engine.request_stop("stopped by the operator")
+    outcome = engine.run(program(cc(1e-4, 3600)))
+    assert outcome.status == "stopped" and outcome.reason == "stopped by the operator"
+    assert outcome.n_readings == 0 and not smu.model.output_enabled
+    assert engine.state.value == "ended"

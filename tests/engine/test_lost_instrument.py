@@ -7,16 +7,9 @@ import pytest
 from drivers.keithley2400 import Keithley2400
 from drivers.sim.physics.cell import CellParameters
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-from labctl.engine import (
-    ConstantCurrent,
-    Detected,
-    Engine,
-    ReconnectPolicy,
-    SafetyLimits,
-    StepProgram,
-    StepStarted,
-    VirtualClock,
-)
+from labctl.steps import ConstantCurrent, SafetyLimits, StepProgram
+from labctl.events import Detected, StepStarted
+from labctl.engine import ReconnectPolicy, SoftwareTimedExecutor, VirtualClock
 from labctl.store import RunFile, RunFileWriter
 
 FAST = ReconnectPolicy(retry_for_s=5.0, first_wait_s=0.05, max_wait_s=0.2)
@@ -55,7 +48,7 @@ def _run(clock, sim, smu, fault, policy=FAST, writer=None):
             during["current_A"] = sim.model.source_current_A
 
     subscribers = [subscriber] + ([writer] if writer else [])
-    outcome = Engine(smu, clock, subscribers=subscribers, reconnect=policy).run(_program())
+    outcome = SoftwareTimedExecutor(smu, clock, subscribers=subscribers, reconnect=policy).run(_program())
     return outcome, events, during
 
 

@@ -18,10 +18,10 @@ from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
 from drivers.sim.physics.tip import TipJunction
 from labctl.engine import ScaledClock, VirtualClock
 from labctl.events import Readings, StepStarted
-from labctl.engine.sweeps import SweepEngine
+from labctl.engine.software_timed import SoftwareTimedExecutor
 from labctl.app.run import run_protocol
 from labctl.store import RunFile
-from labctl.app.sweep_run import simulated_junction
+from labctl.app.simulated import junction as simulated_junction
 from labctl.yamlfile import FileError
 from protocols import load_protocol
 from tests.conftest import EXAMPLES
@@ -97,7 +97,7 @@ def test_output_off_and_tip_withdrawn_after_every_ending(ending):
         smu, afm = Keithley2400(smu_server.resource, timeout_ms=2000), NanonisAfm(afm_server.resource)
         subscribers = {"normal": [], "exception": [_Boom(RuntimeError("disk full"), 2)],
                        "ctrl_c": [_Boom(KeyboardInterrupt(), 1)]}[ending]
-        engine = SweepEngine(smu, clock, afm=afm, channel="smu", subscribers=subscribers)
+        engine = SoftwareTimedExecutor(smu, clock, afm=afm, channel="smu", subscribers=subscribers)
         if ending == "ctrl_c":
             with pytest.raises(KeyboardInterrupt):
                 engine.run(program)
@@ -126,7 +126,7 @@ def test_a_stop_during_a_sweep_ends_the_run_at_once_with_what_was_measured():
     batches = []
     with TcpServer(k2400) as smu_server, NanonisServer(afm_sim) as afm_server:
         smu, afm = Keithley2400(smu_server.resource, timeout_ms=2000), NanonisAfm(afm_server.resource)
-        engine = SweepEngine(smu, clock, afm=afm, channel="smu", subscribers=[batches.append])
+        engine = SoftwareTimedExecutor(smu, clock, afm=afm, channel="smu", subscribers=[batches.append])
         runner = threading.Thread(target=engine.run, args=(program,))
         runner.start()
         deadline = time.monotonic() + 10

@@ -11,7 +11,9 @@ import yaml
 from drivers.keithley2400 import Keithley2400
 from drivers.sim.physics.cell import CellParameters
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-from labctl.engine import ConstantCurrent, Engine, SafetyLimits, StepProgram, StepStarted, VirtualClock
+from labctl.steps import ConstantCurrent, SafetyLimits, StepProgram
+from labctl.engine import SoftwareTimedExecutor, VirtualClock
+from labctl.events import StepStarted
 from labctl.app.run import run_protocol
 from labctl.store import RunFile
 from tests.conftest import EXAMPLES
@@ -118,7 +120,7 @@ def _on_step(n, action):
 def test_output_off_after_normal_end(wired):
     clock, sim, smu = wired
     seen_on = []
-    engine = Engine(smu, clock, subscribers=[_on_step(1, lambda: seen_on.append(sim.model.output_enabled))])
+    engine = SoftwareTimedExecutor(smu, clock, subscribers=[_on_step(1, lambda: seen_on.append(sim.model.output_enabled))])
     assert engine.run(_program()).status == "completed"
     assert seen_on == [True]
     assert sim.model.output_enabled is False
@@ -130,7 +132,7 @@ def test_output_off_after_an_exception(wired):
     def boom():
         raise RuntimeError("plot window crashed")
 
-    outcome = Engine(smu, clock, subscribers=[_on_step(2, boom)]).run(_program())
+    outcome = SoftwareTimedExecutor(smu, clock, subscribers=[_on_step(2, boom)]).run(_program())
     assert outcome.status == "error" and "plot window crashed" in outcome.reason
     assert sim.model.output_enabled is False
 
@@ -142,5 +144,5 @@ def test_output_off_after_keyboard_interrupt(wired):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Engine(smu, clock, subscribers=[_on_step(1, ctrl_c)]).run(_program())
+        SoftwareTimedExecutor(smu, clock, subscribers=[_on_step(1, ctrl_c)]).run(_program())
     assert sim.model.output_enabled is False

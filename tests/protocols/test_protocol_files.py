@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from labctl.engine import ConstantCurrent
+from labctl.steps import ConstantCurrent
+from labctl.app.run import load_checked
 from protocols import CCDStaircase, FileError, load_protocol
 from tests.conftest import EXAMPLES
 
@@ -75,7 +76,7 @@ def test_bad_protocol_files_give_one_line_naming_file_line_and_field(tmp_path, o
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(FileError) as info:
-        load_protocol(path).program()
+        load_checked(path)  # the schema, the program and the simulated cell, as `labctl validate`
     lines = info.value.lines
     assert len(lines) == 1, lines
     assert "\n" not in lines[0]

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labctl.engine import Engine, Readings, RunEnded, RunStarted
+from labctl.engine import SoftwareTimedExecutor
+from labctl.events import Readings, RunEnded, RunStarted
 from labctl.events import READING_COLUMNS
 from labctl.store import RunFile, RunFileError, RunFileWriter
 from labctl.store.export import BDF_COLUMN_ORDER, export_bdf
@@ -37,7 +38,7 @@ def _read_csv(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
 @pytest.fixture
 def simulated_run(tmp_path, clock) -> Path:
     path = tmp_path / "run.h5"
-    Engine(make_smu(clock, ccd_mA_cm2=0.7, area_cm2=2.0), clock, channel="smu",
+    SoftwareTimedExecutor(make_smu(clock, ccd_mA_cm2=0.7, area_cm2=2.0), clock, channel="smu",
            subscribers=[RunFileWriter(path, ["smu"], ATTRS)], batch_size=100).run(_program(4, duration_s=60.0))
     return path
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from labctl.analysis import critical_current_density, step_overpotentials
-from labctl.engine import Engine
+from labctl.engine import SoftwareTimedExecutor
 from labctl.store import RunFile, RunFileWriter
 from labctl.store.importers import VendorFileError, import_vendor_file, read_vendor_file, write_run_file
 from tests.cli.test_cli import labctl
@@ -145,7 +145,7 @@ def test_eclab_gcpl_matches_its_eclab_log(tmp_path):
 
 def test_imported_layout_is_that_of_a_labctl_run(tmp_path, clock):
     native = tmp_path / "native.h5"
-    Engine(make_smu(clock), clock, channel="smu", subscribers=[RunFileWriter(native, ["smu"], ATTRS)]).run(_program(2))
+    SoftwareTimedExecutor(make_smu(clock), clock, channel="smu", subscribers=[RunFileWriter(native, ["smu"], ATTRS)]).run(_program(2))
     imported = import_vendor_file(GCPL, tmp_path / "imported.h5").path
 
     def layout(path):

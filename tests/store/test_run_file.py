@@ -10,7 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from labctl.engine import READING_COLUMNS, ConstantCurrent, Engine, Readings, SafetyLimits, StepProgram, StepStarted
+from labctl.events import READING_COLUMNS, Readings, StepStarted
+from labctl.steps import ConstantCurrent, SafetyLimits, StepProgram
+from labctl.engine import SoftwareTimedExecutor
 from labctl.store import RunFile, RunFileError, RunFileWriter, write_results
 from tests.conftest import make_smu
 
@@ -29,7 +31,7 @@ def test_round_trip_of_readings_steps_events_and_results(tmp_path, clock):
     path = tmp_path / "run.h5"
     batches = []
     writer = RunFileWriter(path, ["smu"], ATTRS)
-    engine = Engine(make_smu(clock, ccd_mA_cm2=0.7, area_cm2=2.0), clock, channel="smu",
+    engine = SoftwareTimedExecutor(make_smu(clock, ccd_mA_cm2=0.7, area_cm2=2.0), clock, channel="smu",
                     subscribers=[writer, lambda e: batches.append(e) if isinstance(e, Readings) else None],
                     batch_size=100)
     outcome = engine.run(_program(j=1.0))  # 1 mA on 2 cm²: 0.5 mA cm⁻², under the CCD
@@ -74,7 +76,7 @@ def test_a_real_time_run_appending_a_reading_at_a_time_does_not_bloat_its_file(t
     compressed chunk rewritten by each append leaked its old space (34.6 MB per 3 000 rows)."""
     path = tmp_path / "run.h5"
     writer = RunFileWriter(path, ["smu"], ATTRS)
-    engine = Engine(make_smu(clock, ccd_mA_cm2=0.7, area_cm2=2.0), clock, channel="smu", subscribers=[writer],
+    engine = SoftwareTimedExecutor(make_smu(clock, ccd_mA_cm2=0.7, area_cm2=2.0), clock, channel="smu", subscribers=[writer],
                     batch_size=1)
     outcome = engine.run(_program(n_steps=10, duration_s=300.0, j=1.0))
     writer.close()
@@ -102,7 +104,7 @@ def test_another_process_reads_the_file_while_it_is_written(tmp_path, clock):
 
     writer = RunFileWriter(path, ["smu"], ATTRS)
     # publish_interval_s=0: every reading goes to the file at once (the default batches 0.25 s of wall time)
-    Engine(make_smu(clock, ccd_mA_cm2=50), clock, channel="smu", subscribers=[writer, peek],
+    SoftwareTimedExecutor(make_smu(clock, ccd_mA_cm2=50), clock, channel="smu", subscribers=[writer, peek],
            publish_interval_s=0.0).run(_program())
     # Everything of steps 0-1 (2 × 121 readings) was on disk and visible when step 2 began.
     assert seen == [["242", "running"], ["484", "running"]]
@@ -130,7 +132,7 @@ def test_bad_files_give_one_clear_error(tmp_path, clock):
         RunFile(tmp_path / "missing.h5")
     # A run file cut short (a crash while the disk filled up) is reported, not a traceback.
     path = tmp_path / "run.h5"
-    Engine(make_smu(clock), clock, channel="smu", subscribers=[RunFileWriter(path, ["smu"], ATTRS)]).run(_program(2))
+    SoftwareTimedExecutor(make_smu(clock), clock, channel="smu", subscribers=[RunFileWriter(path, ["smu"], ATTRS)]).run(_program(2))
     truncated = tmp_path / "truncated.h5"
     truncated.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(RunFileError, match=r"truncated\.h5"):
@@ -157,7 +159,7 @@ def test_a_reader_holding_the_file_does_not_stop_the_writer_finishing_it(tmp_pat
             holders.append(holder)
 
     try:
-        Engine(make_smu(clock, ccd_mA_cm2=50), clock, channel="smu", subscribers=[writer, open_reader]).run(_program(2))
+        SoftwareTimedExecutor(make_smu(clock, ccd_mA_cm2=50), clock, channel="smu", subscribers=[writer, open_reader]).run(_program(2))
         write_results(path, {"ccd_mA_cm2": 1.0})
         assert holders[0].poll() is None  # still holding the file
     finally:

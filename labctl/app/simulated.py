@@ -1,0 +1,323 @@
+"""The one door from the application to the simulators (``drivers/sim``).
+
+A simulated run needs the instruments of a station, started on free loopback ports and
+reached through the real drivers, exactly like hardware: a Keithley 2400 in front of a
+simulated Li | SSE | Li cell, a 2400 and an AFM controller around one simulated tip
+junction, or the channels of a simulated NEWARE BTS or BioLogic instrument running simulated
+cells. :func:`start_station` builds that station for a protocol; everything else in labctl
+reaches the simulators only through this module (and ``labctl sim …`` through the
+``serve_*`` functions).
+
+It also owns the protocol file's simulation sections: ``simulated_cell:`` (a preset of
+:data:`drivers.sim.physics.cell.CELL_PRESETS` and any :class:`CellParameters` field; the
+protocol's ``cell:`` gives area, thickness and temperature) and ``simulated_sample:`` (the
+c-AFM sample and junction). The protocol schema keeps them as plain data; they are parsed
+and checked here (:func:`cell_parameters`, :func:`junction`), with one line per problem.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
+from drivers.sim.keithley2400 import Keithley2400Simulator, PtyServer, TcpServer
+from drivers.sim.physics.cell import CELL_PRESETS, CellParameters
+from drivers.sim.physics.tip import Electrode, JunctionParameters, SampleParameters, TipJunction
+from labctl.engine.clock import Clock
+from labctl.station import InstrumentConfig, Station
+from labctl.yamlfile import FileError
+
+#: The cyclers ``--simulate --cycler NAME`` can put behind a protocol.
+SIMULATED_CYCLERS = ("neware", "biologic")
+#: Most channels of one simulated BioLogic instrument (``MAX_SLOT_NB``, pyeclab kbio_types).
+BIOLOGIC_MAX_CHANNELS = 16
+
+
+def cell_presets() -> list[str]:
+    """Names of the simulated cell presets (``--cell``, ``simulated_cell.preset``)."""
+    return list(CELL_PRESETS)
+
+
+def _where(source: str, line_of: Callable[[list[str]], int] | None, loc: list[str]) -> str:
+    """``file:line`` of a field of the protocol file when lines are known, else ``source``."""
+    return f"{source}:{line_of(loc)}" if line_of is not None else source
+
+
+def cell_parameters(protocol: Any, source: str, overrides: dict[str, Any] | None = None, *,
+                    line_of: Callable[[list[str]], int] | None = None) -> CellParameters:
+    """The simulated cell of a protocol: its ``simulated_cell.preset``, then the protocol's
+    ``cell`` (area, electrolyte thickness, temperature), then ``simulated_cell``'s other
+    keys, then ``overrides`` (None values ignored). A ``preset`` among the overrides (the
+    CLI's ``--cell``) puts that whole preset cell in place of the protocol's.
+
+    ``line_of(["simulated_cell", name])`` gives the line of a field in the protocol file, for
+    the messages.
+
+    Raises:
+        FileError: an unknown preset or cell parameter, or an invalid value; one line naming
+            ``source`` (and the line) and the field (``simulated_cell.<name>``).
+    """
+    section = protocol.simulated_cell.as_dict() if getattr(protocol, "simulated_cell", None) is not None else {}
+    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    preset = section.pop("preset", "hl_llzo")
+    replacement = changes.pop("preset", None)
+    if preset not in CELL_PRESETS:
+        raise FileError([f"{_where(source, line_of, ['simulated_cell', 'preset'])}: simulated_cell.preset: unknown "
+                         f"preset {preset!r}; known: {', '.join(CELL_PRESETS)}"])
+    if replacement is not None and replacement not in CELL_PRESETS:
+        raise FileError([f"--cell: unknown preset {replacement!r}; known: {', '.join(CELL_PRESETS)}"])
+    known = {f.name for f in fields(CellParameters)}
+    values: dict[str, Any] = {}
+    cell = getattr(protocol, "cell", None)
+    if cell is not None:
+        values.update(area_cm2=cell.area_cm2, electrolyte_thickness_um=cell.electrolyte_thickness_um,
+                      li_thickness_um=cell.li_thickness_um, stack_pressure_MPa=cell.stack_pressure_MPa,
+                      temperature_C=cell.temperature_C)
+    values.update(section)
+    if replacement is not None:
+        values.update(asdict(CELL_PRESETS[replacement]))
+    values.update(changes)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise FileError([f"{_where(source, line_of, ['simulated_cell', name])}: simulated_cell.{name}: unknown cell "
+                         f"parameter; known: {', '.join(sorted(known))}" for name in unknown])
+    try:
+        return replace(CELL_PRESETS[preset], **values)
+    except (TypeError, ValueError) as exc:
+        raise FileError([f"{_where(source, line_of, ['simulated_cell'])}: simulated_cell: {exc}"]) from None
+
+
+def cell_from_record(text: str) -> CellParameters:
+    """The cell a run file recorded (its ``simulated_cell`` attribute, JSON).
+
+    Raises:
+        ValueError: not a recorded cell.
+    """
+    try:
+        return CellParameters.from_dict(json.loads(text))
+    except (TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise ValueError(f"simulated_cell: not a recorded cell ({exc})") from None
+
+
+def junction(protocol: Any, source: str = "protocol", *,
+             line_of: Callable[[list[str]], int] | None = None) -> TipJunction:
+    """The tip junction a sweep protocol's ``simulated_sample`` describes (with its ``tip``
+    and, for a memristor pad, its ``electrode``).
+
+    Raises:
+        FileError: an unknown or invalid junction parameter in ``simulated_sample``.
+    """
+    s = protocol.simulated_sample
+    known = {f.name for f in fields(JunctionParameters)}
+    overrides = s.junction_overrides()
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise FileError([f"{_where(source, line_of, ['simulated_sample', unknown[0]])}: simulated_sample: unknown "
+                         f"parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"])
+    electrode_spec = getattr(protocol, "electrode", None)
+    tip = protocol.tip
+    if electrode_spec is not None and electrode_spec.kind == "pad":
+        electrode = Electrode(kind="pad", pad_side_um=electrode_spec.pad_side_um)
+    else:
+        electrode = Electrode(kind="tip", tip_radius_nm=tip.radius_nm, force_nN=tip.force_nN, modulus_GPa=tip.modulus_GPa)
+    try:
+        sample = SampleParameters(field_nm=s.field_nm, grain_size_nm=s.grain_size_nm, gb_width_nm=s.gb_width_nm,
+                                  homogenising_layer=s.homogenising_layer, seed=s.sample_seed)
+        return TipJunction(sample, JunctionParameters(**overrides), electrode, seed=s.seed)
+    except (TypeError, ValueError) as exc:
+        raise FileError([f"{_where(source, line_of, ['simulated_sample'])}: simulated_sample: {exc}"]) from None
+
+
+@dataclass
+class SimulatedStation:
+    """Simulated instruments on loopback, as a station.
+
+    ``station`` names them as the protocols do; ``open_options`` go to
+    :func:`labctl.station.open_instrument` for the protocol's instrument (a BioLogic
+    simulator is reached in-process: its wire is a DLL); ``attrs`` are what the run file
+    records of the simulation (``simulated_cell`` or ``simulated_sample``); ``cells`` the
+    cells behind the instruments, in order.
+    """
+
+    station: Station
+    open_options: dict[str, Any] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    cells: list[CellParameters] = field(default_factory=list)
+
+
+def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *, cycler: str | None = None,
+                  overrides: dict[str, Any] | None = None, cell: CellParameters | None = None) -> SimulatedStation:
+    """Start the simulated instruments a protocol needs on free loopback ports (closed by
+    ``stack``), sharing ``clock``; the station names them as the protocol does.
+
+    * ``cycler`` (``neware``/``biologic``): a cycler with one channel running the cell;
+    * a program with a tip or pad electrode: a 2400 (and for a tip an AFM controller) around
+      the protocol's simulated junction;
+    * otherwise a 2400 in front of the protocol's simulated cell (``cell`` replaces it, e.g.
+      the cell a resumed run recorded).
+
+    Raises:
+        FileError: a bad simulation section or an unknown cycler.
+    """
+    program = protocol.program()
+    if cycler is not None:
+        cell = cell or cell_parameters(protocol, source, overrides)
+        return start_cyclers(cycler, [protocol.instrument], [cell], clock, stack)
+    if program.electrode in ("tip", "pad"):
+        tip_junction = junction(protocol, source)
+        smu = TcpServer(Keithley2400Simulator(tip_junction, now=clock.now))
+        stack.callback(smu.close)
+        instruments = {protocol.instrument: InstrumentConfig(driver="keithley2400", address=smu.resource)}
+        if program.electrode == "tip":
+            afm = NanonisServer(NanonisAfmSimulator(tip_junction))
+            stack.callback(afm.close)
+            instruments[protocol.afm] = InstrumentConfig(driver="nanonis", address=afm.resource)
+        sample = {**protocol.simulated_sample.model_dump(), "junction": asdict(tip_junction.params),
+                  "electrode": asdict(tip_junction.electrode)}
+        return SimulatedStation(Station(instruments=instruments), attrs={"simulated_sample": sample})
+    cell = cell or cell_parameters(protocol, source, overrides)
+    server = TcpServer(Keithley2400Simulator(cell, now=clock.now))
+    stack.callback(server.close)
+    station = Station(instruments={protocol.instrument: InstrumentConfig(driver="keithley2400", address=server.resource)})
+    return SimulatedStation(station, attrs={"simulated_cell": asdict(cell)}, cells=[cell])
+
+
+def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParameters], clock: Clock,
+                  stack: ExitStack) -> SimulatedStation:
+    """One simulated ``cycler`` with a channel per cell, the station naming the channels
+    ``names``: a NEWARE BTS on a loopback port (reached over TCP like a real one), or a
+    BioLogic instrument reached through its Development-Package calls in this process.
+
+    Raises:
+        FileError: an unknown cycler, or more channels than it has.
+    """
+    if cycler not in SIMULATED_CYCLERS:
+        raise FileError([f"--cycler: unknown cycler {cycler!r}; known: {', '.join(SIMULATED_CYCLERS)}"])
+    options: dict[str, Any] = {}
+    if cycler == "neware":
+        from drivers.sim.neware import BtsServer, NewareBtsSimulator
+
+        sim = NewareBtsSimulator(len(cells), cell=list(cells), now=clock.now)
+        server = BtsServer(sim)
+        stack.callback(server.close)
+        host, port = server.address
+        addresses = [f"{host}:{port}/{devid}-{unit}-{chl}" for (_type, devid, unit, chl) in sim.channels]
+    else:
+        from drivers.sim.biologic import SimulatedBackend
+
+        if len(cells) > BIOLOGIC_MAX_CHANNELS:
+            raise FileError([f"--channels: a BioLogic instrument has at most {BIOLOGIC_MAX_CHANNELS} channels, "
+                             f"not {len(cells)}"])
+        backend = SimulatedBackend(len(cells), cell=list(cells), now=clock.now)
+        addresses = [f"{backend.address}/{k + 1}" for k in range(len(cells))]
+        options["backend"] = backend
+    station = Station(instruments={name: InstrumentConfig(driver=cycler, address=address)
+                                   for name, address in zip(names, addresses)})
+    attrs = {"simulated_cell": asdict(cells[0])} if len(cells) == 1 else {}
+    return SimulatedStation(station, open_options=options, attrs=attrs, cells=list(cells))
+
+
+def identify_simulated(driver: str) -> str:
+    """The identification a simulated instrument of ``driver`` gives, through the real
+    driver (the simulator lives for the query).
+
+    Raises:
+        ValueError: no simulator of that driver here.
+    """
+    from labctl.station import identify
+
+    with ExitStack() as stack:
+        if driver == "nanonis":
+            server = NanonisServer(NanonisAfmSimulator(TipJunction()))
+        elif driver == "keithley2400":
+            server = TcpServer(Keithley2400Simulator(CELL_PRESETS["hl_llzo"]))
+        else:
+            raise ValueError(f"no simulated {driver!r} here")
+        stack.callback(server.close)
+        return identify(InstrumentConfig(driver=driver, address=server.resource))
+
+
+# -- `labctl sim …`: simulators served until Ctrl-C ---------------------------------------------------
+
+def preset_cell(preset: str, **changes: Any) -> CellParameters:
+    """A preset cell with ``changes`` (None values ignored).
+
+    Raises:
+        ValueError: unknown preset or parameter, or an invalid value (one line).
+    """
+    if preset not in CELL_PRESETS:
+        raise ValueError(f"--cell: unknown preset {preset!r}; known: {', '.join(CELL_PRESETS)}")
+    try:
+        return replace(CELL_PRESETS[preset], **{k: v for k, v in changes.items() if v is not None})
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def serve_keithley2400(cell: CellParameters, clock: Clock, *, port: int = 0, pty: bool = False) -> list[Any]:
+    """A simulated 2400 in front of ``cell`` on 127.0.0.1:``port`` (and on a pseudo-terminal);
+    the servers (``.resource``, ``.close()``). Raises OSError if the port is taken."""
+    sim = Keithley2400Simulator(cell, now=clock.now)
+    servers: list[Any] = [TcpServer(sim, port=port)]
+    if pty:
+        servers.append(PtyServer(sim))
+    return servers
+
+
+def serve_afm(*, homogenising_layer: bool, seed: int, sample_seed: int, port: int = 0,
+              smu_port: int = 0) -> tuple[Any, Any, TipJunction]:
+    """A simulated AFM controller and a 2400 on the same tip junction: (afm server, 2400
+    server, junction). Raises OSError if a port is taken (nothing is left running)."""
+    tip_junction = TipJunction(SampleParameters(homogenising_layer=homogenising_layer, seed=sample_seed), seed=seed)
+    afm = NanonisServer(NanonisAfmSimulator(tip_junction), port=port)
+    try:
+        smu = TcpServer(Keithley2400Simulator(tip_junction), port=smu_port)
+    except OSError:
+        afm.close()
+        raise
+    return afm, smu, tip_junction
+
+
+def serve_neware(cell: CellParameters, clock: Clock, *, channels: int, port: int = 0) -> tuple[Any, list[str]]:
+    """A simulated NEWARE BTS with ``channels`` channels of ``cell`` (channel k: seed + k) on
+    127.0.0.1:``port``: (server, channel ids ``devid-subdevid-chlid``).
+
+    Raises:
+        ValueError: a bad channel count; OSError: the port is taken.
+    """
+    from drivers.sim.neware import BtsServer, NewareBtsSimulator
+
+    sim = NewareBtsSimulator(channels, cell=cell, now=clock.now)
+    server = BtsServer(sim, port=port)
+    return server, [f"{d}-{s}-{c}" for (_t, d, s, c) in sim.channels]
+
+
+def chamber_parameters(*, start_C: float = 25.0) -> Any:
+    """The simulated chamber's thermal parameters, starting at ``start_C`` (°C).
+
+    Raises:
+        ValueError: ``start_C`` outside the chamber's set point range.
+    """
+    from drivers.sim.physics.chamber import ChamberParameters
+
+    return ChamberParameters(start_C=start_C)
+
+
+def serve_chamber(params: Any, clock: Clock, *, port: int = 0, framing: str = "rtu") -> Any:
+    """A simulated BINDER chamber (MB1 controller, MODBus) with thermal ``params``
+    (:func:`chamber_parameters`) on 127.0.0.1:``port``.
+
+    Raises:
+        ValueError: an unknown framing; OSError: the port is taken.
+    """
+    from drivers.sim.chamber import BinderMB1Simulator, ChamberServer
+
+    return ChamberServer(BinderMB1Simulator(params, now=clock.now), port=port, framing=framing)
+
+
+__all__ = ["BIOLOGIC_MAX_CHANNELS", "SIMULATED_CYCLERS", "SimulatedStation", "cell_from_record", "cell_parameters",
+           "cell_presets", "identify_simulated", "junction", "preset_cell", "serve_afm", "serve_keithley2400",
+           "chamber_parameters", "serve_chamber", "serve_neware", "start_cyclers", "start_station"]
