@@ -51,16 +51,23 @@ class ShortDetection(BaseModel):
       ``drop_points`` readings in a row. Also a step whose |V| never leaves ``floor_V``
       (shorted from its start), over ``min_points`` readings, when the noise is below the floor.
     * **Soft short** — "the current abruptly increased, followed by high-frequency stochastic
-      spikes" [001 L64]; a "voltage spark" [003 L508]. The cell's own noise when healthy is the
-      robust σ (1.4826 × median |d²u|) of the second differences of the first
-      ``baseline_points`` settled readings of a step — carried from step to step when one
-      detector serves the run (:meth:`ShortDetector.reset`) — never below ``noise_floor_V``.
+      spikes" [001 L64]; a "voltage spark" [003 L508]. The cell's own noise when healthy is
+      judged from the second differences d²u of its settled readings, robustly (σ = 1.4826 ×
+      median |d²u|): each step's first ``baseline_points`` give that step's estimate, and the
+      median of the last ``baseline_steps`` estimates of steps that raised nothing is the
+      cell's carried baseline (one detector serves the run, :meth:`ShortDetector.reset`). The
+      reference is the larger of the two, never below ``noise_floor_V``: a step's estimate
+      from a few readings can by chance be several times too low (at 0.5 mV of noise a
+      10-reading estimate fell to 67 µV once in 70 steps), the carried median cannot; a step
+      noisier from its start than the cell was (a range change of the instrument) raises it.
       A reading whose second difference exceeds ``spike_factor`` × that σ is a spike;
       ``spike_count`` spikes within ``noise_window`` readings are a soft short. Second
       differences ignore drifts and bends (a Li-ion discharge knee, a diffusion rise).
 
-    Cells with an open-circuit voltage (Li-ion full cells) are not judged: on discharge u < 0
-    throughout, on charge u rises and never drops.
+    ``full_cell``: a cell with an open-circuit voltage (Li-ion, Li | SSE | cathode) keeps the
+    sign of its voltage whatever the current, so it is judged on u = |V| (a short pulls it to
+    0 V) instead of V·sign(I). :func:`looks_like_full_cell` tells one from a symmetric cell in
+    recorded data (``labctl import``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -76,6 +83,9 @@ class ShortDetection(BaseModel):
     settle_points: int = Field(default=20, ge=1)
     settle_s: float = Field(default=1.0, ge=0)
     baseline_points: int = Field(default=10, ge=3)
+    """Settled readings of a step from which its noise is estimated."""
+    baseline_steps: int = Field(default=8, ge=1)
+    """Steps whose noise estimates make up the cell's carried baseline (their median)."""
     spike_factor: float | None = Field(default=10.0, gt=0)
     """None: no soft-short detection."""
     spike_count: int = Field(default=4, ge=1)
@@ -83,6 +93,8 @@ class ShortDetection(BaseModel):
     noise_floor_V: float = Field(default=20e-6, ge=0)
     """The least noise σ assumed (an instrument's resolution: readings quantised to 0.1 mV
     show no noise at all between equal readings)."""
+    full_cell: bool = False
+    """Judge |V| (a cell with an open-circuit voltage), not V·sign(I) (a symmetric cell)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -115,11 +127,12 @@ class ShortDetector:
 
     __slots__ = ("_cfg", "_keep", "_sign", "_t0", "_n", "_settled", "_pos_run", "_prev_u", "_seen_voltage",
                  "_low_run", "_sum", "_m", "_drop_run", "_u1", "_u2", "_d2", "_sigma_step", "_sigma_carry",
-                 "_spikes", "_spike_n", "_spike_limit", "_flagged")
+                 "_history", "_spikes", "_spike_n", "_spike_limit", "_flagged")
 
     def __init__(self, config: ShortDetection) -> None:
         self._cfg = config
         self._keep = 1.0 - config.drop_fraction
+        self._history: deque[float] = deque(maxlen=config.baseline_steps)
         self._sigma_carry: float | None = None
         self._sigma_step: float | None = None
         self._flagged = False
@@ -135,7 +148,8 @@ class ShortDetector:
         """Start a new step (the level depends on the current); keep the cell's noise baseline
         if the step that ended learnt one and raised nothing."""
         if self._sigma_step is not None and not self._flagged:
-            self._sigma_carry = self._sigma_step
+            self._history.append(self._sigma_step)
+            self._sigma_carry = _median(list(self._history))
         self._sigma_step = None
         self._flagged = False
         self._sign = 0.0
@@ -157,12 +171,12 @@ class ShortDetector:
         self._spike_limit: float | None = None
 
     def _reference(self) -> float | None:
-        """σ of second differences the spikes are judged against: the step's own baseline once
-        learnt, else the cell's carried one."""
-        ref = self._sigma_step if self._sigma_step is not None else self._sigma_carry
-        if ref is None:
+        """σ of second differences the spikes are judged against: the larger of the step's own
+        estimate (once learnt) and the cell's carried baseline."""
+        known = [x for x in (self._sigma_step, self._sigma_carry) if x is not None]
+        if not known:
             return None
-        return max(ref, self._cfg.noise_floor_V * _D2_PER_SIGMA)
+        return max(*known, self._cfg.noise_floor_V * _D2_PER_SIGMA)
 
     def _noise_V(self) -> float | None:
         """The cell's voltage noise σ for the drop rule: the carried healthy baseline if known,
@@ -187,7 +201,7 @@ class ShortDetector:
             self._sign, self._t0 = sign, t_s
         elif sign != self._sign:
             return None
-        u = sign * voltage_V
+        u = abs(voltage_V) if cfg.full_cell else sign * voltage_V
         self._n += 1
         if not self._settled:
             return self._settling(u, t_s)
@@ -271,6 +285,28 @@ class ShortDetector:
                 return "soft_short", (f"voltage noise: {self._spike_n} spikes in {len(spikes)} readings, each over "
                                       f"{cfg.spike_factor:g}× the cell's healthy noise (σ = {noise * 1e6:.3g} µV)")
         return None
+
+
+#: :func:`looks_like_full_cell`: the share of constant-current readings with V·I < 0 above which
+#: the voltage does not follow the current (a symmetric cell shows it only in reversal transients:
+#: 0.6 % of gcpl.mpr's readings), and the median |V| above which it is a cell voltage, not an
+#: overpotential (Li | SSE | Li cells polarise by mV to a few 100 mV; Li-ion cells sit at 3–4 V).
+FULL_CELL_OPPOSITE_FRACTION = 0.2
+FULL_CELL_MEDIAN_V = 1.0
+
+
+def looks_like_full_cell(voltage_V: np.ndarray, current_A: np.ndarray) -> bool:
+    """Whether recorded readings (1-D, V and A) come from a cell with an open-circuit voltage
+    (judge with ``ShortDetection(full_cell=True)``): among readings with current, V·I < 0 for
+    more than ``FULL_CELL_OPPOSITE_FRACTION`` of them and median |V| above
+    ``FULL_CELL_MEDIAN_V``. A file of charges only looks symmetric, and is judged correctly so
+    (V·sign(I) = V > 0)."""
+    v, i = np.asarray(voltage_V, dtype=float), np.asarray(current_A, dtype=float)
+    flowing = (i != 0) & np.isfinite(v) & np.isfinite(i)
+    if not flowing.any():
+        return False
+    opposite = float(np.mean(v[flowing] * i[flowing] < 0))
+    return opposite > FULL_CELL_OPPOSITE_FRACTION and float(np.median(np.abs(v[flowing]))) > FULL_CELL_MEDIAN_V
 
 
 def _median(values: list[float]) -> float:
@@ -398,4 +434,4 @@ def time_is_up(step: Any, elapsed_s: float, tolerance_s: float = 1e-9) -> bool:
 
 
 __all__ = ["EndConditions", "ShortDetection", "ShortDetector", "first_polarisation_index", "first_safety_index",
-           "first_short", "polarisation_message", "safety_message", "safety_violation", "short_message", "time_is_up"]
+           "first_short", "looks_like_full_cell", "polarisation_message", "safety_message", "safety_violation", "short_message", "time_is_up"]

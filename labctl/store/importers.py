@@ -14,7 +14,7 @@ Column mapping (cyclers-data-formats.md §1.5, §2):
 run-file column           NEWARE (fastnda)                       EC-Lab (galvani)
 ========================  =====================================  =====================================
 ``test_time_s``           ``total_time_s``                       ``time/s`` (since acquisition start)
-``voltage_V``             ``voltage_V``                          ``Ewe/V``
+``voltage_V``             ``voltage_V``                          ``Ewe/V`` (``<Ewe>/V``, averaged, in CP)
 ``current_A``             ``current_mA`` / 1000                  ``I/mA`` / 1000; without ``I/mA`` (a
                                                                  BT-Lab GCPL record): the applied
                                                                  ``control/V/mA`` in galvanostatic mode,
@@ -38,7 +38,9 @@ current; ``reason`` is why it ended: for NEWARE the step file inside the ``.ndax
 (its ``Time`` → ``time``, ``Cap`` → ``charge``, ``Stop_Volt`` → ``voltage``, ``Stop_Curr`` →
 ``current``); otherwise ``next_step`` (the cycler moved on; the file does not say why) or
 ``end_of_file`` (the last step). labctl's short detection (:class:`~labctl.engine.ShortDetector`,
-default :class:`~labctl.engine.ShortDetection`) is replayed over every constant-current step, and
+default :class:`~labctl.engine.ShortDetection`, with ``full_cell`` when
+:func:`~labctl.checks.looks_like_full_cell` says the file is of a cell with an open-circuit
+voltage) is replayed over every constant-current step, and
 a step where it fires ends with the detector's kind (``short``, ``soft_short``) and an event of
 that kind — so
 :func:`~labctl.analysis.critical_current_density` finds a short in old data as it would live.
@@ -67,7 +69,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from labctl.checks import ShortDetector
+from labctl.checks import ShortDetector, looks_like_full_cell
 from labctl.events import Detected, Readings, RunEnded, RunStarted, StepEnded, StepSummary
 from labctl.checks import ShortDetection
 from labctl.store.writer import RunFileWriter
@@ -288,7 +290,10 @@ def _read_eclab(path: Path, source: Path) -> VendorRecording:
         raise VendorFileError(f"{source}: not a readable EC-Lab .mpr file (galvani: {exc.__class__.__name__}: {exc})") from None
     data = mpr.data
     names = set(data.dtype.names or ())
-    for column in ("time/s", "Ewe/V"):
+    # EC-Lab writes the averaged potential ``<Ewe>/V`` instead of ``Ewe/V`` for some techniques
+    # (CP); impedance spectra have it too, per frequency, and are not time series
+    ewe = "<Ewe>/V" if "Ewe/V" not in names and "<Ewe>/V" in names and "freq/Hz" not in names else "Ewe/V"
+    for column in ("time/s", ewe):
         if column not in names:
             raise VendorFileError(
                 f"{source}: no '{column}' column — not a time series "
@@ -363,7 +368,7 @@ def _read_eclab(path: Path, source: Path) -> VendorRecording:
     return VendorRecording(
         path=source, vendor="EC-Lab", reader="galvani", reader_version=_package_version("galvani"),
         channel="eclab", start_unix_s=start_local.replace(tzinfo=_dt.timezone.utc).timestamp(), test_time_s=t,
-        voltage_V=_widen(data["Ewe/V"]), current_A=current_mA / 1000.0, charge_C=charge_C, cycle_index=cycle,
+        voltage_V=_widen(data[ewe]), current_A=current_mA / 1000.0, charge_C=charge_C, cycle_index=cycle,
         step_number=step_number, step_time_s=np.full(n, np.nan), step_id=ns, step_kind=step_kind,
         step_type_name=type_name, area_cm2=area_cm2, area_source=area_source, instrument=instrument,
         metadata=metadata, notes=notes,
@@ -545,7 +550,9 @@ def write_run_file(
         "cell_area_source": area_source,
     }
     writer = RunFileWriter(output, [rec.channel], attrs)
-    detector = ShortDetector(short_detection or ShortDetection())
+    if short_detection is None:  # a Li-ion file is judged on |V|, a symmetric cell on V·sign(I)
+        short_detection = ShortDetection(full_cell=looks_like_full_cell(rec.voltage_V, rec.current_A))
+    detector = ShortDetector(short_detection)
     n_shorts = 0
     try:
         channel = rec.channel

@@ -256,22 +256,48 @@ def test_safety_limits_stop_the_channel(limits, current_A, code, t_end) -> None:
     assert channel.current_values().I_A == 0.0 and sim.channel(0).current_values().I == 0.0
 
 
-def test_the_short_floor_stays_with_the_engine() -> None:
-    """A CP limit test acts on the first sample, where a real cell after a reversal still shows the
-    last half-cycle's sign: the floor is not compiled into the instrument (the engine's sign-aware
-    detection judges it), so a healthy channel cycles through its reversals."""
-    program = lab.StepProgram(steps=[lab.Loop(steps=[lab.ConstantCurrent(current_A=1e-3, duration_s=600, record_interval_s=1.0),
-                                                     lab.ConstantCurrent(current_A=-1e-3, duration_s=600, record_interval_s=1.0)],
-                                              count=3)],
-                              area_cm2=1.0, safety=lab.SafetyLimits(max_abs_voltage_V=5.0, max_abs_current_A=2e-3))
-    compiled = compile_program(program)
-    assert compiled.software_floor_steps == (0, 1)
-    assert all(not step.limits for t in compiled.techniques if isinstance(t, CP) for step in t.steps)
+def _floor_program(duration_s: float) -> lab.StepProgram:
+    return lab.StepProgram(steps=[lab.Loop(steps=[lab.ConstantCurrent(current_A=1e-3, duration_s=duration_s, record_interval_s=1.0),
+                                                  lab.ConstantCurrent(current_A=-1e-3, duration_s=duration_s, record_interval_s=1.0)],
+                                           count=3)],
+                           area_cm2=1.0, safety=lab.SafetyLimits(max_abs_voltage_V=5.0, max_abs_current_A=2e-3))
+
+
+def test_the_short_floor_waits_out_the_reversal_transient() -> None:
+    """After a reversal a cell still shows the last half-cycle's sign (the first sample here is
+    the ohmic drop on top of the opposite polarisation): the floor is compiled onto the CP's
+    second step, after ``settle_s``, so a healthy channel cycles through its reversals."""
+    compiled = compile_program(_floor_program(600))
+    assert compiled.software_floor_steps == ()
     clock, sim, channel = rig(CellParameters(ccd_mA_cm2=5.0))
     channel.load_techniques(compiled.techniques, compiled.safety)
     channel.start()
     clock.t = 4000.0
     assert channel.status().end_reason == EndReason.FINISHED
+    data = channel.data_since(0)
+    steps = compiled.step_indices(data.technique_index, data.loop)
+    for strip in (1, 3, 5):
+        v = data.Ewe_V[steps == strip]
+        # each strip's first point still has the plating sign; a floor (Ewe > −1 mV) there would stop it
+        assert v[0] > 1e-3 and np.all(v[1:] < -1e-3)
+    assert np.array_equal(np.unique(steps, return_counts=True)[1], [601] * 6)  # no point twice
+
+
+def test_a_short_ends_the_channel_with_reason_short() -> None:
+    """The compiled short floor (``Ewe < +1 mV`` on a charge, exit stop) ends the run in the
+    instrument when the filament bridges (V = I·R_short)."""
+    compiled = compile_program(_floor_program(3600))
+    clock, sim, channel = rig(CellParameters(ccd_mA_cm2=0.5))
+    channel.load_techniques(compiled.techniques, compiled.safety)
+    channel.start()
+    clock.t = 3e4
+    status = channel.status()
+    assert (status.end_reason, compiled.end_reason(status), sim.channel(0).end_reason) == (EndReason.LIMIT_STOP, "short", "limit_stop")
+    assert "Ewe < 0.001" in status.detail
+    data = channel.data_since(0)
+    assert 36 < data.time_s[-1] < 80 and abs(data.Ewe_V[-1]) < 1e-3 < abs(data.Ewe_V[0])
+    assert set(compiled.step_indices(data.technique_index, data.loop)) == {0}
+
 
 def test_stop_run_pause_transitions() -> None:
     clock, sim, channel = rig()
@@ -341,9 +367,8 @@ def test_cursor_returns_every_point_once_also_after_a_crash(tmp_path: Path) -> N
     clock2.t = 20000.0
     reference.poll()
     whole = reference.data_since(0)
-    # the cell's relaxing states make the last bits depend on how the period was cut
-    assert np.array_equal(times, whole.time_s) and np.allclose(np.concatenate([g.Ewe_V for g in got]), whole.Ewe_V,
-                                                               rtol=1e-9, atol=1e-12)
+    # the channel integrates its cell from sample to sample, whenever it is asked: exactly equal
+    assert np.array_equal(times, whole.time_s) and np.array_equal(np.concatenate([g.Ewe_V for g in got]), whole.Ewe_V)
     assert again.data_since(366).last_index is None
 
 
