@@ -66,7 +66,9 @@ class ShortDetection(BaseModel):
 
     ``full_cell``: a cell with an open-circuit voltage (Li-ion, Li | SSE | cathode) keeps the
     sign of its voltage whatever the current, so it is judged on u = |V| (a short pulls it to
-    0 V) instead of V·sign(I). :func:`looks_like_full_cell` tells one from a symmetric cell in
+    0 V) instead of V·sign(I); its level is mostly that voltage, so the drop rule also judges
+    against the median running level of its last ``baseline_steps`` steps (a step that starts
+    shorted is seen; a symmetric cell's level follows the current, and is not carried). :func:`looks_like_full_cell` tells one from a symmetric cell in
     recorded data (``labctl import``).
     """
 
@@ -127,12 +129,15 @@ class ShortDetector:
 
     __slots__ = ("_cfg", "_keep", "_sign", "_t0", "_n", "_settled", "_pos_run", "_prev_u", "_seen_voltage",
                  "_low_run", "_sum", "_m", "_drop_run", "_u1", "_u2", "_d2", "_sigma_step", "_sigma_carry",
-                 "_history", "_spikes", "_spike_n", "_spike_limit", "_flagged")
+                 "_history", "_levels", "_cell_level", "_spikes", "_spike_n", "_spike_limit", "_flagged")
 
     def __init__(self, config: ShortDetection) -> None:
         self._cfg = config
         self._keep = 1.0 - config.drop_fraction
         self._history: deque[float] = deque(maxlen=config.baseline_steps)
+        self._levels: deque[float] = deque(maxlen=config.baseline_steps)
+        self._cell_level = 0.0
+        self._m = 0
         self._sigma_carry: float | None = None
         self._sigma_step: float | None = None
         self._flagged = False
@@ -150,6 +155,9 @@ class ShortDetector:
         if self._sigma_step is not None and not self._flagged:
             self._history.append(self._sigma_step)
             self._sigma_carry = _median(list(self._history))
+        if self._cfg.full_cell and self._m >= self._cfg.min_points and not self._flagged:
+            self._levels.append(self._sum / self._m)
+            self._cell_level = _median(list(self._levels))
         self._sigma_step = None
         self._flagged = False
         self._sign = 0.0
@@ -246,15 +254,18 @@ class ShortDetector:
 
     def _drop(self, u: float) -> tuple[str, str] | None:
         cfg = self._cfg
-        level = self._sum / self._m
+        # a full cell's voltage is mostly its open-circuit voltage: judged against the level its
+        # earlier steps showed too, so a step that starts shorted is seen
+        level = max(self._sum / self._m, self._cell_level)
         threshold = max(self._keep * level, cfg.floor_V)
         noise = self._noise_V()
         if u < threshold and (noise is None or level - u > cfg.drop_sigma * noise):
             self._drop_run += 1
             if self._drop_run >= cfg.drop_points:
                 self._flagged = True
-                return "short", (f"|V| fell to {u * 1e3:.4g} mV, {100 * (1 - u / level):.0f}% under the step's "
-                                 f"running level {level * 1e3:.4g} mV, for {self._drop_run} readings")
+                what = "the step's running level" if level > self._cell_level else "the cell's level in earlier steps"
+                return "short", (f"|V| fell to {u * 1e3:.4g} mV, {100 * (1 - u / level):.0f}% under {what} "
+                                 f"{level * 1e3:.4g} mV, for {self._drop_run} readings")
         else:
             self._drop_run = 0
         return None
