@@ -300,7 +300,7 @@ class ShortDetector:
 
 #: :func:`looks_like_full_cell`: the share of constant-current readings with V·I < 0 above which
 #: the voltage does not follow the current (a symmetric cell shows it only in reversal transients:
-#: 0.6 % of gcpl.mpr's readings), and the median |V| above which it is a cell voltage, not an
+#: 2 % of gcpl.mpr's readings), and the median |V| above which it is a cell voltage, not an
 #: overpotential (Li | SSE | Li cells polarise by mV to a few 100 mV; Li-ion cells sit at 3–4 V).
 FULL_CELL_OPPOSITE_FRACTION = 0.2
 FULL_CELL_MEDIAN_V = 1.0
