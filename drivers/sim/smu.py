@@ -64,7 +64,10 @@ def measure_resolution(function: str, value: float, full_scale: float | None = N
 
 def quantise(function: str, value: float, full_scale: float | None = None) -> float:
     """``value`` rounded to the resolution :func:`measure_resolution` gives."""
-    step = measure_resolution(function, value, full_scale)
+    target = abs(value) if full_scale is None else full_scale
+    for scale, step in MEASURE_RESOLUTION[function]:  # inlined measure_resolution: once per reading
+        if target <= scale * (1 + 1e-9):
+            return round(value / step) * step
     return round(value / step) * step
 
 

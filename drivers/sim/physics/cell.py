@@ -484,6 +484,12 @@ class SymmetricCell:
         self._i_th = p.oxidation_onset_current_density_mA_cm2 * 1e-3 * a * p._f(p.oxidation_activation_energy_eV)  # noqa: SLF001
         self._ox_per_V = math.log(10.0) / (p.oxidation_tafel_slope_mV * 1e-3)
         self._factors_h = -1.0
+        # CCD at temperature and pressure (ccd_at without the capacity factor), per-area factor
+        self._ccd_tp = p.ccd_at(0.0)
+        self._soft_fraction = p.soft_short_fraction
+        self._j_per_A = 1e3 / a
+        self._evolves = p.interfacial_asr_after_cycling_ohm_cm2 != p.interfacial_asr_ohm_cm2
+        self._evolution_grid = 1e-3 * p.interface_evolution_mAh_cm2
         self._update_interface()
         self._r_scale = self._r_o + self._r_gb + sum(self._rw) + 2.0 * p.interfacial_asr_at(0.0) / a
 
@@ -653,7 +659,8 @@ class SymmetricCell:
                 current_A = self._advance_potentiostatic(dt_s / n, held[0])
             self._held = (held[0], held[1])
             return
-        r_p = self._parallel_ohm(flicker=False)
+        # no filament yet: the parallel path is the electronic one
+        r_p = self._r_e if self.filament_fraction < self._soft_fraction else self._parallel_ohm(flicker=False)
         # An explicit split of the current is stable and accurate while the parallel path is far
         # above the cell's own resistance (electronic leakage); a filament needs the implicit one.
         if self._n_ss or r_p < 1e3 * self._r_scale:
@@ -693,7 +700,6 @@ class SymmetricCell:
 
     def _account(self, h: float, current_A: float, ionic_A: float) -> None:
         """Charge counters, interface evolution, Li depletion, lifetime and filament growth."""
-        p = self.params
         self.charge_passed_C += current_A * h
         if current_A == 0.0:
             return
@@ -701,24 +707,25 @@ class SymmetricCell:
         if sign != self._sign:
             self._sign = sign
             self.half_cycle_mAh_cm2 = 0.0
-        dq = abs(ionic_A) * h / 3.6 / p.area_cm2
-        self.half_cycle_mAh_cm2 += dq
+        dq = abs(ionic_A) * h * self._j_per_A / 3600.0
+        q = self.half_cycle_mAh_cm2 = self.half_cycle_mAh_cm2 + dq
         self.cycled_mAh_cm2 += dq
         self.time_under_current_s += h
         # R_int moves on a fixed grid of charge (0.1 % of the evolution scale), so the state does
         # not depend on how a period was cut into advance() calls.
-        if p.interfacial_asr_after_cycling_ohm_cm2 != p.interfacial_asr_ohm_cm2 and \
-                math.floor(self.cycled_mAh_cm2 / (1e-3 * p.interface_evolution_mAh_cm2)) != self._evolved_at:
+        if self._evolves and math.floor(self.cycled_mAh_cm2 / self._evolution_grid) != self._evolved_at:
             self._update_interface()
         # A filament needs Li plated into the electrolyte: at either electrode of a Li | Li cell,
         # at the SS of a Li | SSE | SS cell under negative current, never in SS | SSE | SS.
-        if self.shorted or self._n_li == 0 or (self._n_ss and current_A > 0):
+        if self.filament_fraction >= 1.0 or self._n_li == 0 or (self._n_ss and current_A > 0):
             return
-        j_mA_cm2 = abs(current_A) * 1e3 / p.area_cm2
-        # Relative tolerance: a step programmed at exactly the CCD (1.8 mA cm⁻² from 0.1 × 18 in
-        # floating point) must not count as above it.
-        over = j_mA_cm2 > p.ccd_at(self.half_cycle_mAh_cm2) * (1 + 1e-9)
-        if over or self.time_under_current_s >= self._lifetime_s:
+        p = self.params
+        j_mA_cm2 = abs(current_A) * self._j_per_A
+        # ccd_at(q), from the cached factors; relative tolerance: a step programmed at exactly the
+        # CCD (1.8 mA cm⁻² from 0.1 × 18 in floating point) must not count as above it.
+        q_lim = p.ccd_capacity_limit_mAh_cm2
+        ccd = self._ccd_tp if q <= q_lim else self._ccd_tp * math.sqrt(q_lim / q)
+        if j_mA_cm2 > ccd * (1 + 1e-9) or self.time_under_current_s >= self._lifetime_s:
             growth = j_mA_cm2 * h / (p.filament_charge_to_short_mAh_cm2 * 3600.0)
             self.filament_fraction = min(1.0, self.filament_fraction + growth)
 
@@ -760,7 +767,7 @@ class SymmetricCell:
         """Terminal voltage (V) with ``current_A`` forced through the cell now, with noise:
         the ohmic drop of the ionic share of the current plus the stateful overpotentials."""
         self._held = self._last_x = None
-        r_p = self._parallel_ohm(flicker=True)
+        r_p = self._r_e if self.filament_fraction < self._soft_fraction else self._parallel_ohm(flicker=True)
         h = self._state_V()
         v = (current_A * self._r_o + h) * r_p / (r_p + self._r_o)
         noise = self.params.noise_V
