@@ -478,6 +478,12 @@ class ShortDetectionLike(Protocol):
         """|V| below this on a constant-current step is a hard short (V, ≥ 0; 0 = no floor)."""
         ...
 
+    @property
+    def settle_s(self) -> float:
+        """Time after a step's start before the floor may judge (s, ≥ 0): after a current
+        reversal a real cell still shows the last half-cycle's polarity for a few ms."""
+        ...
+
 
 class ProgramLike(Protocol):
     """A step program as the cycler compilers read it (``labctl.steps``' model has these names)."""

@@ -18,7 +18,9 @@ Per technique run (choices where §3.2 says nothing; a real channel may differ):
 
 * the channel *samples* every ``Record_every_dT`` (or every ``sample_interval_s`` when a
   ``Record_every_dE``/``dI`` is set) and at each step's end; it stores a point at the step's
-  start, every dT (or dE/dI change), at its end and when a limit or safety limit trips;
+  start (unless the step continues the previous one of its CP at the same current: that
+  step's end point is the start), every dT (or dE/dI change), at its end and when a limit or
+  safety limit trips;
 * limit tests (``TestN_Config`` bits: 0 active, 1 logic OR/AND, 2–4 comparison < >, 5+
   variable E/Aux1/Aux2/I, combined left to right) and safety limits are checked at every
   sample, on the stored (float32) values; a safety limit stops the channel, current off;
@@ -213,6 +215,7 @@ class SimChannel:
     _skipped_unreported: int = 0
     _t: float = 0.0
     _t0: float = 0.0
+    _now: float = 0.0
     _started: bool = False
 
     # -- control -------------------------------------------------------------------------------
@@ -234,12 +237,12 @@ class SimChannel:
         self._buffer.clear()
         self.memory_filled = self.points_stored = self.points_skipped = self._skipped_unreported = 0
         self.end_reason, self.safety_code = "", SafetyCode.OK
-        self._t = self._t0 = t_s
+        self._t = self._t0 = self._now = t_s
         self._started = True
         self._loop = 0
         self._remaining: dict[int, int] = {}
         self._q_C = 0.0
-        self._E = self._I = 0.0
+        self._E = self._I = self._level = 0.0
         self._exceeded_since: float | None = None
         self.state = ChannelState.RUN
         self._enter(0)
@@ -247,17 +250,20 @@ class SimChannel:
 
     def stop(self, t_s: float) -> None:
         self.advance(t_s)
+        self._integrate(t_s)
         if self.state != ChannelState.STOP:
             self._end("stopped")
 
     def pause(self, t_s: float) -> None:
         self.advance(t_s)
+        self._integrate(t_s)
         if self.state != ChannelState.RUN:
             raise BLError("pause", -6, f"channel {self.index} is not running")
         self.state, self._paused_at = ChannelState.PAUSE, t_s
 
     def resume(self, t_s: float) -> None:
         self.advance(t_s)
+        self._integrate(t_s)
         if self.state != ChannelState.PAUSE:
             raise BLError("resume", -6, f"channel {self.index} is not paused")
         self._step_start += t_s - self._paused_at
@@ -265,7 +271,12 @@ class SimChannel:
 
     # -- the firmware loop -------------------------------------------------------------------------
     def advance(self, t_s: float) -> None:
-        """Run the channel up to simulated time ``t_s``."""
+        """Run the channel up to simulated time ``t_s``.
+
+        The cell is integrated from sample to sample only (and to a stop or pause), never to
+        the instant a client happens to ask: the points do not depend on how often it asks."""
+        if self._started:
+            self._now = max(self._now, t_s)
         while self.state == ChannelState.RUN:
             tech, step = self._tech, self._step
             duration = step.duration_s
@@ -275,8 +286,6 @@ class SimChannel:
                 break
             self._integrate(max(target, self._t))
             self._sample(tech, step, rel, rel >= duration - _EPS_S)
-        if t_s > self._t:
-            self._integrate(t_s)
 
     def _integrate(self, to_s: float) -> None:
         dt = to_s - self._t
@@ -315,7 +324,7 @@ class SimChannel:
                 self._next_step()
             return
         x = e if tech.technique_id not in (TechniqueId.CA, TechniqueId.CALIMIT) else self._I
-        if (rel == 0.0 or at_end or rel - self._last_record_rel >= tech.record_dt_s - _EPS_S
+        if ((rel == 0.0 and not self._continues) or at_end or rel - self._last_record_rel >= tech.record_dt_s - _EPS_S
                 or (tech.record_dx > 0 and abs(x - self._last_record_x) >= tech.record_dx)):
             self._store(i)
             self._last_record_rel, self._last_record_x = rel, x
@@ -353,6 +362,7 @@ class SimChannel:
 
     def _begin_step(self, k: int) -> None:
         tech = self._tech
+        level_before = self._level
         self._step_k, self._step = k, tech.steps[k]
         previous = tech.steps[k - 1].value if k > 0 else 0.0
         self._level = self._step.value + (previous if self._step.vs_initial else 0.0)
@@ -361,9 +371,12 @@ class SimChannel:
         elif tech.technique_id == TechniqueId.OCV:
             self._I = 0.0
         self._step_start = self._t
+        # A step that continues the last at the same current (a CP split into a settling part
+        # and the rest) does not store its start: the previous step's end point is that point.
+        self._continues = k > 0 and tech.technique_id in (TechniqueId.CP, TechniqueId.CPLIMIT) and self._level == level_before
         self._sample_k = 0
         self._sample_dt = tech.record_dt_s if tech.record_dx == 0 else min(tech.record_dt_s, self.sample_interval_s)
-        self._last_record_rel, self._last_record_x = -math.inf, math.nan
+        self._last_record_rel, self._last_record_x = (0.0, self._E) if self._continues else (-math.inf, math.nan)
         self._exceeded_since = None
 
     def _end(self, reason: str) -> None:
@@ -419,7 +432,7 @@ class SimChannel:
             Ewe=self._E if self.state == ChannelState.RUN else 0.0, EweRangeMin=-half, EweRangeMax=half, Ece=0.0,
             EceRangeMin=-half, EceRangeMax=half, Eoverflow=0, I=_f32(self._I) if self.state == ChannelState.RUN else 0.0,
             IRange=self._tech.i_range if running else -1, Ioverflow=0,
-            ElapsedTime=_f32(self._t - self._t0) if self._started else 0.0, Freq=0.0, Rcomp=0.0, Saturation=0,
+            ElapsedTime=_f32(self._now - self._t0) if self._started else 0.0, Freq=0.0, Rcomp=0.0, Saturation=0,
             OptErr=0, OptPos=0)
 
 

@@ -75,6 +75,7 @@ def cell_parameters(protocol: Any, source: str, overrides: dict[str, Any] | None
     cell = getattr(protocol, "cell", None)
     if cell is not None:
         values.update(area_cm2=cell.area_cm2, electrolyte_thickness_um=cell.electrolyte_thickness_um,
+                      li_thickness_um=cell.li_thickness_um, stack_pressure_MPa=cell.stack_pressure_MPa,
                       temperature_C=cell.temperature_C)
     values.update(section)
     if replacement is not None:
@@ -97,8 +98,8 @@ def cell_from_record(text: str) -> CellParameters:
         ValueError: not a recorded cell.
     """
     try:
-        return CellParameters(**json.loads(text))
-    except (TypeError, json.JSONDecodeError) as exc:
+        return CellParameters.from_dict(json.loads(text))
+    except (TypeError, ValueError, json.JSONDecodeError) as exc:
         raise ValueError(f"simulated_cell: not a recorded cell ({exc})") from None
 
 

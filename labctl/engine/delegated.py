@@ -197,6 +197,8 @@ class DelegatedExecutor(RunLifecycle):
         if native_program is None and self.compile is None:
             raise ValueError("give the native program or a compile function")
         self._program = program
+        # One detector for the run, reset at each step: it carries the cell's healthy noise.
+        self._detector = ShortDetector(program.short_detection)
         self._area = program.area_cm2
         self._t_offset = attach.t_offset_s if attach else 0.0
         self._first_index = attach.first_step_index if attach else 0
@@ -472,7 +474,9 @@ class DelegatedExecutor(RunLifecycle):
         if expected and current_A * expected < 0 and abs(current_A) > 0.5 * abs(expected):
             raise InstrumentError(self.cycler.address, f"step {index}: the channel sources {current_A:.4g} A where the "
                                                        f"program has {expected:.4g} A: it is not running labctl's program")
-        detector = ShortDetector(program.short_detection) if isinstance(step, ConstantCurrent) and expected else None
+        detector = self._detector if isinstance(step, ConstantCurrent) and expected else None
+        if detector is not None:
+            detector.reset()
         self._open = _OpenStep(index, step, cycle, expected, t_s, self._charge_base_C, detector, t_last=t_s)
         self._publish(StepStarted(t_s, self.channel, index, step.kind, step.label, cycle, expected))
 
@@ -520,7 +524,7 @@ class DelegatedExecutor(RunLifecycle):
             found = first_polarisation_index(v[:j_safe], program.polarisation_limit_V)
             j_polar = n if found is None else found
         if watching:
-            short = first_short(s.detector, v, i, stop=min(j_safe, j_polar + 1))
+            short = first_short(s.detector, v, i, t, stop=min(j_safe, j_polar + 1))
             if short is not None:
                 j, kind, detail = short
                 return kind, short_message(kind, s.current_A * 1e3 / self._area, float(t[j]), s.index, detail), float(t[j])

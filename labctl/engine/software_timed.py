@@ -167,6 +167,8 @@ class SoftwareTimedExecutor(RunLifecycle):
         self._resume = resume
         self._mode: str | None = None
         self._lost_since: float | None = None
+        # One detector for the run, reset at each step: it carries the cell's healthy noise.
+        self._detector = ShortDetector(program.short_detection)
         self._last_publish_wall = time.monotonic()
         self._charge_C = resume.charge_C if resume else 0.0
         self._reset_failures = 0
@@ -269,7 +271,9 @@ class SoftwareTimedExecutor(RunLifecycle):
             self._reconnect(exc, index, level)
         t_start = clock.now() - t0
         self._publish(StepStarted(t_start, self.channel, index, step.kind, step.label, cycle, current_A))
-        detector = ShortDetector(program.short_detection) if step.kind == "constant_current" else None
+        detector = self._detector if step.kind == "constant_current" else None
+        if detector is not None:
+            detector.reset()
         duration = step.duration_s if step.duration_s is not None else math.inf
         v_safe, i_safe = program.safety.max_abs_voltage_V, program.safety.max_abs_current_A
         v_polar = program.polarisation_limit_V if detector is not None else None
@@ -363,7 +367,7 @@ class SoftwareTimedExecutor(RunLifecycle):
                 break
             if paused_at is None:
                 if detector is not None:
-                    found = detector.update(v, i)
+                    found = detector.update(v, i, t)
                     if found is not None:
                         reason = found[0]
                         self._end_reason = short_message(reason, density, t, index, found[1])
