@@ -43,7 +43,7 @@ from labctl.engine import (
 )
 from labctl.events import Detected, Subscriber
 from labctl.station import InstrumentConfig, Station, load_station, open_instrument
-from labctl.steps import StepProgram
+from labctl.steps import SOFTWARE_ONLY, StepProgram, program_kinds
 from labctl.store import RunFile, RunFileError, RunFileWriter, write_results
 from labctl.store.recover import RESUMABLE, attach_point, resume_point
 from labctl.yamlfile import FileError, line_of, read_yaml
@@ -193,11 +193,16 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
     protocol, station, source = bench.protocol, bench.station, bench.source
     program = protocol.program()
     config = station.instrument(protocol.instrument, source)
+    kinds = program_kinds(program)
+    software_only = sorted(kinds & SOFTWARE_ONLY)
+    if software_only and config.is_cycler and config.entry.potentiostat is None:
+        raise FileError([f"{source}: instruments: {protocol.instrument}: a {config.driver} cycler cannot run "
+                         f"{', '.join(software_only)} steps (a BioLogic channel or a sourcemeter can)"])
     if not output_exists_ok and path.exists():
         raise FileExistsError(f"{path}: a run file already exists there; choose another -o")
     with ExitStack() as stack:
         extra: dict[str, Any] = dict(bench.attrs)
-        if config.is_cycler:
+        if config.is_cycler and not software_only:
             native = native_program or _compile(protocol, program, config)
             if bench.simulated:
                 folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="labctl-steps-"))
@@ -220,18 +225,28 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
             def start(executor: Any) -> RunOutcome:
                 return executor.run(program, native_program=native, attach=resume)
         else:
-            smu = open_instrument(config, **bench.open_options)
+            smu = open_potentiostat(config, **bench.open_options) if config.is_cycler else \
+                open_instrument(config, **bench.open_options)
             stack.callback(smu.close)
+            if "impedance" in kinds and not hasattr(smu, "measure_impedance"):
+                raise FileError([f"{source}: instruments: {protocol.instrument}: a {config.driver} cannot measure "
+                                 "impedance; the protocol's impedance steps need a BioLogic channel"])
             idn = _identify(smu)
             afm = None
             if program.electrode == "tip":
                 afm = open_instrument(station.instrument(protocol.afm, source, role="afm"))
                 stack.callback(afm.close)
                 extra["afm_idn"] = _identify(afm)
+            chamber = None
+            if "set_temperature" in kinds:
+                chamber = open_instrument(station.instrument(getattr(protocol, "chamber", "chamber"), source,
+                                                             role="chamber"))
+                stack.callback(chamber.close)
+                extra["chamber_idn"] = _identify(chamber)
             columns = ()
 
             def make(subscribers_: list[Subscriber]) -> RunLifecycle:
-                return SoftwareTimedExecutor(smu, bench.clock, afm=afm, channel=protocol.instrument,
+                return SoftwareTimedExecutor(smu, bench.clock, afm=afm, chamber=chamber, channel=protocol.instrument,
                                              subscribers=subscribers_, reconnect=config.on_lost)
 
             def start(executor: Any) -> RunOutcome:
@@ -240,7 +255,8 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
         if resume is None:
             writer = RunFileWriter(path, [protocol.instrument], run_attrs(
                 protocol, bench.protocol_path, bench.protocol_text, simulated=bench.simulated, speed=bench.speed,
-                station=station, instrument_idn=idn, operator=operator, **extra), extra_columns=columns)
+                station=station, instrument_idn=idn, operator=operator, **extra), extra_columns=columns,
+                spectra="impedance" in kinds)
         else:
             writer = RunFileWriter.append(path)
             t_s = resume.t_offset_s if isinstance(resume, ResumePoint) else resume.last_test_time_s
@@ -260,6 +276,22 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
         results = {**results, "run_status": outcome.status, "run_end_reason": outcome.reason}
         write_results(writer.path, results)
         return SessionResult(writer.path, outcome, results, protocol.summary(results), interrupted)
+
+
+def open_potentiostat(config: InstrumentConfig, **options: Any) -> Any:
+    """A cycler channel opened as a software-timed potentiostat (its registry entry's
+    ``potentiostat`` opener), for programs with :data:`labctl.steps.SOFTWARE_ONLY` steps.
+
+    Raises:
+        FileError: the driver has no such opener, or a malformed address.
+        drivers.base.InstrumentLost / InstrumentError: as :func:`labctl.station.open_instrument`.
+    """
+    if config.entry.potentiostat is None:
+        raise FileError([f"{config.address}: a {config.driver} channel cannot run as a potentiostat"])
+    try:
+        return config.entry.potentiostat(config, **options)
+    except ValueError as exc:
+        raise FileError([f"{config.address}: {exc}"]) from None
 
 
 def _compile(protocol: ProtocolBase, program: StepProgram, config: InstrumentConfig) -> str:
@@ -425,5 +457,6 @@ def resume_run(
                         native_program=attrs.get("native_program") or None)
 
 
-__all__ = ["Bench", "SessionResult", "check_protocol", "default_output_path", "execute", "load_checked", "journal_path", "poll_interval_s",
+__all__ = ["Bench", "SessionResult", "check_protocol", "default_output_path", "execute", "load_checked", "journal_path",
+           "open_potentiostat", "poll_interval_s",
            "resume_run", "run_attrs", "run_protocol", "run_stamp"]

@@ -13,7 +13,9 @@ Layout (one file per run, readable with plain h5py):
   one) ``bdf_label`` attributes; the channel's step program as ``program_json``;
 * ``events``: time, channel, kind, step, message (shorts, compliance, run end …);
 * ``steps``: one row per executed step (:class:`~labctl.events.StepSummary`);
-* ``results``: analysis output, written after the run by :func:`write_results`.
+* ``results``: analysis output, written after the run by :func:`write_results`;
+* ``spectra/<channel>`` (runs with impedance steps, ``spectra=True``): one row per frequency
+  point of each :class:`~labctl.events.Spectrum` (:mod:`labctl.store.spectra`).
 
 The file is opened in SWMR mode once its layout exists, so other processes (the GUI,
 ``labctl inspect``, h5py scripts with ``swmr=True``) can read it while it is written. Each
@@ -35,7 +37,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from labctl.events import READING_COLUMNS, Column, Detected, Readings, RunEnded, RunStarted, StepEnded
+from labctl.events import READING_COLUMNS, Column, Detected, Readings, RunEnded, RunStarted, Spectrum, StepEnded
+from labctl.store.spectra import GROUP as SPECTRA_GROUP
+from labctl.store.spectra import append_spectrum, create_spectra, spectrum_columns
 
 FORMAT = "labctl-run/1"
 #: Rows per chunk of the reading columns. The columns are NOT compressed: in SWMR mode HDF5
@@ -102,6 +106,9 @@ class RunFileWriter:
             :data:`~labctl.events.READING_COLUMNS` (a delegated run's cycler test id and
             point number, :data:`labctl.engine.delegated.DELEGATED_COLUMNS`); every
             ``Readings`` batch must then carry them.
+        spectra: create ``spectra/<channel>`` for every channel (with test time, cycle and
+            step index), so the run's ``Spectrum`` events can be stored (SWMR mode cannot
+            create datasets later).
 
     Raises:
         FileExistsError: ``path`` exists (a run file is never overwritten).
@@ -109,7 +116,7 @@ class RunFileWriter:
     """
 
     def __init__(self, path: str | Path, channels: Iterable[str], attrs: Mapping[str, Any],
-                 extra_columns: Iterable[Column] = ()) -> None:
+                 extra_columns: Iterable[Column] = (), *, spectra: bool = False) -> None:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path}: a run file already exists there; choose another -o")
@@ -125,6 +132,10 @@ class RunFileWriter:
         for key, value in attrs.items():
             f.attrs[key] = _encode(value)
         group = f.create_group("channels")
+        channels = list(channels)
+        if spectra:
+            for channel in channels:
+                create_spectra(f, channel, with_time=True, with_cycle=True, with_step=True)
         for channel in channels:
             g = group.create_group(channel)
             g.attrs["program_json"] = ""
@@ -177,6 +188,7 @@ class RunFileWriter:
         its path finds it readable, whenever the process dies."""
         self._file = f
         self._columns = {name: dict(g.items()) for name, g in f["channels"].items()}
+        self._spectra = dict(f[SPECTRA_GROUP].items()) if SPECTRA_GROUP in f else {}
         self._events = f["events"]
         self._steps = f["steps"]
         self._running = set(self._columns)
@@ -199,6 +211,8 @@ class RunFileWriter:
                                        s.cumulative_charge_C), flush=False)  # goes out with the next readings
         elif isinstance(event, Detected):
             self._append(self._events, (event.t_s, event.channel, event.kind, event.step_index, event.message))
+        elif isinstance(event, Spectrum):
+            self._append_spectrum(event)
         elif isinstance(event, RunStarted):
             self._append(self._events, (event.t_s, event.channel, "run_started", event.start_step,
                                         f"run started at step {event.start_step}"))
@@ -218,6 +232,21 @@ class RunFileWriter:
             start = ds.shape[0]
             ds.resize((start + n,))
             ds[start:] = values
+        self._file.flush()
+
+    def _append_spectrum(self, event: Spectrum) -> None:
+        """Store one spectrum under ``spectra/<channel>``.
+
+        Raises:
+            KeyError: the file was created without ``spectra=True`` (a bug of the caller).
+        """
+        if event.channel not in self._spectra:
+            raise KeyError(f"{self.path}: no spectra/{event.channel} group (writer created without spectra=True)")
+        n = len(event.frequency_Hz)
+        columns = spectrum_columns(event.frequency_Hz, event.z_real_ohm, event.z_imag_neg_ohm,
+                                   spectrum_index=event.spectrum_index, test_time_s=[event.t_s] * n,
+                                   cycle_index=event.cycle, step_index=event.step_index)
+        append_spectrum(self._spectra[event.channel], columns)
         self._file.flush()
 
     def _append(self, ds: h5py.Dataset, row: tuple, *, flush: bool = True) -> None:
