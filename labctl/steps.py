@@ -274,6 +274,8 @@ class SetTemperature(_Model):
     soak_s: float = Field(default=1800.0, ge=0, le=7 * 86400)
     timeout_s: float = Field(default=4 * 3600.0, gt=0, le=7 * 86400)
     poll_s: float = Field(default=10.0, ge=0.1, le=3600)
+    wait: bool = True
+    """False: set the point and go on at once (a standby temperature at the end of a run)."""
     label: str = ""
     cycle: int = Field(default=0, ge=0)
 

@@ -60,8 +60,7 @@ class Arrhenius(ProtocolBase):
                                      timeout_s=self.timeout_h * 3600, poll_s=self.poll_s, label=f"{t:g} °C"),
                       self.impedance.step(f"EIS {t:g} °C")]
         if self.return_to_C is not None:
-            steps.append(SetTemperature(temperature_C=self.return_to_C, tolerance_K=50.0, soak_s=0.0,
-                                        timeout_s=self.timeout_h * 3600, poll_s=self.poll_s, label="return"))
+            steps.append(SetTemperature(temperature_C=self.return_to_C, wait=False, soak_s=0.0, label="standby"))
         return StepProgram(steps=steps, area_cm2=self.cell.area_cm2,
                            safety=SafetyLimits(max_abs_voltage_V=self.limits.voltage_limit_V,
                                                max_abs_current_A=self.limits.current_limit_mA * 1e-3))

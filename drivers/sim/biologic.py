@@ -434,28 +434,32 @@ class SimChannel:
         return True
 
     def _sweep_point(self, t_s: float) -> bool:
-        """The next reading of a linear sweep (CV Ei → E1 …) if it is due by ``t_s``; False if not
-        yet. Each reading holds its potential until the next (a staircase of Record_every_dE)."""
-        tech = self._tech
-        target_s = self._step_start + self._sweep_times[self._sample_k]
+        """The next event of a linear sweep if it is due by ``t_s``; False if not yet. The
+        potential is a staircase of Record_every_dE steps; each step's current is measured at its
+        end (``Begin_measuring_I``/``End_measuring_I`` average the current late in the step, past
+        the double layer's charging spike: here its last instant), then the next step is applied."""
+        k = self._sample_k
+        levels, times = self._sweep_levels, self._sweep_times
+        target_s = self._step_start + times[k]
         if target_s > t_s + _EPS_S:
             return False
         self._integrate(target_s)
-        e = self._sweep_levels[self._sample_k]
-        self._I = self.cell.current_A(e)
-        self._E, i = _f32(e), _f32(self._I)
         self._sample_k += 1
-        last = self._sample_k >= len(self._sweep_levels)
-        if self.safety is not None:
-            code = self.safety.check(self._E, i, self._q_C)
-            if code != SafetyCode.OK:
-                self._store_sweep(e, i)
-                self.safety_code = code
-                self._end("safety_limit")
-                return True
-        self._store_sweep(e, i)
-        if last:
+        if k > 0:  # the end of step k − 1: its reading
+            e = levels[k - 1]
+            self._I = self.cell.current_A(e)
+            self._E, i = _f32(e), _f32(self._I)
+            self._store_sweep(e, i)
+            if self.safety is not None:
+                code = self.safety.check(self._E, i, self._q_C)
+                if code != SafetyCode.OK:
+                    self.safety_code = code
+                    self._end("safety_limit")
+                    return True
+        if k == len(levels):
             self._enter(self._index + 1)
+            return True
+        self._I = self.cell.current_A(levels[k])  # apply the next step (the cell holds it)
         return True
 
     def _store_sweep(self, e: float, i: float) -> None:
@@ -480,6 +484,8 @@ class SimChannel:
                 levels.append(end)
                 times.append(t + abs(end - start) / rate)
             t += abs(end - start) / rate
+        step_s = tech.record_dx / points[1][1]
+        times.append(times[-1] + step_s)  # the last step's reading, one step later
         self._sweep_levels, self._sweep_times = levels, times
 
     def _store_words(self, words: tuple[int, ...], process: int = 0) -> None:

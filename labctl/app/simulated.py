@@ -226,7 +226,11 @@ def start_potentiostat(protocol: Any, cell: CellParameters, clock: Clock, stack:
             max_setpoint_C=params.max_setpoint_C)
         attrs["simulated_chamber"] = asdict(params)
     backend = SimulatedBackend(1, cell=[cell], now=clock.now, temperature_C=follow)
-    instruments[protocol.instrument] = InstrumentConfig(driver="biologic", address=f"{backend.address}/1")
+    # The channel samples at half the program's shortest record interval (0.1–10 s): every
+    # reading the engine takes is at most that old, and a long dry run stays fast.
+    shortest = protocol.program().shortest_record_interval_s or 1.0
+    instruments[protocol.instrument] = InstrumentConfig(driver="biologic", address=f"{backend.address}/1",
+                                                        sample_interval_s=min(10.0, max(0.1, shortest / 2)))
     return SimulatedStation(Station(instruments=instruments), open_options={"backend": backend}, attrs=attrs,
                             cells=[cell])
 

@@ -78,9 +78,11 @@ class CharacterisationSteps:
     def _set_temperature(self, index: int, step: Any, cycle: int) -> str:
         chamber = self.chamber
         chamber.set_temperature_C(step.temperature_C)
+        wait = f"waiting until within ±{step.tolerance_K:g} K for {step.soak_s:g} s" if step.wait else "not waiting"
         self._publish(Detected(self._test_time(), self.channel, "set_temperature",
-                               f"chamber {chamber.address}: set point {step.temperature_C:g} °C; waiting until within "
-                               f"±{step.tolerance_K:g} K for {step.soak_s:g} s", index))
+                               f"chamber {chamber.address}: set point {step.temperature_C:g} °C; {wait}", index))
+        if not step.wait:
+            return "completed"
         last: list[float] = []
 
         def on_reading(_now_s: float, temperature_C: float) -> None:
