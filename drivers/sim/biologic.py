@@ -475,14 +475,16 @@ class SimChannel:
         levels, times = [points[0][0]], [0.0]
         t = 0.0
         for (start, _r), (end, rate) in zip(points, points[1:]):
-            n = int(math.floor(abs(end - start) / tech.record_dx + 1e-9))
+            n = int(math.floor(abs(end - start) / tech.record_dx + 1e-3))  # singles: 0.2 / 0.005 ≈ 40.000003
             step = math.copysign(tech.record_dx, end - start)
             for k in range(1, n + 1):
                 levels.append(start + k * step)
                 times.append(t + k * tech.record_dx / rate)
-            if abs(end - start) > n * tech.record_dx + 1e-12:
+            if abs(end - start) > (n + 1e-3) * tech.record_dx:
                 levels.append(end)
                 times.append(t + abs(end - start) / rate)
+            elif n:
+                levels[-1] = end  # the last whole step lands on the vertex
             t += abs(end - start) / rate
         step_s = tech.record_dx / points[1][1]
         times.append(times[-1] + step_s)  # the last step's reading, one step later
