@@ -72,7 +72,8 @@ class CharacterisationSteps:
                                    np.asarray(spectrum.frequency_Hz, float), np.asarray(spectrum.z_real_ohm, float),
                                    np.asarray(spectrum.z_imag_neg_ohm, float)))
             self._n_spectra += 1
-        return "stopped" if self.stopping else "completed"
+        # A stop that came after the last frequency leaves a whole spectrum: the step is done.
+        return "completed" if len(spectrum.frequency_Hz) >= step.n_frequencies else "stopped"
 
     # -- temperature --------------------------------------------------------------------------------
     def _set_temperature(self, index: int, step: Any, cycle: int) -> str:

@@ -97,6 +97,8 @@ class ResumePoint:
     step_elapsed_s: float = 0.0
     step_charge_C: float = 0.0
     step_start_s: float | None = None
+    spectra_done: int = 0
+    """Impedance spectra already in the file: the resumed run numbers its spectra on from here."""
 
 
 class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
@@ -164,7 +166,7 @@ class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
         if "impedance" in kinds and not hasattr(self.smu, "measure_impedance"):
             raise ValueError(f"{getattr(self.smu, 'address', 'the instrument')} cannot measure impedance; a program "
                              "with impedance steps needs an impedance-capable instrument (a BioLogic channel)")
-        self._n_spectra = 0
+        self._n_spectra = resume.spectra_done if resume is not None else 0
         t_offset = resume.t_offset_s if resume else 0.0
         self._t0 = self.clock.now() - t_offset
         self._program = program

@@ -73,26 +73,34 @@ def resume_point(run: RunFile, channel: str) -> ResumePoint:
     """
     cols = run.columns(channel)
     steps = [s for s in run.steps() if s["channel"] == channel]
+    spectra = len(run.spectra(channel))
     t = cols["test_time_s"]
     if len(t) == 0:
-        return ResumePoint(step_index=0, t_offset_s=0.0)
+        return ResumePoint(step_index=0, t_offset_s=0.0, spectra_done=spectra)
     last_t = float(t[-1])
     charge = float(cols["charge_C"][-1])
     last_row = steps[-1] if steps else None
     index = int(cols["step_index"][-1])
+    if last_row is not None and last_row["step_index"] > index:
+        # An instrument step without readings (a spectrum, a soak) ended last: after it if it
+        # completed, else it runs again from its start.
+        done = last_row["reason"] in _FINISHED | {"completed"}
+        return ResumePoint(step_index=int(last_row["step_index"]) + int(done),
+                           t_offset_s=max(last_t, float(last_row["end_s"])), charge_C=charge, spectra_done=spectra)
     if last_row is not None and last_row["step_index"] == index:
         if last_row["reason"] in _FINISHED:
-            return ResumePoint(step_index=index + 1, t_offset_s=last_t, charge_C=charge)
+            return ResumePoint(step_index=index + 1, t_offset_s=last_t, charge_C=charge, spectra_done=spectra)
         # A step ended early by a stop, an error or a lost instrument: its remainder runs.
         return ResumePoint(step_index=index, t_offset_s=last_t, charge_C=charge,
                            step_elapsed_s=last_row["end_s"] - last_row["start_s"],
-                           step_charge_C=last_row["charge_C"], step_start_s=last_row["start_s"])
+                           step_charge_C=last_row["charge_C"], step_start_s=last_row["start_s"],
+                           spectra_done=spectra)
     in_step = np.flatnonzero(cols["step_index"] == index)
     first = int(in_step[0])
     return ResumePoint(step_index=index, t_offset_s=last_t, charge_C=charge,
                        step_elapsed_s=last_t - float(t[first]),
                        step_charge_C=charge - float(cols["charge_C"][first]),
-                       step_start_s=float(t[first]))
+                       step_start_s=float(t[first]), spectra_done=spectra)
 
 
 def attach_point(run: RunFile, channel: str) -> AttachPoint:

@@ -221,3 +221,27 @@ def test_a_linear_sweep_on_a_2400_is_a_timed_staircase(clock):
                            and e.columns["step_index"][0] == 1])
     assert np.allclose(rest, 0.0, atol=1e-9)  # back at 0 A afterwards
     assert np.allclose(batch.columns["current_A"], batch.columns["voltage_V"] / 1000.0, rtol=1e-3, atol=1e-9)
+
+
+def test_a_stopped_eis_run_resumes_after_its_last_spectrum(tmp_path):
+    from labctl.app.run import resume_run
+
+    path = _write(tmp_path, {"kind": "eis", "rest_before_s": 60, "spectra": 3, "interval_s": 60,
+                             "impedance": {"initial_frequency_Hz": 1e4, "final_frequency_Hz": 1.0},
+                             "fit": {"circuit": "Rb-(Rct|CPE)"}})
+    engines: list = []
+
+    def stop_after_first_spectrum(event):
+        if isinstance(event, Spectrum):
+            engines[0].request_stop("test stop")
+
+    first = run_protocol(path, simulate=True, speed=math.inf, output=tmp_path / "r.h5",
+                         subscribers=[stop_after_first_spectrum], on_engine=engines.append)
+    assert first.outcome.status == "stopped"
+    resumed = resume_run(first.path)
+    assert resumed.outcome.status == "completed", resumed.outcome.reason
+    with RunFile(first.path) as run:
+        indices = [int(s["spectrum_index"][0]) for s in run.spectra("pot")]
+        steps = [int(s["step_index"][0]) for s in run.spectra("pot")]
+    assert indices == [0, 1, 2]
+    assert steps == [1, 3, 5]  # the first spectrum is not measured again
