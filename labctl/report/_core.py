@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labctl.report._cafm import cafm_report
+from labctl.report._characterisation import (arrhenius_report, dc_polarisation_report, eis_report, lsv_report,
+                                             sequence_report, transference_report)
 from labctl.report._common import ReportFigure, ReportRun
 from labctl.report._galvanostatic import ccd_report, cycling_report, imported_report
 from labctl.report._memristor import memristor_report
@@ -19,6 +21,9 @@ REPORTS: dict[str, Callable[[ReportRun, Path], list[ReportFigure]]] = {
     "symmetric_cycling": cycling_report,
     "imported": imported_report,
 }
+# The characterisation kinds (issue 12).
+REPORTS.update({"eis": eis_report, "arrhenius": arrhenius_report, "dc_polarisation": dc_polarisation_report,
+                "transference_number": transference_report, "lsv": lsv_report, "sequence": sequence_report})
 
 
 def build_report(run_path: str | Path, out_dir: str | Path | None = None) -> list[ReportFigure]:
@@ -64,6 +69,15 @@ def write_report(run_path: str | Path, out_dir: str | Path | None = None) -> lis
       polarisation …), ``_overpotential`` (plating/stripping overpotential in mV and ASR in
       Ω cm² vs cycle).
     * ``imported`` (``labctl import``) — ``_timeseries``.
+    * ``eis`` — ``_nyquist`` (−Im Z vs Re Z in Ω cm², fitted R_b, +R_gb, +R_CT marked),
+      ``_bode`` (|Z| in Ω cm² and phase in ° vs Hz).
+    * ``arrhenius`` — ``_arrhenius`` (ln σ vs 1000/T with the E_a line), ``_nyquist``, ``_bode``
+      (one spectrum per temperature).
+    * ``dc_polarisation`` — ``_current`` (|I| in A vs time in the hold, steady state marked).
+    * ``transference_number`` — ``_current``, ``_nyquist`` (before and after).
+    * ``lsv`` — ``_lsv`` (µA cm⁻² vs V, linear and log, onset and threshold marked).
+    * ``sequence`` — ``_timeseries``, and per technique present ``_nyquist``, ``_bode``,
+      ``_resistances`` (R_b, R_gb, R_CT vs Li plated), ``_current``, ``_lsv``.
 
     Long runs are read in blocks with h5py slicing and drawn decimated (each pixel column's
     minimum and maximum), so a 12 000 h run takes seconds and little memory.
