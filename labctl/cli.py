@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -52,7 +53,8 @@ def _speed(value: str) -> float:
 
 def _fail(lines: list[str] | str, code: int = 1) -> typer.Exit:
     for line in [lines] if isinstance(lines, str) else lines:
-        err.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+        # the line as written: "[gui]" or "[1, 2]" in it is text, not a rich markup tag
+        err.print(f"[red]error:[/red] {escape(line)}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -108,6 +110,9 @@ def run(
                                          "cycler (neware or biologic) instead of the 2400; the protocol runs in its firmware."),
     channels: int = typer.Option(1, "--channels", min=1, max=256, help="With --cycler: the same protocol on this "
                                  "many channels of one simulated cycler, a run file each (-o is then a directory)."),
+    queue: bool = typer.Option(False, "--queue", help="Run the protocol files one after the other on one station "
+                               "(a run queue), each in its own run file (-o is then a directory); with --control "
+                               "the queue can be listed and edited while it runs (labctl gui)."),
 ) -> None:
     """Run a protocol; write every reading to an HDF5 run file and print the result.
 
@@ -124,6 +129,20 @@ def run(
     if not simulate and station is None:
         raise _fail("give a station file (--station FILE) or --simulate")
     specs = [CellSpec.parse(text) for text in protocols]
+    if queue:
+        if channels > 1:
+            raise _fail("--queue runs protocol files one after the other; --channels does not apply")
+        if any(spec.instrument is not None for spec in specs):
+            raise _fail("--queue: the protocols run on their own instruments one after the other; drop @instrument")
+        if cell or cell_ccd is not None or seed is not None:
+            raise _fail("--cell, --cell-ccd-mA-cm2 and --seed apply to one run; set the cell in each protocol file "
+                        "(simulated_cell)")
+        with signals_end_the_run() as signals:
+            _run_queue(specs, station, simulate, speed_value, output or Path("runs"), operator, notify, cycler,
+                       control or control_socket is not None, control_socket)
+        if signals.exit_code is not None:
+            raise typer.Exit(signals.exit_code)
+        return
     if cycler is not None and not simulate:
         raise _fail("--cycler simulates a cycler: give it with --simulate (a station file names real cyclers)")
     if channels > 1 and (cycler is None or len(specs) > 1 or specs[0].instrument is not None):
@@ -183,6 +202,65 @@ def run(
     except FileExistsError as exc:
         raise _fail(str(exc)) from None
     _report(result, time.perf_counter() - wall, signals)
+
+
+def _run_queue(specs: list[Any], station: Optional[Path], simulate: bool, speed: float, output_dir: Path,
+               operator: Optional[str], notify: Optional[Path], cycler: Optional[str], control: bool,
+               control_socket: Optional[Path]) -> None:
+    """Protocol files one after the other on one station (labctl.app.queue); a line per run,
+    a table at the end; exit 3 if the queue ended on a fault."""
+    from labctl.app.control import ControlError, ControlServer, check_socket_path
+    from labctl.app.queue import RunQueue, run_queue
+    from labctl.app.run import run_protocol, run_stamp
+
+    pending = RunQueue(simulate=simulate)
+    try:
+        for spec in specs:
+            pending.append(spec.protocol_path)
+    except ValueError as exc:
+        raise _fail(str(exc).split("; ")) from None
+    output_dir.mkdir(parents=True, exist_ok=True)
+    server: Optional[ControlServer] = None
+    if control:
+        socket_path = control_socket or output_dir / f"{run_stamp()}_queue.ctl"
+        try:
+            check_socket_path(socket_path)
+            server = ControlServer(None, socket_path, queue=pending)
+        except ControlError as exc:
+            raise _fail(str(exc)) from None
+        console.print(f"queue control socket: {socket_path}")
+
+    def run_one(entry: Any, path: Path) -> Any:
+        console.print(f"[cyan]queue {entry.id}[/cyan]: {entry.protocol_path.name} → {path}", soft_wrap=True)
+        on_engine = None if server is None else (lambda engine: server.set_run(engine, path))
+        try:
+            return run_protocol(entry.protocol_path, station_path=station, simulate=simulate, speed=speed, output=path,
+                                operator=operator, on_engine=on_engine, notify_path=notify, cycler=cycler)
+        finally:
+            if server is not None:
+                server.set_run(None, None)  # the run's results are stored: its link goes
+
+    def on_result(entry: Any, result: Any, error: Optional[str]) -> None:
+        if result is None:
+            err.print(f"[red]queue {entry.id} not run:[/red] {error}", markup=True, soft_wrap=True)
+        else:
+            console.print(f"[cyan]queue {entry.id}[/cyan]: {result.outcome.status}: {entry.summary}", soft_wrap=True)
+
+    try:
+        entries = run_queue(pending, run_one, output_dir=output_dir, on_result=on_result)
+    finally:
+        if server is not None:
+            server.close()
+    table = Table("#", "protocol", "ended", "result")
+    table.add_column("run file", overflow="fold")
+    for entry in entries:
+        table.add_row(str(entry.id), entry.protocol_path.name, entry.status or entry.state, entry.summary,
+                      Path(entry.run_file).name if entry.run_file else "")
+    console.print(table)
+    if pending.stop_reason:
+        console.print(f"queue ended: {pending.stop_reason}")
+    if any(e.status in FAULT_STATUSES or e.state == "not run" and e.status == "error" for e in entries):
+        raise typer.Exit(3)
 
 
 def _run_cells(specs: list[Any], station: Optional[Path], simulate: bool, speed: float, output_dir: Path,
@@ -374,26 +452,80 @@ def close(
                   f"{closed.last_written_utc} ({closed.gap_s:.0f} s ago)", soft_wrap=True)  # the path whole
 
 
+#: Qt platforms that need no display.
+HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "linuxfb", "eglfs", "vkkhrdisplay", "minimalegl")
+#: How to run the window without a desktop, for the messages.
+HEADLESS_HINT = ("run it on a desktop, under Xvfb (xvfb-run -a labctl gui …), or headless with "
+                 "QT_QPA_PLATFORM=offscreen")
+
+
+def gui_startup_problem() -> str | None:
+    """Why ``labctl gui`` cannot open its window here, in one line, or None: no display (Linux
+    without ``DISPLAY``/``WAYLAND_DISPLAY``), or a display Qt cannot use (a missing system
+    library: Qt itself would abort the process); the GUI packages are checked by the caller."""
+    import os
+    import subprocess
+    import sys
+
+    platform_name = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0].split(";")[0].strip().lower()
+    if platform_name in HEADLESS_PLATFORMS:
+        return None
+    if sys.platform.startswith("linux") and not platform_name \
+            and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return f"no display (DISPLAY is not set): {HEADLESS_HINT}"
+    # Qt aborts the process (exit 134) when its platform plugin cannot start: try it apart first.
+    probe = "from PySide6.QtGui import QGuiApplication; QGuiApplication(['labctl'])"
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the display cannot be used ({exc}): {HEADLESS_HINT}"
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    why = next((line.split(": ", 1)[-1] for line in lines if "needed" in line or "could not" in line.lower()),
+               lines[0] if lines else f"Qt exited with code {done.returncode}")
+    return f"the display cannot be used (Qt: {why}): {HEADLESS_HINT}"
+
+
 @app.command()
 def gui(
     simulate: bool = typer.Option(False, "--simulate", help="Open with a ready simulated station."),
     station: Optional[Path] = typer.Option(None, "--station", help="Station file to load."),
     protocol: Optional[Path] = typer.Option(None, "--protocol", help="Protocol file to load."),
-    attach: Optional[Path] = typer.Option(None, "--attach", help="Run file (.h5) or control socket (.ctl) "
-                                          "of a run to follow or review."),
-    grid: Optional[list[Path]] = typer.Option(None, "--grid", help="A runs directory or run files to show "
-                                              "as a grid of small plots, one per channel (repeatable)."),
+    attach: Optional[str] = typer.Option(None, "--attach", help="Run file (.h5), control socket (.ctl) or a "
+                                         "run's URL on a labctl server (http://HOST:PORT/runs/KEY) to follow or review."),
+    grid: Optional[list[str]] = typer.Option(None, "--grid", help="A runs directory, run files or a labctl server "
+                                             "(http://HOST:PORT) to show as a grid of small plots with a status "
+                                             "table, one per channel (repeatable)."),
 ) -> None:
-    """Open the bench window: station, protocol, run control, live plots, event log."""
+    """Open the bench window: station, protocol, run control, live plots, event log, run queue."""
+    from importlib.util import find_spec
+
+    missing_packages = [name for name in ("PySide6", "pyqtgraph", "ruamel.yaml") if _find(find_spec, name) is None]
+    if missing_packages:
+        raise _fail(f"the GUI needs {', '.join(missing_packages)}; install them with: pip install -e \".[gui]\" "
+                    "(in the labctl checkout)")
+    missing = [text for text in grid or () if not text.lower().startswith(("http://", "https://"))
+               and not Path(text).exists()]
+    if missing:
+        raise _fail(f"--grid: no such file or directory: {', '.join(missing)}")
+    if attach is not None and not attach.lower().startswith(("http://", "https://")) and not Path(attach).exists():
+        raise _fail(f"--attach: no such file: {attach}")
+    problem = gui_startup_problem()
+    if problem is not None:
+        raise _fail(problem)
     try:
         from ui.app import main as gui_main
     except ImportError as exc:
-        raise _fail(f"the GUI needs PySide6 and pyqtgraph ({exc}); pip install 'labctl[gui]'") from None
-    missing = [str(path) for path in grid or () if not path.exists()]
-    if missing:
-        raise _fail(f"--grid: no such file or directory: {', '.join(missing)}")
+        raise _fail(f"the GUI cannot start ({exc}); install its packages with: pip install -e \".[gui]\"") from None
     raise typer.Exit(gui_main(simulate=simulate, station=station, protocol=protocol, attach=attach, grid=grid))
 
+
+def _find(find_spec: Any, name: str) -> Any:
+    try:
+        return find_spec(name)
+    except (ImportError, ValueError):  # a parent package missing, or a module set to None
+        return None
 
 
 @app.command()

@@ -12,11 +12,13 @@ from ui.protocol_panel import EXAMPLES
 
 
 def build_window(*, simulate: bool = False, station: Path | None = None, protocol: Path | None = None,
-                 attach: Path | None = None, runs_dir: Path | None = None,
-                 grid: list[Path] | None = None) -> MainWindow:
+                 attach: str | Path | None = None, runs_dir: Path | None = None,
+                 grid: list[str | Path] | None = None, discover: bool = True) -> MainWindow:
     """The window, loaded as asked. With ``simulate`` and no protocol, the CCD example is loaded
-    so that the simulated station is ready to start. ``grid``: run files and directories to show
-    in the channel grid."""
+    so that the simulated station is ready to start. ``attach``: a run file, control socket or
+    run URL to follow; ``grid``: run files, directories and labctl servers (URLs) to show in
+    the channel grid. Without either, ``discover`` shows the runs going in the runs directory
+    (a queue too) as a window closed earlier left them."""
     window = MainWindow(simulate=simulate, runs_dir=runs_dir)
     if station is not None:
         window.station_panel.load(station)
@@ -28,11 +30,13 @@ def build_window(*, simulate: bool = False, station: Path | None = None, protoco
         window.open_grid(list(grid))
     if attach is not None:
         window.attach(attach)
+    elif discover and not grid:
+        window.attach_live_runs()
     return window
 
 
 def main(*, simulate: bool = False, station: Path | None = None, protocol: Path | None = None,
-         attach: Path | None = None, grid: list[Path] | None = None) -> int:
+         attach: str | Path | None = None, grid: list[str | Path] | None = None) -> int:
     """Run the window until it closes; return the exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("labctl")

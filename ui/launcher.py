@@ -7,6 +7,10 @@ commands the run through its control socket ``RUN.h5.ctl``.
 
 A run directory too deep for a Unix socket path is handled by the run's control server:
 ``RUN.h5.ctl`` is then a link to a short path (:mod:`labctl.app.control`).
+
+:func:`launch_queue` starts a run queue the same way: ``labctl run A B C --queue --control``
+(:mod:`labctl.app.queue`), one process and one control socket ``<runs>/<time>_queue.ctl`` for
+all its runs.
 """
 
 from __future__ import annotations
@@ -48,6 +52,29 @@ def run_command(protocol: Path, run_file: Path, *, simulate: bool, station: Path
     return cmd
 
 
+def _wait_for_socket(process: subprocess.Popen, socket_path: Path, log_path: Path, timeout_s: float,
+                     done_early: Path | None = None) -> None:
+    """Wait until the process listens on ``socket_path`` (or, ``done_early`` given, has already
+    written that run file and ended well).
+
+    Raises:
+        LaunchError: it ended first (its first error line) or did not listen in time.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not socket_path.exists():
+        if process.poll() is not None:
+            if done_early is not None and done_early.exists() and process.returncode != 1:
+                return  # it ran to its end before we looked
+            text = log_path.read_text(encoding="utf-8", errors="replace")
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            errors = [line for line in lines if line.startswith("error:")]
+            raise LaunchError((errors or lines[-1:] or [f"labctl run exited with code {process.returncode}"])[0])
+        if time.monotonic() > deadline:
+            process.terminate()
+            raise LaunchError(f"labctl run did not open its control socket {socket_path} within {timeout_s:g} s")
+        time.sleep(0.05)
+
+
 def launch_run(protocol: Path, run_file: Path, *, simulate: bool, station: Path | None = None, speed: float = 1.0,
                operator: str | None = None, timeout_s: float = 60.0) -> LaunchedRun:
     """Start the run process and wait until its control socket listens (the run file exists then).
@@ -73,17 +100,46 @@ def launch_run(protocol: Path, run_file: Path, *, simulate: bool, station: Path 
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True, cwd=run_file.parent)
-    deadline = time.monotonic() + timeout_s
-    while not socket_path.exists():
-        if process.poll() is not None:
-            if run_file.exists() and process.returncode != 1:
-                break  # it ran to its end before we looked
-            text = log_path.read_text(encoding="utf-8", errors="replace")
-            lines = [line.strip() for line in text.splitlines() if line.strip()]
-            errors = [line for line in lines if line.startswith("error:")]
-            raise LaunchError((errors or lines[-1:] or [f"labctl run exited with code {process.returncode}"])[0])
-        if time.monotonic() > deadline:
-            process.terminate()
-            raise LaunchError(f"labctl run did not open its control socket {socket_path} within {timeout_s:g} s")
-        time.sleep(0.05)
+    _wait_for_socket(process, socket_path, log_path, timeout_s, done_early=run_file)
     return LaunchedRun(run_file, socket_path, log_path, process)
+
+
+@dataclass(frozen=True)
+class LaunchedQueue:
+    """A run queue process started by :func:`launch_queue`."""
+
+    socket_path: Path
+    log_path: Path
+    process: subprocess.Popen
+
+
+def launch_queue(protocols: list[Path], runs_dir: Path, *, simulate: bool, station: Path | None = None,
+                 speed: float = 1.0, operator: str | None = None, timeout_s: float = 60.0) -> LaunchedQueue:
+    """Start ``labctl run P1 P2 … --queue`` writing into ``runs_dir``, with one control socket
+    ``<runs_dir>/<UTC time>_queue.ctl``, and wait until it listens.
+
+    Raises:
+        LaunchError: as :func:`launch_run` (a bad protocol file: its line).
+    """
+    runs_dir = Path(runs_dir).resolve()
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    socket_path = runs_dir / f"{stamp}_queue.ctl"
+    n = 1
+    while socket_path.exists() or socket_path.is_symlink():
+        n += 1
+        socket_path = runs_dir / f"{stamp}-{n}_queue.ctl"
+    log_path = socket_path.with_suffix(".log")
+    cmd = [sys.executable, "-m", "labctl.cli", "run", *[str(Path(p).resolve()) for p in protocols], "--queue",
+           "-o", str(runs_dir), "--control-socket", str(socket_path), "--quiet"]
+    if simulate:
+        cmd += ["--simulate", "--speed", "max" if math.isinf(speed) else repr(float(speed))]
+    elif station is not None:
+        cmd += ["--station", str(Path(station).resolve())]
+    if operator:
+        cmd += ["--operator", operator]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, cwd=runs_dir)
+    _wait_for_socket(process, socket_path, log_path, timeout_s)
+    return LaunchedQueue(socket_path, log_path, process)

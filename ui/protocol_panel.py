@@ -1,9 +1,19 @@
 """Protocol panel: open a protocol file or start from a kind, edit it in a form generated
 from its pydantic model, see the step program it expands to and its planned duration, save
-it as YAML."""
+it as YAML.
+
+*Save as…* offers a new file in the user's protocols folder (:func:`user_protocols_dir`), never
+the file opened (an example of the package, say), and keeps the opened file's comments — the
+seed citations — through the form (ruamel.yaml round trip, :func:`round_trip_yaml`). The
+protocol of a run opened for review or followed is shown read-only, from its run file
+(:meth:`ProtocolPanel.show_run_protocol`); *Edit a copy* makes it a new protocol.
+"""
 
 from __future__ import annotations
 
+import io
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +33,61 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from labctl.yamlfile import FileError, read_yaml
+from labctl.yamlfile import FileError, parse_yaml, read_yaml
 from protocols import KINDS, ProtocolBase, load_protocol
+from ui.progress import format_clock, format_duration
 from ui.schema_form import SchemaForm
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "protocols" / "examples"
 
 
-def format_duration(seconds: float) -> str:
-    """``5400`` → ``"1.50 h"``; under an hour in minutes, under a minute in seconds."""
-    if seconds >= 3600:
-        return f"{seconds / 3600:.2f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.0f} s"
+def user_protocols_dir() -> Path:
+    """Where *Save as…* offers to save: ``$LABCTL_PROTOCOLS``, else ``~/labctl/protocols``."""
+    return Path(os.environ.get("LABCTL_PROTOCOLS") or Path.home() / "labctl" / "protocols")
 
 
-def format_clock(seconds: float) -> str:
-    """``5400`` → ``"1:30:00"`` (h:mm:ss)."""
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+def new_file_name(directory: Path, kind: str, name: str) -> Path:
+    """A file in ``directory`` that does not exist yet, named from the protocol's name
+    (``ccd_staircase_li_llzo_li.yaml``, then ``…-2.yaml`` …)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:40]
+    stem = f"{kind}_{slug}" if slug and not slug.startswith(kind) else (slug or kind)
+    path = directory / f"{stem}.yaml"
+    n = 1
+    while path.exists():
+        n += 1
+        path = directory / f"{stem}-{n}.yaml"
+    return path
+
+
+def round_trip_yaml(original_text: str | None, data: dict[str, Any]) -> str:
+    """``data`` as YAML, keeping the comments and key order of ``original_text`` (the file the
+    form was loaded from) where its keys remain (ruamel.yaml round trip); ``kind`` first."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    ry = YAML()
+    ry.preserve_quotes = True
+    ry.width = 100
+    doc = ry.load(original_text) if original_text else None
+    if not isinstance(doc, CommentedMap):
+        doc = CommentedMap()
+
+    def merge(target: CommentedMap, new: dict[str, Any]) -> None:
+        for key in [k for k in target if k not in new]:
+            del target[key]
+        for key, value in new.items():
+            if isinstance(value, dict) and isinstance(target.get(key), CommentedMap):
+                merge(target[key], value)
+            elif target.get(key) != value or key not in target:
+                target[key] = value
+
+    data = {"kind": data["kind"], **{k: v for k, v in data.items() if k != "kind"}}
+    merge(doc, data)
+    if list(doc)[:1] != ["kind"]:
+        doc.move_to_end("kind", last=False)
+    out = io.StringIO()
+    ry.dump(doc, out)
+    return out.getvalue()
 
 
 def set_point(step: Any, area_cm2: float) -> str:
@@ -110,17 +155,21 @@ class ProtocolPanel(QWidget):
 
     Signal ``validity_changed(bool)`` fires after each validation. :attr:`protocol` is the
     validated model or ``None``; :meth:`file_for_run` gives a file the run process can read.
+    :attr:`read_only` is set while a run's own protocol is shown (:meth:`show_run_protocol`).
     """
 
     validity_changed = Signal(bool)
     message = Signal(str)
+    loaded = Signal()  # another protocol was loaded (a file, a new one): the window clears a finished run
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.path: Path | None = None
         self.modified = False
+        self.read_only = False
         self.protocol: ProtocolBase | None = None
         self.program: Any = None  # StepProgram or StepProgram
+        self._source_text: str | None = None  # the YAML the form was loaded from (its comments are kept)
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         self.kind_box = QComboBox()
@@ -129,14 +178,24 @@ class ProtocolPanel(QWidget):
         self.new_button.setToolTip("Start a protocol of this kind (from its example file where there is one)")
         self.open_button = QPushButton("Open…")
         self.save_button = QPushButton("Save as…")
+        self.save_button.setToolTip(f"Save as a new file (offered in {user_protocols_dir()}), comments kept")
+        self.copy_button = QPushButton("Edit a copy")
+        self.copy_button.setToolTip("Make this run's protocol a new, editable protocol")
+        self.copy_button.setVisible(False)
         top.addWidget(QLabel("kind"))
         top.addWidget(self.kind_box, 1)
-        for button in (self.new_button, self.open_button, self.save_button):
+        for button in (self.new_button, self.open_button, self.save_button, self.copy_button):
             top.addWidget(button)
         layout.addLayout(top)
         self.file_label = QLabel("no protocol")
         self.file_label.setWordWrap(True)
         layout.addWidget(self.file_label)
+        self.error_label = QLabel("")
+        self.error_label.setObjectName("protocol_error")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #b71c1c; font-weight: bold; background: #fdecea; padding: 4px;")
+        self.error_label.setVisible(False)
+        layout.addWidget(self.error_label)
         split = QSplitter(Qt.Orientation.Vertical)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
@@ -146,6 +205,7 @@ class ProtocolPanel(QWidget):
         table_layout.setContentsMargins(0, 0, 0, 0)
         self.duration_label = QLabel("")
         self.duration_label.setStyleSheet("font-weight: bold;")
+        self.duration_label.setWordWrap(True)
         table_layout.addWidget(self.duration_label)
         self.step_model = StepTableModel()
         self.step_table = QTableView()
@@ -164,23 +224,31 @@ class ProtocolPanel(QWidget):
         self.new_button.clicked.connect(lambda: self.new_protocol(self.kind_box.currentText()))
         self.open_button.clicked.connect(self._open_dialog)
         self.save_button.clicked.connect(self._save_dialog)
+        self.copy_button.clicked.connect(self.edit_copy)
 
     # -- loading -----------------------------------------------------------------------------
-    def _show(self, kind: str, data: dict[str, Any]) -> None:
+    def _show(self, kind: str, data: dict[str, Any], *, read_only: bool = False) -> None:
+        self.read_only = read_only
         self.kind_box.setCurrentText(kind)
-        self.form = SchemaForm(KINDS[kind], data)
+        self.form = SchemaForm(KINDS[kind], data, general_in_form=False)
         self.form.changed.connect(self._edited)
+        self.form.setEnabled(not read_only)
         self.scroll.setWidget(self.form)
+        self.copy_button.setVisible(read_only)
+        for widget in (self.kind_box, self.new_button, self.save_button):
+            widget.setEnabled(True)
         self.validate()
 
     def new_protocol(self, kind: str) -> None:
         """A new protocol of ``kind``: its example file's values where there is one, else defaults."""
         example = next((p for p in sorted(EXAMPLES.glob("*.yaml")) if _kind_of(p) == kind), None)
         data = read_yaml(example)[0] if example is not None else {"kind": kind}
+        self._source_text = example.read_text(encoding="utf-8") if example is not None else None
         self.path = None
         self.modified = True
         self.file_label.setText(f"new {kind} protocol (unsaved)")
         self._show(kind, data)
+        self.loaded.emit()
 
     def load(self, path: str | Path) -> bool:
         """Open a protocol file; a bad file is reported (one line per problem) and not loaded.
@@ -190,7 +258,7 @@ class ProtocolPanel(QWidget):
         """
         path = Path(path)
         try:
-            data, _, _ = read_yaml(path)
+            data, _, text = read_yaml(path)
             kind = data.get("kind")
             if kind not in KINDS:
                 load_protocol(path)  # raises the one-line error naming the kind
@@ -198,22 +266,63 @@ class ProtocolPanel(QWidget):
             self.message.emit("; ".join(exc.lines))
             return False
         self.path = path.resolve()
+        self._source_text = text
         self.modified = False
         self.file_label.setText(str(self.path))
         self._show(kind, data)
+        self.loaded.emit()
         return True
 
+    def show_run_protocol(self, attrs: dict[str, Any], run_name: str) -> bool:
+        """Show the protocol a run file stores (``protocol_text``), read-only. Returns whether
+        there was one to show."""
+        text = str(attrs.get("protocol_text", "") or "")
+        name = Path(str(attrs.get("protocol_path") or "protocol.yaml")).name
+        try:
+            data, _node = parse_yaml(text, name)
+        except FileError:
+            return False
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if kind not in KINDS:
+            return False
+        self.path = None
+        self._source_text = text
+        self.modified = False
+        self.file_label.setText(f"protocol of {run_name} ({name}), read-only: as stored in the run file")
+        self._show(kind, data, read_only=True)
+        return True
+
+    def edit_copy(self) -> None:
+        """The run's protocol shown read-only becomes a new, editable protocol."""
+        if self.form is None:
+            return
+        self.modified = True
+        self.file_label.setText(f"new {self.kind_box.currentText()} protocol (a copy of a run's; unsaved)")
+        self.read_only = False
+        self.form.setEnabled(True)
+        self.copy_button.setVisible(False)
+        self.validate()
+
     def _open_dialog(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Open protocol", str(EXAMPLES), "Protocol files (*.yaml *.yml)")
+        name, _ = QFileDialog.getOpenFileName(self, "Open protocol", str(self.path.parent if self.path else EXAMPLES),
+                                              "Protocol files (*.yaml *.yml)")
         if name:
             self.load(name)
 
+    def default_save_path(self) -> Path:
+        """A new file in the user's protocols folder, named from the protocol (never the file
+        opened: an example of the package, or a run's own)."""
+        directory = user_protocols_dir()
+        name = str(getattr(self.protocol, "name", "") or "")
+        return new_file_name(directory, self.kind_box.currentText(), name)
+
     def _save_dialog(self) -> None:
         if self.validate() is None:
-            self.message.emit("fix the fields marked in red before saving")
+            self.message.emit("fix the protocol before saving: " + self._problem())
             return
-        start = str(self.path or Path.cwd() / f"{self.kind_box.currentText()}.yaml")
-        name, _ = QFileDialog.getSaveFileName(self, "Save protocol", start, "Protocol files (*.yaml)")
+        start = self.default_save_path()
+        start.parent.mkdir(parents=True, exist_ok=True)
+        name, _ = QFileDialog.getSaveFileName(self, "Save protocol as a new file", str(start), "Protocol files (*.yaml)")
         if name:
             self.save(name)
 
@@ -224,24 +333,41 @@ class ProtocolPanel(QWidget):
             self.file_label.setText(f"{self.path} (modified)")
         self._validate_timer.start()
 
+    def _problem(self) -> str:
+        """What is wrong, in one line: the whole-protocol error, or the fields marked in red."""
+        errors = self.form.errors() if self.form is not None else {}
+        if errors.get(""):
+            return errors[""].replace("\n", "; ")
+        from ui.schema_form import label_of
+
+        names = [label_of(key.rsplit(".", 1)[-1]) for key in errors]
+        return ("the fields marked in red: " + ", ".join(names[:4]) + (" …" if len(names) > 4 else "")) if names \
+            else "the protocol is not valid"
+
     def validate(self) -> ProtocolBase | None:
-        """Validate the form: errors at the fields; on success the step table and duration."""
+        """Validate the form: errors at the fields (a whole-protocol error beside the fields it
+        names and above the form); on success the step table and duration."""
         self.protocol = self.form.validate() if self.form is not None else None
         self.program = None
         if self.protocol is not None:
             try:
                 self.program = self.protocol.program()
             except ValueError as exc:  # the step program's own limits
-                self.form.general_error.setText(str(exc))
-                self.form.general_error.setVisible(True)
+                self.form.set_general([f"the step program: {exc}"])
                 self.protocol = None
         self.step_model.set_program(self.program)
+        general = self.form.general_messages if self.form is not None else []
+        self.error_label.setText("\n".join(general))
+        self.error_label.setVisible(bool(general))
         if self.program is not None:
             self.duration_label.setText(f"{self.program.n_steps:,} steps, planned "
-                                        f"{format_duration(self.program.planned_duration_s)}")
+                                        f"{format_duration(self.program.planned_duration_s)}"
+                                        + _estimate_note(self.program))
+        elif self.form is not None:
+            self.duration_label.setText("not valid: " + self._problem())
         else:
-            self.duration_label.setText("not valid: see the fields marked in red")
-        self.validity_changed.emit(self.protocol is not None)
+            self.duration_label.setText("")
+        self.validity_changed.emit(self.protocol is not None and not self.read_only)
         return self.protocol
 
     def instruments(self) -> dict[str, str]:
@@ -256,20 +382,28 @@ class ProtocolPanel(QWidget):
         return out
 
     def yaml_text(self) -> str:
-        """The validated protocol as YAML (``kind`` first). Raises ValueError if invalid."""
+        """The validated protocol as YAML (``kind`` first), with the comments of the file it
+        was loaded from. Raises ValueError if invalid."""
         protocol = self.validate()
-        if protocol is None:
+        if protocol is None or self.form is None:
             raise ValueError("the protocol is not valid")
-        data = protocol.model_dump(mode="json", exclude_none=True)
-        data = {"kind": data.pop("kind"), **data}
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        data = self.form.data()
+        # the form's values as the model reads them (numbers as numbers), keys as the file had them
+        checked = protocol.model_dump(mode="json", exclude_none=True)
+        for key in [k for k in data if k not in checked and data[k] is None]:
+            data.pop(key)
+        return round_trip_yaml(self._source_text, data)
 
     def save(self, path: str | Path) -> Path:
         """Write the validated protocol to ``path``; it becomes the panel's file."""
         path = Path(path)
-        path.write_text(self.yaml_text(), encoding="utf-8")
+        text = self.yaml_text()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
         self.path = path.resolve()
+        self._source_text = text
         self.modified = False
+        self.read_only = False
         self.file_label.setText(str(self.path))
         return self.path
 
@@ -282,6 +416,20 @@ class ProtocolPanel(QWidget):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.yaml_text(), encoding="utf-8")
         return path
+
+
+def _estimate_note(program: Any) -> str:
+    """What the planned duration leaves out, if anything: an instrument's own sweeps are
+    estimated from their points; tip moves and current maps have no estimate."""
+    from labctl.steps import program_kinds
+
+    kinds = program_kinds(program)
+    missing = [word for kind, word in (("tip_move", "tip moves"), ("current_map", "current maps")) if kind in kinds]
+    if missing:
+        return f" + {' and '.join(missing)} (not estimated); the remaining time follows the run's pace"
+    if "voltage_sweep" in kinds:
+        return " (sweeps: the instrument's own timing; the bus adds a little)"
+    return ""
 
 
 def _kind_of(path: Path) -> str | None:

@@ -1,20 +1,24 @@
 """A form generated from a pydantic model's JSON schema, with units and errors at the field.
 
-Every property becomes a row: its name as in the YAML file, an editor (line edit for numbers
-and text, check box for booleans, a choice for enumerations such as ``site_class``, a fixed
-label for constants such as ``kind``, comma-separated text for lists of numbers) and the unit
-read from the name's suffix (house rule: units in names, ``half_cycle_s`` → s). Nested models
+Every property becomes a row: its name in words with its unit, read from the name's suffix
+(house rule: units in names: ``electrolyte_thickness_um`` → "Electrolyte thickness (µm)";
+the name as in the YAML file is in the tooltip), and an editor (line edit for numbers and
+text, check box for booleans, a choice for enumerations such as ``site_class``, a fixed label
+for constants such as ``kind``, comma-separated text for lists of numbers). Nested models
 (``cell``, ``detection``) become group boxes; optional ones (``map``, ``activation``) a box
 with a tick (unticked: left out). Lists of small models (the ``sites`` and ``transects`` of a
 c-AFM protocol) become tables with a row per item. :meth:`SchemaForm.validate`
-runs the model's own validation and puts each error beside its field; errors of the whole
-model (e.g. "give exactly one of half_cycle_s and areal_capacity_mAh_cm2") go to a line at
-the top. Keys the form does not show (extra keys of ``simulated_cell``) are kept.
+runs the model's own validation and puts each error beside its field; an error of the whole
+model ("stop_mA_cm2 (0.2) is below start_mA_cm2 (0.5)", "give exactly one of half_cycle_s and
+areal_capacity_mAh_cm2") goes beside every field it names, and to :attr:`SchemaForm.general_error`,
+which the protocol panel keeps in view above the form. Keys the form does not show (extra keys
+of ``simulated_cell``) are kept.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -60,6 +64,41 @@ UNIT_SUFFIXES: dict[str, str] = {
 UNIT_NAMES: dict[str, str] = {"temperature_C": "°C"}
 
 _ERROR_STYLE = "border: 1px solid #d32f2f; background: #fdecea;"
+
+
+#: Abbreviations written in capitals in the labels.
+ACRONYMS = {"ccd": "CCD", "eis": "EIS", "ocv": "OCV", "asr": "ASR", "nplc": "NPLC", "dc": "DC", "ac": "AC",
+            "afm": "AFM", "smu": "SMU", "gb": "GB", "gi": "GI", "hl": "HL", "lsv": "LSV", "cv": "CV", "cc": "CC",
+            "hrs": "HRS", "lrs": "LRS", "sse": "SSE", "fse": "FSE", "llzo": "LLZO", "peis": "PEIS", "geis": "GEIS",
+            "iv": "I–V", "id": "ID", "r2": "R²", "de": "ΔE", "sei": "SEI", "li": "Li", "nn": "nN"}
+
+
+def words_of(name: str) -> str:
+    """A field name without its unit, in words: ``electrolyte_thickness_um`` →
+    ``Electrolyte thickness``, ``ccd_mA_cm2`` → ``CCD``."""
+    unit = unit_of(name)
+    stem = name
+    if unit:
+        if name in UNIT_NAMES:
+            stem = name.rsplit("_", 1)[0]
+        else:
+            for suffix in sorted(UNIT_SUFFIXES, key=len, reverse=True):
+                if name.endswith(suffix):
+                    stem = name[: -len(suffix)]
+                    break
+    words = [ACRONYMS.get(w.lower(), w) for w in stem.strip("_").split("_") if w]
+    if not words:
+        return name
+    first = words[0]
+    keep = first in ACRONYMS.values() or any(c.isupper() for c in first[1:]) or len(first) == 1
+    words[0] = first if keep else first.capitalize()
+    return " ".join(words)
+
+
+def label_of(name: str) -> str:
+    """The form's label of a field: its words and unit, ``Electrolyte thickness (µm)``."""
+    unit = unit_of(name)
+    return f"{words_of(name)} ({unit})" if unit else words_of(name)
 
 
 def unit_of(name: str) -> str:
@@ -200,7 +239,9 @@ class _TableField(_Field):
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
         self.table = QTableWidget(0, len(self.columns))
-        self.table.setHorizontalHeaderLabels([f"{c} ({unit_of(c)})" if unit_of(c) else c for c in self.columns])
+        self.table.setHorizontalHeaderLabels([label_of(c) for c in self.columns])
+        for col, name in enumerate(self.columns):
+            self.table.horizontalHeaderItem(col).setToolTip(name)
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setObjectName(".".join(path))
@@ -277,7 +318,8 @@ class SchemaForm(QWidget):
 
     changed = Signal()
 
-    def __init__(self, model: type[BaseModel], data: dict[str, Any] | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, model: type[BaseModel], data: dict[str, Any] | None = None, parent: QWidget | None = None, *,
+                 general_in_form: bool = True) -> None:
         super().__init__(parent)
         self.model = model
         self.schema = model.model_json_schema()
@@ -290,7 +332,10 @@ class SchemaForm(QWidget):
         self.general_error.setWordWrap(True)
         self.general_error.setStyleSheet("color: #d32f2f; font-weight: bold;")
         self.general_error.setVisible(False)
-        layout.addWidget(self.general_error)
+        self.general_messages: list[str] = []
+        if general_in_form:
+            layout.addWidget(self.general_error)
+        self._general_in_form = general_in_form
         layout.addWidget(self._build(self.schema, ()))
         layout.addStretch(1)
         self._data: dict[str, Any] = {}
@@ -301,7 +346,8 @@ class SchemaForm(QWidget):
         if not path:
             box: QWidget = QWidget()
         else:
-            box = QGroupBox(path[-1])
+            box = QGroupBox(label_of(path[-1]))
+            box.setToolTip(path[-1])
             if optional:  # an optional nested model: ticked = present
                 box.setCheckable(True)
                 box.toggled.connect(self.changed)
@@ -330,7 +376,9 @@ class SchemaForm(QWidget):
                 row_layout.setContentsMargins(0, 0, 0, 0)
                 row_layout.addWidget(field.editor)
                 row_layout.addWidget(error)
-                form.addRow(QLabel(name))
+                title = QLabel(label_of(name))
+                title.setToolTip(name)
+                form.addRow(title)
                 form.addRow(row)
                 self.fields[key] = field
                 continue
@@ -359,19 +407,17 @@ class SchemaForm(QWidget):
             tip = prop.get("description", "")
             limits = [f"{word} {prop[k]:g}" for k, word in (("exclusiveMinimum", ">"), ("minimum", "≥"),
                                                              ("exclusiveMaximum", "<"), ("maximum", "≤")) if k in prop]
-            editor.setToolTip("; ".join(filter(None, [tip, ", ".join(limits)])))
+            editor.setToolTip("; ".join(filter(None, [f"{name} in the file", tip, ", ".join(limits)])))
             row = QWidget()
             row_layout = QVBoxLayout(row)
             row_layout.setContentsMargins(0, 0, 0, 0)
             row_layout.setSpacing(1)
-            line = QHBoxLayout()
-            line.addWidget(editor, 1)
-            unit = QLabel(unit_of(name))
-            unit.setMinimumWidth(60)
-            line.addWidget(unit)
-            row_layout.addLayout(line)
+            row_layout.addWidget(editor)
             row_layout.addWidget(error)
-            form.addRow(name, row)
+            label = QLabel(label_of(name))
+            label.setToolTip(f"{name} in the protocol file")
+            label.setObjectName(f"{key}:label")
+            form.addRow(label, row)
             self.fields[key] = _Field((*path, name), kind, optional_leaf, editor, error,
                                       items.get("type", "string"))
         return box
@@ -397,6 +443,7 @@ class SchemaForm(QWidget):
                 value = self._default(field.path)
             field.set_value(value)
             field.show_error(None)
+        self.general_messages = []
         self.general_error.setVisible(False)
 
     def _default(self, path: tuple[str, ...]) -> Any:
@@ -464,17 +511,36 @@ class SchemaForm(QWidget):
                     shown.setdefault(key, []).append(f"{' '.join(rest)}: {message}" if rest else message)
                 else:
                     general.append(f"{'.'.join(loc)}: {message}" if loc else message)
+            for message in general:  # a whole-model error: beside every field it names
+                for key in self.fields_named(message):
+                    shown.setdefault(key, []).append(message.split(": ", 1)[-1] if message.startswith(key) else message)
             for key, messages in shown.items():
-                self.fields[key].show_error("; ".join(messages))
-            self.general_error.setText("\n".join(general))
-            self.general_error.setVisible(bool(general))
+                self.fields[key].show_error("; ".join(dict.fromkeys(messages)))
+            self.set_general(general)
             return None
-        self.general_error.setVisible(False)
+        self.set_general([])
         return model
+
+    def set_general(self, messages: list[str]) -> None:
+        """The errors of the whole model (shown where the form's owner keeps them in view)."""
+        self.general_messages = list(messages)
+        self.general_error.setText("\n".join(messages))
+        self.general_error.setVisible(bool(messages) and self._general_in_form)
+
+    def fields_named(self, message: str) -> list[str]:
+        """Keys of the fields a message names (by their name in the file: ``stop_mA_cm2``, or
+        ``cell.area_cm2``; a bare name that several groups share names each)."""
+        found = []
+        for key, field in self.fields.items():
+            name = field.path[-1]
+            if re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", message) or \
+                    re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", message):
+                found.append(key)
+        return found
 
     def errors(self) -> dict[str, str]:
         """Field key → error message currently shown ('' key for whole-model errors)."""
         out = {key: f.error.text() for key, f in self.fields.items() if f.error.text()}
-        if not self.general_error.isHidden() and self.general_error.text():
-            out[""] = self.general_error.text()
+        if self.general_messages:
+            out[""] = "\n".join(self.general_messages)
         return out

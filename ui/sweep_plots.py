@@ -25,8 +25,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from ui.axes import IntegerAxis, LogAxis, no_si_prefix
 from ui.buffers import ColumnBuffer
-from ui.plot_set import PlotSet
+from ui.plot_set import PlotSet, title_key
+from ui.plot_tools import CursorReadout
 from ui.sweep_results import SweepRun, current_maps, map_from_readings
 
 #: The reading columns a sweep run's plots need (28 bytes a reading).
@@ -48,7 +50,7 @@ _GLYPHS = {"GB": "●", "GI": "■", "HL": "▼", "": "◆"}
 
 def _key(glyph: str, colour: tuple[int, int, int], text: str) -> str:
     """A coloured legend entry for a plot title (a legend box would cover the points)."""
-    return f'<span style="color: rgb{tuple(colour)}">{"●" if glyph == "o" else glyph}</span> {text}'
+    return title_key("●" if glyph == "o" else glyph, colour, text)
 
 
 def _positive(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,16 +86,28 @@ class SweepPlots(PlotSet):
         self.canvas = pg.GraphicsLayoutWidget()
         layout.addWidget(self.canvas, 1)
 
-        self.iv_plot: pg.PlotItem = pg.PlotItem()
+        self.iv_plot: pg.PlotItem = pg.PlotItem(axisItems={"left": LogAxis("left")})
         self.iv_plot.setLabel("bottom", "bias", units="V")
         self.iv_plot.showGrid(x=True, y=True, alpha=0.2)
         self.iv_plot.setTitle("I–V")
         self.newest_curve = self.iv_plot.plot(pen=pg.mkPen(CLASS_COLOURS[""], width=2))
+        # the last ended sweep's result on the I–V: set and reset (memristor), the triggering bias (c-AFM)
+        self.result_lines: list[pg.InfiniteLine] = []
+        for position in (0.92, 0.8):
+            line = pg.InfiniteLine(angle=90, movable=False,
+                                   pen=pg.mkPen((198, 40, 40), width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
+                                   label="", labelOpts={"position": position, "color": (198, 40, 40),
+                                                        "fill": (255, 255, 255, 210)})
+            line.setVisible(False)
+            self.iv_plot.addItem(line, ignoreBounds=True)
+            self.result_lines.append(line)
         self.faded_curves: dict[str, pg.PlotDataItem] = {}
 
         # memristor: on/off ratio and HRS/LRS vs cycle
         self.ratio_plot = pg.PlotItem(title=f"on/off ratio &nbsp; {_key('o', (46, 125, 50), 'reset')} "
-                                            f"{_key('×', (198, 40, 40), 'no reset')}")
+                                            f"{_key('×', (198, 40, 40), 'no reset')}",
+                                      axisItems={"left": LogAxis("left", si_prefix=False),
+                                                 "bottom": IntegerAxis("bottom")})
         self.ratio_plot.setLogMode(y=True)
         self.ratio_plot.setLabel("left", "R_HRS / R_LRS")
         self.ratio_plot.setLabel("bottom", "cycle")
@@ -103,9 +117,11 @@ class SweepPlots(PlotSet):
         self.ratio_failed = self.ratio_plot.plot(pen=None, symbol="x", symbolSize=9, symbolBrush=(198, 40, 40),
                                                  symbolPen=pg.mkPen((198, 40, 40), width=2))
         self.resistance_plot = pg.PlotItem(title=f"R at the read bias &nbsp; {_key('o', (21, 101, 192), 'HRS')} "
-                                                 f"{_key('▲', (239, 108, 0), 'LRS')}")
+                                                 f"{_key('▲', (239, 108, 0), 'LRS')}",
+                                           axisItems={"left": LogAxis("left", si_prefix=False),
+                                                      "bottom": IntegerAxis("bottom")})
         self.resistance_plot.setLogMode(y=True)
-        self.resistance_plot.setLabel("left", "R", units="Ω")
+        self.resistance_plot.setLabel("left", "R (Ω)")
         self.resistance_plot.setLabel("bottom", "cycle")
         self.resistance_plot.showGrid(y=True, alpha=0.2)
         self.resistance_plot.setXLink(self.ratio_plot)
@@ -116,11 +132,10 @@ class SweepPlots(PlotSet):
         for item in (self.ratio_points, self.hrs_points, self.lrs_points):
             item.setDownsampling(auto=True, method="peak")  # 100 000 cycles: to the pixel width
         for plot in (self.ratio_plot, self.resistance_plot):
-            plot.getAxis("left").enableAutoSIPrefix(False)  # decades on a log axis, not "10⁻⁵ GΩ"
             plot.getViewBox().setLimits(minYRange=1.0)  # at least a decade in view
 
         # c-AFM: triggering bias per site, current map
-        self.bias_plot = pg.PlotItem()
+        self.bias_plot = pg.PlotItem(axisItems={"bottom": IntegerAxis("bottom")})
         self.bias_plot.setLabel("left", "triggering bias", units="V")
         self.bias_plot.setLabel("bottom", "site")
         self.bias_plot.showGrid(y=True, alpha=0.2)
@@ -141,6 +156,16 @@ class SweepPlots(PlotSet):
                                        interactive=False, width=12)
         self.map_bar.setImageItem(self.map_image)
 
+        self.cursors = [
+            CursorReadout(self.iv_plot, lambda x, y: f"V = {x:.4g} V · {'|I|' if self.log_box.isChecked() else 'I'}"
+                                                     f" = {pg.siFormat(y, suffix='A', precision=4)}"),
+            CursorReadout(self.ratio_plot, lambda x, y: f"cycle {round(x):d} · R_HRS/R_LRS = {y:.3g}"),
+            CursorReadout(self.resistance_plot, lambda x, y: f"cycle {round(x):d} · R = {y:.3g} Ω"),
+            CursorReadout(self.bias_plot, lambda x, y: f"site {round(x):d} · V = {y:.4g} V"),
+            CursorReadout(self.map_plot, lambda x, y: f"x = {x:.4g} nm · y = {y:.4g} nm"),
+        ]
+        for cursor in self.cursors:
+            cursor.text.connect(self.cursor)
         self.log_box.toggled.connect(self._log_toggled)
         self.map_box.currentTextChanged.connect(lambda _text: self._show_map())
         self.run = SweepRun(None)
@@ -193,6 +218,8 @@ class SweepPlots(PlotSet):
             self.iv_plot.removeItem(curve)
         self.faded_curves = {}
         self.newest_curve.setData([], [])
+        for line in self.result_lines:
+            line.setVisible(False)
         self.sweep_label.setText("")
         for item in (self.ratio_points, self.ratio_failed, self.hrs_points, self.lrs_points,
                      *self.bias_points.values()):
@@ -330,10 +357,13 @@ class SweepPlots(PlotSet):
             curve.setData(x, y)
 
     def _set_log_axis(self) -> None:
+        """|I| on a log axis (decades of A, never an SI prefix) or the signed current, linear
+        (µA, mA as the range calls for): :class:`ui.axes.LogAxis` drops the prefix of one mode
+        when switching to the other."""
         log = self.log_box.isChecked()
         self.iv_plot.setLogMode(y=log)
-        self.iv_plot.getAxis("left").enableAutoSIPrefix(not log)  # decades of A on the log axis
         self.iv_plot.setLabel("left", "|current|" if log else "current", units="A")
+        self.iv_plot.getAxis("left").updateAutoSIPrefix()
 
     def _log_toggled(self, _on: bool) -> None:
         self._set_log_axis()
@@ -356,6 +386,11 @@ class SweepPlots(PlotSet):
                 item.setData(*_positive(c["cycle"], c[key]))
             failed = c["reset_failed"] > 0
             self.ratio_failed.setData(*_positive(c["cycle"][failed], c["on_off_ratio"][failed]))
+            if len(c["cycle"]):
+                n = int(c["cycle"][-1])
+                self._mark(0, c["set_voltage_V"][-1], f"set {c['set_voltage_V'][-1]:+.3g} V (cycle {n})")
+                self._mark(1, c["reset_voltage_V"][-1], f"reset {c['reset_voltage_V'][-1]:+.3g} V"
+                           if not c["reset_failed"][-1] else "")
         elif run.kind == "cafm_trigger_sweep":
             site = np.asarray(run.sites["site"], dtype=float)
             bias = np.asarray(run.sites["triggering_bias_V"], dtype=float)
@@ -363,6 +398,29 @@ class SweepPlots(PlotSet):
             for cls, item in self.bias_points.items():
                 keep = (classes == cls) & np.isfinite(bias)
                 item.setData(site[keep], bias[keep])
+            if len(bias):
+                self._mark(0, bias[-1], f"triggering {bias[-1]:+.3g} V (site {int(site[-1])} {classes[-1]})")
+
+    def _mark(self, k: int, bias_V: float, text: str) -> None:
+        """Result line ``k`` on the I–V at ``bias_V`` (hidden when not a number or no text)."""
+        line = self.result_lines[k]
+        show = bool(text) and bias_V is not None and bool(np.isfinite(bias_V))
+        line.setVisible(show)
+        if show:
+            line.setValue(float(bias_V))
+            line.label.setFormat(text)
+
+    def live_result(self) -> str | None:
+        return self.run.headline()
+
+    def visible_table(self) -> tuple[list[str], list[np.ndarray]]:
+        """The readings of the sweeps drawn (the newest and the faded ones before it)."""
+        if self._buffer is None or not self._sweeps:
+            return ["step_index", "voltage_V", "current_A"], [np.empty(0)] * 3
+        rows = np.concatenate([np.arange(*self._rows(pos)) for pos in self._sweeps[-MAX_FADED_SWEEPS - 1:]])
+        b = self._buffer
+        return (["step_index", "voltage_V", "current_A"],
+                [b.view("step_index")[rows], b.view("voltage_V")[rows], b.view("current_A")[rows]])
 
     # -- current maps ----------------------------------------------------------------------------
     def _show_live_maps(self, buffer: ColumnBuffer) -> None:

@@ -24,7 +24,8 @@ from labctl.analysis.memristor import analyse_cycle
 from protocols import KINDS
 
 #: Per-cycle series of a memristor run (names as in its ``results/cycles``).
-CYCLE_KEYS = ("cycle", "hrs_resistance_ohm", "lrs_resistance_ohm", "on_off_ratio", "reset_failed")
+CYCLE_KEYS = ("cycle", "hrs_resistance_ohm", "lrs_resistance_ohm", "on_off_ratio", "reset_failed", "set_voltage_V",
+              "reset_voltage_V")
 #: Per-sweep series of a c-AFM run (names as in its ``results/sites``, plus the site number).
 SITE_KEYS = ("site", "site_class", "distance_to_boundary_nm", "triggering_bias_V")
 
@@ -47,7 +48,8 @@ class SweepRun:
 
     Attributes:
         kind: the protocol kind (``""`` if unknown).
-        cycles: memristor: lists per :data:`CYCLE_KEYS` (R in Ω), one entry per ended cycle.
+        cycles: memristor: lists per :data:`CYCLE_KEYS` (R in Ω, set/reset biases in V), one
+            entry per ended cycle.
         sites: c-AFM: lists per :data:`SITE_KEYS` (bias in V), one entry per ended sweep.
         final: the results came from the run file (no more live analysis).
     """
@@ -110,7 +112,8 @@ class SweepRun:
             r = analyse_cycle(voltage_V, current_A, self._layout, surge_factor=d.surge_factor,
                               min_current_A=d.min_current_A, drop_factor=d.drop_factor)
             for key, value in zip(CYCLE_KEYS, (row["cycle"], r.hrs_resistance_ohm, r.lrs_resistance_ohm,
-                                               r.on_off_ratio, float(r.reset_failed))):
+                                               r.on_off_ratio, float(r.reset_failed), r.set_voltage_V,
+                                               r.reset_voltage_V)):
                 self.cycles[key].append(float(value))
         elif self.kind == "cafm_trigger_sweep":
             d = p.detection
@@ -123,11 +126,31 @@ class SweepRun:
                                               math.nan if distance is None else distance, r.triggering_bias_V)):
                 self.sites[key].append(value)
 
+    def headline(self) -> str | None:
+        """The run's result so far in one line: the median on/off ratio and set/reset biases
+        (memristor), the median triggering bias per site class (c-AFM); None before any."""
+        if self.kind == "memristor_cycling" and self.cycles["on_off_ratio"]:
+            ratio = np.asarray(self.cycles["on_off_ratio"], dtype=float)
+            ratio = ratio[np.isfinite(ratio)]
+            if not len(ratio):
+                return None
+            failed = int(np.nansum(self.cycles["reset_failed"]))
+            return (f"on/off {np.median(ratio):.3g} (median of {len(ratio)})"
+                    + (f" · {failed} failed reset{'s' if failed != 1 else ''}" if failed else ""))
+        if self.kind == "cafm_trigger_sweep" and self.sites["triggering_bias_V"]:
+            bias = np.asarray(self.sites["triggering_bias_V"], dtype=float)
+            classes = np.asarray(self.sites["site_class"], dtype=object)
+            parts = [f"{c} {np.median(bias[(classes == c) & np.isfinite(bias)]):+.3g} V"
+                     for c in ("GB", "GI", "HL") if np.any((classes == c) & np.isfinite(bias))]
+            return "triggering bias " + " · ".join(parts) if parts else None
+        return None
+
     def use_results(self, results: dict[str, Any]) -> None:
         """Replace the live numbers by the run file's ``results`` (same analysis, all of it)."""
         cycles = results.get("cycles")
         if isinstance(cycles, dict) and "on_off_ratio" in cycles:
-            self.cycles = {k: [float(x) for x in np.atleast_1d(cycles.get(k, []))] for k in CYCLE_KEYS}
+            n = len(np.atleast_1d(cycles["on_off_ratio"]))
+            self.cycles = {k: [float(x) for x in np.atleast_1d(cycles.get(k, [math.nan] * n))] for k in CYCLE_KEYS}
             self.final = True
         sites = results.get("sites")
         if isinstance(sites, dict) and "triggering_bias_V" in sites:

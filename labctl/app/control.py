@@ -10,7 +10,8 @@ NAME one of :data:`COMMANDS`; the server answers each with one line, the run's s
     {"ok": true, "state": "running", "output": "on", "run_file": "/abs/run.h5",
      "pid": 1234, "stop_reason": null}
 
-or ``{"ok": false, "error": "..."}`` for a request it cannot parse. ``state`` is the engine's
+or ``{"ok": false, "error": "..."}`` for a request it cannot parse. A request may carry arguments
+beside its command (``{"command": "queue_append", "protocol": "/abs/eis.yaml"}``). ``state`` is the engine's
 (:class:`~labctl.engine.EngineState`: idle, running, pausing, paused, stopping, ended); ``output`` is
 ``"on"`` from the engine's start until it has turned the output off and confirmed it (state
 ``ended``), ``"off"`` otherwise.
@@ -28,6 +29,15 @@ bytes; the private directory keeps it short whatever the runs directory.)
 ``emergency_stop`` is :meth:`~labctl.engine.RunLifecycle.request_stop` with reason ``"emergency stop"``: the engine
 wakes at once (it does not wait out the record interval) and turns the output off, as on every
 ending. ``stop`` ends the run the same way with reason ``"stopped by the operator"``.
+
+A run queue (:mod:`labctl.app.queue`: several protocol files run one after the other on one
+station, each in its own run file) serves one control socket for the whole queue: the server
+moves from run to run (:meth:`ControlServer.set_run`; ``run_file`` in the status says which runs
+now, and each run's ``<run file>.ctl`` is a link to the queue's socket while it runs), every
+status carries ``queue`` (its entries: done, running, pending), and three more commands edit
+it: ``queue`` (the status alone), ``queue_append`` (``protocol``: a protocol file's absolute
+path) and ``queue_remove`` (``id``: a pending entry's). A stop or an emergency stop ends the
+run under way and the queue with it (nothing more starts).
 """
 
 from __future__ import annotations
@@ -47,7 +57,9 @@ from typing import Any
 from labctl.engine import ACTIVE_STATES, RunLifecycle
 
 #: Commands a :class:`ControlServer` understands.
-COMMANDS = ("status", "stop", "emergency_stop", "pause", "resume")
+COMMANDS = ("status", "stop", "emergency_stop", "pause", "resume", "queue", "queue_append", "queue_remove")
+#: Commands that need a run queue behind the socket.
+QUEUE_COMMANDS = ("queue", "queue_append", "queue_remove")
 
 #: ``sun_path`` of ``struct sockaddr_un`` holds 108 bytes on Linux, including the final NUL.
 MAX_SOCKET_PATH_BYTES = 107
@@ -173,28 +185,36 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 class ControlServer:
-    """Serve the control channel of one run on a Unix domain socket, in background threads.
+    """Serve the control channel of one run (or of a run queue) on a Unix domain socket, in
+    background threads.
 
     Args:
-        engine: the run's engine; commands call its thread-safe request methods.
+        engine: the run's engine; commands call its thread-safe request methods. ``None``: no
+            run yet (a queue between two runs: state ``idle``).
         socket_path: the run's socket path: a link to the socket, which listens in the user's
             private directory (:func:`short_socket_path`); a stale socket (nobody listening)
             is replaced.
         run_file: the run's HDF5 file, reported by ``status``.
+        queue: a run queue (:class:`labctl.app.queue.RunQueue`) whose entries the ``queue``
+            commands show and edit, and which a stop ends.
 
     Raises:
         ControlError: another process already listens there, or the socket cannot be created
             (the message names the path).
 
-    Use as a context manager or call :meth:`close`, which removes the socket file (and link).
+    Use as a context manager or call :meth:`close`, which removes the socket file (and links).
     """
 
-    def __init__(self, engine: RunLifecycle, socket_path: str | Path, *, run_file: str | Path | None = None) -> None:
+    def __init__(self, engine: RunLifecycle | None, socket_path: str | Path, *, run_file: str | Path | None = None,
+                 queue: Any = None) -> None:
         self.engine = engine
         self.socket_path = Path(socket_path)
         self.listen_path = _listen_path(self.socket_path)
         self.run_file = None if run_file is None else str(Path(run_file).resolve())
+        self.queue = queue
         self._stop_reason: str | None = None
+        self._links: set[Path] = set()
+        self._lock = threading.Lock()
         if self.listen_path.exists():
             if _listening(self.listen_path):
                 raise ControlError(f"{self.socket_path}: another run already listens on this control socket")
@@ -218,37 +238,95 @@ class ControlServer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def set_run(self, engine: RunLifecycle | None, run_file: str | Path | None) -> None:
+        """The run the socket now commands (a queue's next run; ``None``: between runs). The
+        run file gets its own ``<run file>.ctl`` link to this socket while it runs, and the
+        last run's link goes."""
+        with self._lock:
+            old = None if self.run_file is None else default_socket_path(self.run_file)
+            self.engine = engine
+            self.run_file = None if run_file is None else str(Path(run_file).resolve())
+            self._stop_reason = None
+        if old is not None and old != self.socket_path:
+            self.unlink(old)
+        if run_file is not None:
+            self.link(default_socket_path(Path(run_file).resolve()))
+
+    def link(self, path: str | Path) -> None:
+        """Another name for this socket (a link to it at ``path``)."""
+        path = Path(path)
+        if path == self.socket_path:
+            return
+        try:
+            path.unlink(missing_ok=True)
+            path.symlink_to(self.listen_path)
+        except OSError as exc:
+            raise ControlError(f"{path}: cannot link the control socket: {exc.strerror or exc}") from None
+        self._links.add(path)
+
+    def unlink(self, path: str | Path) -> None:
+        """Remove a link made by :meth:`link` (if it still points here)."""
+        path = Path(path)
+        self._links.discard(path)
+        try:
+            if path.is_symlink() and Path(os.readlink(path)) == self.listen_path:
+                path.unlink()
+        except OSError:
+            pass
+
     def status(self) -> dict[str, Any]:
         """The reply to ``status`` (see the module docstring)."""
-        state = self.engine.state
-        output_on = state in ACTIVE_STATES
-        return {"ok": True, "state": state.value, "output": "on" if output_on else "off",
-                "run_file": self.run_file, "pid": os.getpid(), "stop_reason": self._stop_reason}
+        engine = self.engine
+        state = engine.state.value if engine is not None else "idle"
+        output_on = engine is not None and engine.state in ACTIVE_STATES
+        reply = {"ok": True, "state": state, "output": "on" if output_on else "off",
+                 "run_file": self.run_file, "pid": os.getpid(), "stop_reason": self._stop_reason}
+        if self.queue is not None:
+            reply["queue"] = self.queue.describe()
+        return reply
 
     def execute(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Carry out one request ``{"command": NAME}``; return the reply object."""
+        """Carry out one request ``{"command": NAME, …arguments}``; return the reply object."""
         command = request.get("command")
         if command not in COMMANDS:
             return {"ok": False, "error": f"unknown command {command!r}; one of {', '.join(COMMANDS)}"}
+        if command in QUEUE_COMMANDS and self.queue is None:
+            return {"ok": False, "error": f"{command}: this run has no queue (start one with labctl run … --queue)"}
+        engine = self.engine
         if command in ("stop", "emergency_stop"):
             reason = EMERGENCY_STOP_REASON if command == "emergency_stop" else "stopped by the operator"
             if self._stop_reason is None or command == "emergency_stop":
                 self._stop_reason = reason
-            self.engine.request_stop(reason)
-        elif command == "pause":
-            self.engine.request_pause()
-        elif command == "resume":
-            self.engine.request_resume()
+            if self.queue is not None:
+                self.queue.stop(reason)
+            if engine is not None:
+                engine.request_stop(reason)
+        elif command == "pause" and engine is not None:
+            engine.request_pause()
+        elif command == "resume" and engine is not None:
+            engine.request_resume()
+        elif command == "queue_append":
+            try:
+                self.queue.append(request.get("protocol"))
+            except ValueError as exc:
+                return {"ok": False, "error": str(exc)}
+        elif command == "queue_remove":
+            try:
+                self.queue.remove(request.get("id"))
+            except ValueError as exc:
+                return {"ok": False, "error": str(exc)}
         return self.status()
 
     def close(self) -> None:
-        """Stop listening and remove the socket file (safe to call twice)."""
+        """Stop listening and remove the socket file and its links (safe to call twice)."""
         if self._closed:
             return
         self._closed = True
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+        for link in list(self._links):
+            self.unlink(link)
         for path in {self.socket_path, self.listen_path}:
             path.unlink(missing_ok=True)
 
@@ -293,7 +371,8 @@ class ControlClient:
         self.timeout_s = timeout_s
         resolve_socket(self.socket_path)  # a hopeless path fails here, once
 
-    def request(self, command: str) -> dict[str, Any]:
+    def request(self, command: str, **args: Any) -> dict[str, Any]:
+        """Send ``command`` (with its ``args``, e.g. ``protocol=`` for ``queue_append``)."""
         if command not in COMMANDS:
             raise ControlError(f"unknown command {command!r}; one of {', '.join(COMMANDS)}")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -305,7 +384,7 @@ class ControlClient:
                 if peer_uid(sock) != os.getuid():
                     raise ControlError(f"{self.socket_path}: the process listening there is user "
                                        f"{peer_uid(sock)}'s, not yours: refusing to talk to it")
-                sock.sendall((json.dumps({"command": command}) + "\n").encode())
+                sock.sendall((json.dumps({**args, "command": command}) + "\n").encode())
                 with sock.makefile("rb") as stream:
                     line = stream.readline()
             except FileNotFoundError:
@@ -340,3 +419,11 @@ class ControlClient:
 
     def resume(self) -> dict[str, Any]:
         return self.request("resume")
+
+    def queue_append(self, protocol: str | Path) -> dict[str, Any]:
+        """Add a protocol file at the end of the run queue."""
+        return self.request("queue_append", protocol=str(Path(protocol).resolve()))
+
+    def queue_remove(self, entry_id: int) -> dict[str, Any]:
+        """Take a pending entry off the run queue."""
+        return self.request("queue_remove", id=int(entry_id))

@@ -25,8 +25,9 @@ The source is in current mode for rests and constant-current steps (voltage comp
 before the output turns on again (the 2400 driver switches the output off to reconfigure).
 
 A pause holds the cell at 0 A within a timed step (the voltage still recorded; the step's
-remaining time runs after the resume) and at 0 V between sweep, move and map steps (a
-sweep is never cut).
+remaining time runs after the resume; the pause's readings are left out of the step's mean
+voltage, which is the mean under the step's own source level) and at 0 V between sweep, move
+and map steps (a sweep is never cut).
 
 Safety contract: compliance is configured before the output turns on, and
 :meth:`SoftwareTimedExecutor.make_safe` — output off and confirmed, then the tip withdrawn —
@@ -305,6 +306,7 @@ class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
         area = program.area_cm2
 
         n = 0
+        n_sourced = 0  # readings under the step's own source level: the pause's are not the step's
         v_sum = 0.0
         v_abs_max = 0.0
         v = i = math.nan
@@ -354,7 +356,9 @@ class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
             self._charge_C += dq
             t_prev, i_prev = t, i
             n += 1
-            v_sum += v
+            if paused_at is None:  # a pause's 0 A readings (open-circuit voltage) are no part of the step's mean
+                n_sourced += 1
+                v_sum += v
             if abs(v) > v_abs_max:
                 v_abs_max = abs(v)
             b_t.append(t)
@@ -413,7 +417,8 @@ class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
         return StepSummary(
             step_index=index, kind=step.kind, label=step.label, cycle=cycle, current_A=current_A,
             current_density_mA_cm2=density, start_s=t_start if started_s is None else started_s, end_s=t,
-            reason=reason, n_points=n, voltage_end_V=v, voltage_mean_V=v_sum / n, abs_voltage_max_V=v_abs_max,
+            reason=reason, n_points=n, voltage_end_V=v, voltage_mean_V=v_sum / n_sourced if n_sourced else v,
+            abs_voltage_max_V=v_abs_max,
             charge_C=q_step, cumulative_charge_C=self._charge_C,
         )
 

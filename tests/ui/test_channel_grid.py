@@ -109,7 +109,7 @@ def test_grid_of_a_directory_flags_the_short_follows_a_growing_file_and_opens_on
     # a click on a tile opens that run big
     grid.open_requested.emit(str(tiles["smu2"].path), "smu2")  # what a click on it sends
     qtbot.waitUntil(lambda: window.view is not None and window.view.finished, timeout=10_000)
-    assert window.tabs.currentIndex() == 0 and window.view.path == tiles["smu2"].path
+    assert window.tabs.currentIndex() == 0 and str(window.view.path) == tiles["smu2"].path
     assert len(window.view.buffer) == 3000 and "short" in window.event_log.kinds()
     assert grid.tile_at(tiles["smu1"].plot.sceneBoundingRect().center()) is tiles["smu1"]
 

@@ -67,7 +67,7 @@ def test_whole_ccd_staircase_from_the_window_reports_the_ccd(window_factory, qtb
     view = window.view
     assert view.attrs["status"] == "short"
     assert view.results["ccd_mA_cm2"] == pytest.approx(1.8)
-    log = [window.event_log.item(row, 3).text() for row in range(window.event_log.rowCount())]
+    log = window.event_log.messages()
     assert "CCD = 1.8 mA cm⁻²" in log
     qtbot.waitUntil(lambda: window.plots.n_points == len(view.buffer) > 30_000, timeout=2_000)
     assert len(view.step_starts) == 37  # steps 0 … 36, the short in 36
@@ -88,9 +88,9 @@ def test_attach_to_a_cli_run_leave_it_going_on_close_then_stop_it_from_a_new_win
     qtbot.waitUntil(lambda: first.view.status is not None, timeout=5_000)
     assert first.view.status["pid"] == proc.pid
     asked = []
-    first.ask_on_close = lambda runs: asked.append([v.path for v in runs]) or "leave"
+    first.ask_on_close = lambda runs: asked.append([name for name, _socket in runs]) or "leave"
     first.close()
-    assert asked == [[out.resolve()]]
+    assert asked == [[out.name]]
     assert proc.poll() is None and ControlClient(ctl).status()["state"] == "running"  # the run goes on
 
     second = window_factory()
@@ -121,7 +121,7 @@ def test_reopen_a_finished_run_file_with_the_same_plots(window_factory, qtbot, p
     assert view.state.startswith("ended (short)")
     assert window.run_panel.output_label.text() == "OUTPUT OFF"
     assert not window.run_panel.estop_button.isEnabled()
-    log = [window.event_log.item(row, 3).text() for row in range(window.event_log.rowCount())]
+    log = window.event_log.messages()
     assert "CCD = 1.8 mA cm⁻²" in log
 
 

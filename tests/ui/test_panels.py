@@ -35,7 +35,11 @@ def test_form_shows_errors_at_the_field_and_the_step_table(qtbot):
     form.fields["cell.area_cm2"].editor.setText("1")
     form.fields["areal_capacity_mAh_cm2"].editor.setText("0.5")  # and half_cycle_s: one too many
     assert panel.validate() is None
-    assert form.errors() == {"": "give exactly one of half_cycle_s and areal_capacity_mAh_cm2"}
+    # a whole-protocol error: beside each field it names, and above the form (never scrolled away)
+    message = "give exactly one of half_cycle_s and areal_capacity_mAh_cm2"
+    assert form.errors() == {"": message, "half_cycle_s": message, "areal_capacity_mAh_cm2": message}
+    assert panel.error_label.text() == message and not panel.error_label.isHidden()
+    assert panel.duration_label.text() == f"not valid: {message}"
     form.fields["half_cycle_s"].editor.setText("")
     protocol = panel.validate()
     assert protocol is not None and protocol.step_mA_cm2 == 0.5 and protocol.half_cycle_s is None
@@ -51,7 +55,9 @@ def test_new_protocol_saves_to_yaml_that_loads_back(qtbot, tmp_path):
     saved = panel.save(tmp_path / "mine.yaml")
     protocol = load_protocol(saved)
     assert protocol.stop_mA_cm2 == 1.0 and protocol.name == "short staircase"
-    assert saved.read_text().startswith("kind: ccd_staircase\n")
+    text = saved.read_text()
+    assert "\nkind: ccd_staircase\n" in text and text.index("kind:") < text.index("name:")
+    assert "# [000 L141]" in text  # the example's citations stay with the values
     assert panel.file_for_run(tmp_path / "run.h5") == saved  # unmodified: the file itself
 
 

@@ -18,7 +18,7 @@ def last_event(path):
 
 
 def log_lines(window):
-    return [window.event_log.item(row, 3).text() for row in range(window.event_log.rowCount())]
+    return window.event_log.messages()
 
 
 def started(window, qtbot, processes):

@@ -1,0 +1,152 @@
+"""The live readout: what an operator looks for first, in large type.
+
+Voltage, current, current density; step n / N with its label and the cycle; time left in the
+step, elapsed and remaining for the run (pauses excluded, :mod:`ui.progress`); the output state
+and the instrument; the run's result (CCD, on/off ratio, triggering biases, retention …) as soon
+as it is known.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QWidget
+
+from ui.progress import Progress, format_duration
+
+#: Point size of the values (the captions are the window's own size).
+VALUE_PT = 17
+RESULT_PT = 19
+
+_VALUE_STYLE = f"font-size: {VALUE_PT}pt; font-weight: bold;"
+
+
+def _si(value: float | None, unit: str, precision: int = 4) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return pg.siFormat(value, suffix=unit, precision=precision, space=True)
+
+
+class _Cell(QWidget):
+    """A caption above a value."""
+
+    def __init__(self, caption: str, tip: str = "") -> None:
+        super().__init__()
+        grid = QGridLayout(self)
+        grid.setContentsMargins(6, 2, 6, 2)
+        grid.setVerticalSpacing(0)
+        self.caption = QLabel(caption)
+        self.caption.setStyleSheet("color: #616161;")
+        self.value = QLabel("—")
+        self.value.setStyleSheet(_VALUE_STYLE)
+        self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        grid.addWidget(self.caption, 0, 0)
+        grid.addWidget(self.value, 1, 0)
+        self.setToolTip(tip)
+
+    def set(self, text: str, style: str = "") -> None:
+        if self.value.text() != text:
+            self.value.setText(text)
+        wanted = _VALUE_STYLE + style
+        if self.value.styleSheet() != wanted:
+            self.value.setStyleSheet(wanted)
+
+
+class ReadoutPanel(QFrame):
+    """Large-type readout of the run in view (:meth:`show_reading`, :meth:`show_progress`,
+    :meth:`show_output`, :meth:`show_result`; :meth:`clear` for no run)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("readout")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(2, 2, 2, 2)
+        grid.setHorizontalSpacing(4)
+        grid.setVerticalSpacing(2)
+        self.voltage = _Cell("voltage", "the newest reading")
+        self.current = _Cell("current", "the newest reading")
+        self.density = _Cell("current density", "the newest reading, per electrode area")
+        self.output = _Cell("output", "the instrument's output, from the run's control socket")
+        self.instrument = _Cell("instrument", "the instrument that runs it")
+        self.step = _Cell("step", "executed step n of N and its label")
+        self.cycle = _Cell("cycle")
+        self.step_left = _Cell("left in step", "planned time left in this step, pauses excluded")
+        self.elapsed = _Cell("elapsed", "test time the run has spent running (pauses excluded)")
+        self.remaining = _Cell("remaining", "planned time of the rest of the program, at the pace kept so far")
+        self.result = QLabel("")
+        self.result.setObjectName("result")
+        self.result.setWordWrap(True)
+        self.result.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.result.setStyleSheet(f"font-size: {RESULT_PT}pt; font-weight: bold; color: #1b5e20;")
+        self.result.setMinimumWidth(180)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result_caption = QLabel("result")
+        self.result_caption.setStyleSheet("color: #616161;")
+        for col, cell in enumerate((self.voltage, self.current, self.density, self.output, self.instrument)):
+            grid.addWidget(cell, 0, col)
+        for col, cell in enumerate((self.step, self.cycle, self.step_left, self.elapsed, self.remaining)):
+            grid.addWidget(cell, 1, col)
+        grid.addWidget(self.result_caption, 0, 5, Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(self.result, 0, 5, 2, 1)
+        grid.setColumnStretch(4, 1)
+        grid.setColumnStretch(5, 2)
+        self.step.value.setWordWrap(False)
+        self.instrument.value.setStyleSheet(_VALUE_STYLE)
+        self.clear()
+
+    def clear(self) -> None:
+        for cell in (self.voltage, self.current, self.density, self.step, self.cycle, self.step_left,
+                     self.elapsed, self.remaining, self.output, self.instrument):
+            cell.set("—")
+        self.result.setText("")
+        self.result_caption.setVisible(False)
+
+    def show_reading(self, row: dict[str, float]) -> None:
+        """The newest reading: ``voltage_V``, ``current_A``, ``current_density_mA_cm2`` (any missing: —)."""
+        self.voltage.set(_si(row.get("voltage_V"), "V"))
+        self.current.set(_si(row.get("current_A"), "A"))
+        j = row.get("current_density_mA_cm2")
+        self.density.set("—" if j is None or not math.isfinite(j) else f"{j:.4g} mA cm⁻²")
+
+    def show_progress(self, p: Progress, *, ended: bool = False) -> None:
+        if p.step_index < 0:
+            self.step.set("—")
+        else:
+            n = f"{p.step_index + 1} / {p.n_steps}" if p.n_steps else f"{p.step_index + 1}"
+            self.step.set(f"{n}  {p.label}" if p.label else n)
+        self.cycle.set(str(p.cycle) if p.step_index >= 0 and p.cycle else "—")
+        if ended:
+            self.step_left.set("—")
+            self.remaining.set("ended")
+        else:
+            self.step_left.set(format_duration(p.step_left_s) if p.step_left_s is not None else
+                               ("until its end condition" if p.step_index >= 0 else "—"))
+            self.remaining.set("—" if p.remaining_s is None else f"≈ {format_duration(p.remaining_s)}")
+        paused = f" (+{format_duration(p.paused_s)} paused)" if p.paused_s >= 1 else ""
+        self.elapsed.set(format_duration(p.elapsed_s) + paused)
+        self.step_left.caption.setText("left in step (paused)" if p.paused and not ended else "left in step")
+
+    def show_output(self, output: str) -> None:
+        style = {"on": " color: #c62828;", "off": " color: #2e7d32;"}.get(output, " color: #757575;")
+        self.output.set({"on": "ON", "off": "OFF"}.get(output, "?"), style)
+
+    def show_instrument(self, attrs: dict[str, Any], channel: str | None) -> None:
+        """The instrument: its name in the station and what it says it is (simulated or not)."""
+        idn = str(attrs.get("instrument_idn", "") or "")
+        parts = [p.strip() for p in idn.split(",") if p.strip()]
+        model = " ".join(parts[:2]) if parts else ""
+        name = channel or ""
+        sim = " (sim.)" if attrs.get("simulated") else ""
+        self.instrument.set((f"{name}: {model}" if model else name or "—") + sim)
+        self.instrument.setToolTip(idn or "the instrument that runs it")
+
+    def show_result(self, text: str | None, *, final: bool = False) -> None:
+        """The run's result in large type (``final``: from the run file's results)."""
+        self.result.setText(text or "")
+        self.result_caption.setText("result" if final else "result so far")
+        self.result_caption.setVisible(bool(text))
