@@ -63,8 +63,12 @@ class Alarm:
         return (self.kind, round(self.t_s, 6), self.message)
 
     def text(self) -> str:
-        where = f" in step {self.step_index}" if self.step_index >= 0 else ""
-        return f"{self.title} at t = {format_duration(self.t_s)}{where}: {tidy(self.message)}"
+        """One line: what, which run (and channel), when, and the run's own words."""
+        run = Path(self.run).name + (f" [{self.channel}]" if self.channel else "")
+        message = tidy(self.message)
+        when = "" if "t = " in message else f" at t = {format_duration(self.t_s)}" + (
+            f" (step {self.step_index})" if self.step_index >= 0 else "")
+        return f"{self.title} — {run}{when}: {message}"
 
 
 def alarm_of(event: dict[str, Any], run: str, *, cell: bool = True) -> Alarm | None:
@@ -150,7 +154,7 @@ class AlarmBanner(QFrame):
         self.icon.setStyleSheet("font-size: 22pt; color: white;")
         self.label = QLabel("")
         self.label.setWordWrap(True)
-        self.label.setStyleSheet("font-size: 14pt; font-weight: bold; color: white;")
+        self.label.setStyleSheet("font-size: 12pt; font-weight: bold; color: white;")
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.more = QLabel("")
         self.button = QPushButton("Acknowledge")

@@ -82,6 +82,17 @@ def planned_duration_s(protocol_text: str) -> float | None:
     return None if program is None else program.planned_duration_s
 
 
+def _plain(value: Any) -> Any:
+    """Results read from a run file as the protocol made them: arrays as lists, recursively."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 class RunView:
     """What the window knows about the run in view (a live run or a file under review).
 
@@ -181,7 +192,7 @@ class MainWindow(QMainWindow):
         dock = QDockWidget("Station and protocol")
         dock.setObjectName("setup")
         dock.setWidget(left)
-        left.setMinimumWidth(430)
+        left.setMinimumWidth(400)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
 
@@ -763,15 +774,17 @@ class MainWindow(QMainWindow):
         summary = getattr(KINDS.get(kind), "summary", None) if kind else None
         if summary is not None and results:
             try:
-                lines = list(summary(results))
-            except (KeyError, TypeError, ValueError):
+                lines = list(summary(_plain(results)))  # as the run process had them: lists, not arrays
+            except (KeyError, TypeError, ValueError, IndexError):
                 lines = []
         t = float(view.buffer.view("test_time_s")[-1]) if len(view.buffer) else 0.0
         for line in lines:
             self.event_log.add_note(t, "result", line)
         self.event_log.add_note(t, "file", f"run {view.attrs.get('status', '?')}: {view.path}")
-        if lines:
-            self.readout.show_result(lines[0], final=True)
+        short = self.plot_set.live_result()  # the plots' own headline of the same results, if they have one
+        if short or lines:
+            self.readout.show_result(short or lines[0], final=True)
+            self.readout.result.setToolTip("\n".join(lines))
         self._dirty = True
 
     # -- alarms ----------------------------------------------------------------------------------

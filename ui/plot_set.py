@@ -113,5 +113,5 @@ class PlotSet(QWidget):
         return [], []
 
     def export_scene(self) -> Any:
-        """What an image export shows (the plots' scene)."""
-        return self.canvas.scene()  # type: ignore[attr-defined]
+        """What an image export shows: the plots (their canvas)."""
+        return self.canvas  # type: ignore[attr-defined]

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-import pyqtgraph.exporters  # noqa: F401 - registers the exporters
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QRect, Signal
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtWidgets import QWidget
 
 #: Least distance between two drawn step markers (px): closer ones are thinned out.
-MARKER_MIN_PX = 8.0
+MARKER_MIN_PX = 10.0
 #: Shading of a pause span; a pause of no test time (a simulated clock stands still) is a line.
 PAUSE_BRUSH = (255, 193, 7, 60)
 PAUSE_PEN = (255, 160, 0, 200)
@@ -32,7 +34,7 @@ def thin_markers(starts_s: np.ndarray, x0: float, x1: float, width_px: float,
     starts_s = np.asarray(starts_s, dtype=float)
     if not len(starts_s) or not width_px > 0 or not x1 > x0:
         return starts_s[:0]
-    lo, hi = np.searchsorted(starts_s, [x0, x1])
+    lo, hi = int(np.searchsorted(starts_s, x0, side="left")), int(np.searchsorted(starts_s, x1, side="right"))
     shown = starts_s[lo:hi]
     min_dt = (x1 - x0) * min_px / width_px
     if len(shown) <= 1 or min_dt <= 0:
@@ -124,22 +126,44 @@ class PauseShading:
         return len(self.items)
 
 
-def export_image(scene: pg.GraphicsScene | pg.PlotItem, path: str | Path) -> Path:
-    """The plots as a PNG or SVG (by the suffix of ``path``).
+def export_image(widget: QWidget, path: str | Path) -> Path:
+    """The plots of ``widget`` (a plot set's canvas) as a PNG or SVG, by the suffix of
+    ``path``: a PNG at twice the screen's resolution, an SVG of vectors (Qt's SVG generator:
+    pyqtgraph's own SVG exporter fails on some of the plots' items).
 
     Raises:
         ValueError: another suffix.
+        OSError: the file cannot be written.
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    size = widget.size()
     if suffix == ".png":
-        exporter = pg.exporters.ImageExporter(scene)
-        exporter.parameters()["width"] = max(int(exporter.parameters()["width"]), 1600)
+        image = QImage(size * 2, QImage.Format.Format_ARGB32)
+        image.setDevicePixelRatio(2.0)
+        image.fill(QColor("white"))
+        painter = QPainter(image)
+        try:
+            widget.render(painter)
+        finally:
+            painter.end()
+        if not image.save(str(path), "PNG"):
+            raise OSError(f"{path}: cannot write the image")
     elif suffix == ".svg":
-        exporter = pg.exporters.SVGExporter(scene)
+        generator = QSvgGenerator()
+        generator.setFileName(str(path))
+        generator.setSize(size)
+        generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+        generator.setTitle("labctl plots")
+        painter = QPainter(generator)
+        try:
+            widget.render(painter)
+        finally:
+            painter.end()
+        if not path.exists():
+            raise OSError(f"{path}: cannot write the drawing")
     else:
         raise ValueError(f"{path.name}: export to .png or .svg")
-    exporter.export(str(path))
     return path
 
 

@@ -22,7 +22,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from labctl.steps import program_kinds
-from ui.axes import IntegerAxis, TimeAxis, no_si_prefix
+from ui.axes import IntegerAxis, TimeAxis, no_si_prefix, time_unit
 from ui.buffers import ColumnBuffer
 from ui.decimate import MinMaxPyramid
 from ui.plot_set import PlotSet, title_key
@@ -150,6 +150,7 @@ class RunPlots(PlotSet):
         self._pyramid_v = MinMaxPyramid()
         self._pyramid_j = MinMaxPyramid()
         self._lsv_steps: set[int] = set()
+        self._short_step = -1
         self._spectra: dict[int, dict[str, list[np.ndarray]]] = {}
         self.drawn_points = 0
         self.shown_markers = 0
@@ -187,8 +188,10 @@ class RunPlots(PlotSet):
         return len(self._t)
 
     def time_text(self, t_s: float) -> str:
-        axis = self.voltage_plot.getAxis("bottom")
-        return f"{t_s / axis.unit_s:.4g} {axis.unit}"
+        """A test time in the unit the time axis shows for the span in view."""
+        x0, x1 = self.voltage_plot.getViewBox().viewRange()[0]
+        unit_s, unit = time_unit(abs(x1 - x0))
+        return f"{t_s / unit_s:.4g} {unit}"
 
     def set_series(self, t_s: np.ndarray, voltage_V: np.ndarray, density_mA_cm2: np.ndarray,
                    step_index: np.ndarray | None = None) -> None:
@@ -268,6 +271,8 @@ class RunPlots(PlotSet):
         end_mV = np.array([abs(s["voltage_end_V"]) * 1e3 for s in self._steps])
         mean_mV = np.array([abs(s["voltage_mean_V"]) * 1e3 for s in self._steps])
         self.set_overpotentials(index, end_mV, mean_mV)
+        if self._short_step >= 0:
+            self._ring_short()
 
     def set_pauses(self, spans: list[tuple[float, float]]) -> None:
         for shading in self.pause_shading:
@@ -291,9 +296,14 @@ class RunPlots(PlotSet):
             self.result_lines.append(line)
             self._result_items.append((plot, line))
         if step >= 0:
-            row = next((s for s in self._steps if s["step_index"] == step), None)
-            if row is not None:
-                self.overpotential_short.setData([step], [abs(row["voltage_end_V"]) * 1e3])
+            self._short_step = step
+            self._ring_short()
+
+    def _ring_short(self) -> None:
+        """Ring the short's step in the overpotential plot (once its row has arrived)."""
+        row = next((s for s in self._steps if s["step_index"] == self._short_step), None)
+        if row is not None:
+            self.overpotential_short.setData([self._short_step], [abs(row["voltage_end_V"]) * 1e3])
 
     def show_results(self, results: dict[str, Any]) -> None:
         t = results.get("short_time_s")
@@ -346,6 +356,7 @@ class RunPlots(PlotSet):
         self.set_step_markers(empty)
         self.set_overpotentials(empty, empty, empty)
         self.overpotential_short.setData([], [])
+        self._short_step = -1
         self.set_pauses([])
         for plot, line in self._result_items:
             plot.removeItem(line)

@@ -199,6 +199,7 @@ class RunProgress:
         self.step_starts: list[tuple[float, int]] = []  # (test time s, step index)
         self._done: dict[str, list[float]] = {}  # kind → [actual s, planned s, steps]
         self._ended: set[int] = set()
+        self._last_row: tuple[float, int] | None = None  # (start s, index) of the newest ended step
 
     @property
     def planned_s(self) -> float | None:
@@ -214,6 +215,8 @@ class RunProgress:
             if index in self._ended:
                 continue
             self._ended.add(index)
+            if self._last_row is None or index > self._last_row[1]:
+                self._last_row = (float(row["start_s"]), index)
             kind = str(row.get("kind", ""))
             actual = max(0.0, float(row["end_s"]) - float(row["start_s"])
                          - self.pauses.overlap_s(float(row["start_s"]), float(row["end_s"])))
@@ -242,10 +245,13 @@ class RunProgress:
         paused_s = self.pauses.overlap_s(-math.inf, t_s)
         elapsed = max(0.0, t_s - paused_s)
         tl = self.timeline
-        if not self.step_starts:
+        current = self.step_starts[-1] if self.step_starts else None
+        if self._last_row is not None and (current is None or self._last_row[1] > current[1]):
+            current = self._last_row  # a step without readings of its own (an impedance spectrum)
+        if current is None:
             return Progress(t_s, -1, tl.n_steps if tl else 0, "", "", 0, 0.0, None, elapsed, paused_s,
                             None if tl is None else tl.planned_s, self.pauses.paused)
-        start_s, index = self.step_starts[-1]
+        start_s, index = current
         in_step = max(0.0, t_s - start_s - self.pauses.overlap_s(start_s, t_s))
         if tl is None or index >= tl.n_steps:
             return Progress(t_s, index, tl.n_steps if tl else 0, "", "", 0, in_step, None, elapsed, paused_s, None,

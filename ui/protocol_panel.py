@@ -184,9 +184,13 @@ class ProtocolPanel(QWidget):
         self.copy_button.setVisible(False)
         top.addWidget(QLabel("kind"))
         top.addWidget(self.kind_box, 1)
-        for button in (self.new_button, self.open_button, self.save_button, self.copy_button):
-            top.addWidget(button)
+        top.addWidget(self.new_button)
         layout.addLayout(top)
+        files = QHBoxLayout()
+        for button in (self.open_button, self.save_button, self.copy_button):
+            files.addWidget(button)
+        files.addStretch(1)
+        layout.addLayout(files)
         self.file_label = QLabel("no protocol")
         self.file_label.setWordWrap(True)
         layout.addWidget(self.file_label)
@@ -232,7 +236,8 @@ class ProtocolPanel(QWidget):
         self.kind_box.setCurrentText(kind)
         self.form = SchemaForm(KINDS[kind], data, general_in_form=False)
         self.form.changed.connect(self._edited)
-        self.form.setEnabled(not read_only)
+        if read_only:
+            self.form.set_read_only()
         self.scroll.setWidget(self.form)
         self.copy_button.setVisible(read_only)
         for widget in (self.kind_box, self.new_button, self.save_button):
@@ -296,12 +301,10 @@ class ProtocolPanel(QWidget):
         """The run's protocol shown read-only becomes a new, editable protocol."""
         if self.form is None:
             return
+        data = self.form.data()
+        self._show(self.kind_box.currentText(), data)
         self.modified = True
         self.file_label.setText(f"new {self.kind_box.currentText()} protocol (a copy of a run's; unsaved)")
-        self.read_only = False
-        self.form.setEnabled(True)
-        self.copy_button.setVisible(False)
-        self.validate()
 
     def _open_dialog(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Open protocol", str(self.path.parent if self.path else EXAMPLES),

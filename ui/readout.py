@@ -13,13 +13,18 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QWidget
+
+from ui.text import tidy
 
 from ui.progress import Progress, format_duration
 
 #: Point size of the values (the captions are the window's own size).
-VALUE_PT = 17
-RESULT_PT = 19
+VALUE_PT = 14
+RESULT_PT = 16
+#: Characters of a result line shown in large type (the whole line in its tooltip).
+RESULT_CHARS = 34
 
 _VALUE_STYLE = f"font-size: {VALUE_PT}pt; font-weight: bold;"
 
@@ -30,10 +35,16 @@ def _si(value: float | None, unit: str, precision: int = 4) -> str:
     return pg.siFormat(value, suffix=unit, precision=precision, space=True)
 
 
-class _Cell(QWidget):
-    """A caption above a value."""
+def headline(line: str) -> str:
+    """A result line short enough for large type: up to its first parenthesis, elided."""
+    text = tidy(line).split(" (")[0].strip()
+    return text if len(text) <= RESULT_CHARS else text[: RESULT_CHARS - 1] + "…"
 
-    def __init__(self, caption: str, tip: str = "") -> None:
+
+class _Cell(QWidget):
+    """A caption above a value (elided to ``max_px`` when given; the whole in the tooltip)."""
+
+    def __init__(self, caption: str, tip: str = "", max_px: int | None = None) -> None:
         super().__init__()
         grid = QGridLayout(self)
         grid.setContentsMargins(6, 2, 6, 2)
@@ -46,10 +57,19 @@ class _Cell(QWidget):
         grid.addWidget(self.caption, 0, 0)
         grid.addWidget(self.value, 1, 0)
         self.setToolTip(tip)
+        self.max_px = max_px
+        self.text = "—"
+        if max_px is not None:
+            self.value.setMaximumWidth(max_px)
 
     def set(self, text: str, style: str = "") -> None:
-        if self.value.text() != text:
-            self.value.setText(text)
+        self.text = text
+        shown = text
+        if self.max_px is not None:
+            shown = QFontMetrics(self.value.font()).elidedText(text, Qt.TextElideMode.ElideRight, self.max_px)
+            self.value.setToolTip(text if shown != text else "")
+        if self.value.text() != shown:
+            self.value.setText(shown)
         wanted = _VALUE_STYLE + style
         if self.value.styleSheet() != wanted:
             self.value.setStyleSheet(wanted)
@@ -68,35 +88,40 @@ class ReadoutPanel(QFrame):
         grid.setContentsMargins(2, 2, 2, 2)
         grid.setHorizontalSpacing(4)
         grid.setVerticalSpacing(2)
-        self.voltage = _Cell("voltage", "the newest reading")
-        self.current = _Cell("current", "the newest reading")
-        self.density = _Cell("current density", "the newest reading, per electrode area")
-        self.output = _Cell("output", "the instrument's output, from the run's control socket")
-        self.instrument = _Cell("instrument", "the instrument that runs it")
-        self.step = _Cell("step", "executed step n of N and its label")
-        self.cycle = _Cell("cycle")
-        self.step_left = _Cell("left in step", "planned time left in this step, pauses excluded")
-        self.elapsed = _Cell("elapsed", "test time the run has spent running (pauses excluded)")
-        self.remaining = _Cell("remaining", "planned time of the rest of the program, at the pace kept so far")
+        self.voltage = _Cell("voltage", "the newest reading", max_px=125)
+        self.current = _Cell("current", "the newest reading", max_px=115)
+        self.density = _Cell("current density", "the newest reading, per electrode area", max_px=150)
+        self.output = _Cell("output", "the instrument's output, from the run's control socket", max_px=70)
+        self.instrument = _Cell("instrument", "the instrument that runs it", max_px=200)
+        self.step = _Cell("step", "executed step n of N and its label", max_px=240)
+        self.cycle = _Cell("cycle", max_px=80)
+        self.step_left = _Cell("left in step", "planned time left in this step, pauses excluded; — for a step "
+                               "that ends on a condition (a voltage, a current, a charge)", max_px=110)
+        self.elapsed = _Cell("elapsed", "test time the run has spent running (pauses excluded)", max_px=110)
+        self.remaining = _Cell("remaining", "planned time of the rest of the program, at the pace kept so far",
+                               max_px=110)
         self.result = QLabel("")
         self.result.setObjectName("result")
         self.result.setWordWrap(True)
         self.result.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.result.setStyleSheet(f"font-size: {RESULT_PT}pt; font-weight: bold; color: #1b5e20;")
-        self.result.setMinimumWidth(180)
+        self.result.setMinimumWidth(130)
+        self.result.setMaximumWidth(360)
+        self.result.setMaximumHeight(2 * QFontMetrics(self.result.font()).height() * RESULT_PT // 9 + 10)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.result_caption = QLabel("result")
         self.result_caption.setStyleSheet("color: #616161;")
-        for col, cell in enumerate((self.voltage, self.current, self.density, self.output, self.instrument)):
+        for col, cell in enumerate((self.voltage, self.current, self.density, self.output)):
             grid.addWidget(cell, 0, col)
-        for col, cell in enumerate((self.step, self.cycle, self.step_left, self.elapsed, self.remaining)):
+        grid.addWidget(self.instrument, 0, 4, 1, 2)
+        grid.addWidget(self.step, 1, 0, 1, 2)
+        for col, cell in enumerate((self.cycle, self.step_left, self.elapsed, self.remaining), start=2):
             grid.addWidget(cell, 1, col)
-        grid.addWidget(self.result_caption, 0, 5, Qt.AlignmentFlag.AlignTop)
-        grid.addWidget(self.result, 0, 5, 2, 1)
-        grid.setColumnStretch(4, 1)
-        grid.setColumnStretch(5, 2)
+        grid.addWidget(self.result_caption, 0, 6, Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(self.result, 0, 6, 2, 1)
+        grid.setColumnStretch(5, 1)
+        grid.setColumnStretch(6, 2)
         self.step.value.setWordWrap(False)
-        self.instrument.value.setStyleSheet(_VALUE_STYLE)
         self.clear()
 
     def clear(self) -> None:
@@ -118,14 +143,13 @@ class ReadoutPanel(QFrame):
             self.step.set("—")
         else:
             n = f"{p.step_index + 1} / {p.n_steps}" if p.n_steps else f"{p.step_index + 1}"
-            self.step.set(f"{n}  {p.label}" if p.label else n)
+            self.step.set(f"{n}  {tidy(p.label)}" if p.label else n)
         self.cycle.set(str(p.cycle) if p.step_index >= 0 and p.cycle else "—")
         if ended:
             self.step_left.set("—")
             self.remaining.set("ended")
         else:
-            self.step_left.set(format_duration(p.step_left_s) if p.step_left_s is not None else
-                               ("until its end condition" if p.step_index >= 0 else "—"))
+            self.step_left.set(format_duration(p.step_left_s) if p.step_left_s is not None else "—")
             self.remaining.set("—" if p.remaining_s is None else f"≈ {format_duration(p.remaining_s)}")
         paused = f" (+{format_duration(p.paused_s)} paused)" if p.paused_s >= 1 else ""
         self.elapsed.set(format_duration(p.elapsed_s) + paused)
@@ -139,14 +163,18 @@ class ReadoutPanel(QFrame):
         """The instrument: its name in the station and what it says it is (simulated or not)."""
         idn = str(attrs.get("instrument_idn", "") or "")
         parts = [p.strip() for p in idn.split(",") if p.strip()]
-        model = " ".join(parts[:2]) if parts else ""
+        # *IDN? is maker, model, serial, firmware: the model says it; a one-field reply whole
+        model = parts[1] if len(parts) > 1 else (parts[0].split(" s/n")[0] if parts else "")
         name = channel or ""
         sim = " (sim.)" if attrs.get("simulated") else ""
         self.instrument.set((f"{name}: {model}" if model else name or "—") + sim)
         self.instrument.setToolTip(idn or "the instrument that runs it")
 
     def show_result(self, text: str | None, *, final: bool = False) -> None:
-        """The run's result in large type (``final``: from the run file's results)."""
-        self.result.setText(text or "")
+        """The run's result in large type, cut to its headline (``final``: from the run
+        file's results); the whole line in the tooltip."""
+        shown = headline(text) if text else ""
+        self.result.setText(shown)
+        self.result.setToolTip(tidy(text or ""))
         self.result_caption.setText("result" if final else "result so far")
         self.result_caption.setVisible(bool(text))

@@ -65,15 +65,20 @@ class RunPanel(QWidget):
         self.estop_button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.state_label = QLabel("no run")
         self.state_label.setObjectName("run_state")
-        self.state_label.setMinimumWidth(170)
+        self.state_label.setMinimumWidth(140)
         self.state_label.setStyleSheet("font-size: 12pt; font-weight: bold;")
         self.output_label = QLabel()
         self.output_label.setObjectName("output_state")
         self.output_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.output_label.setMinimumWidth(110)
+        self.output_label.setMinimumWidth(100)
         for widget in (self.speed_label, self.speed_box, self.start_button, self.pause_button, self.resume_button,
                        self.stop_button):
             layout.addWidget(widget)
+        for button in (self.start_button, self.pause_button, self.resume_button, self.stop_button):
+            button.setMinimumWidth(button.fontMetrics().horizontalAdvance(button.text()) + 22)
+            button.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
+            button.setStyleSheet("QPushButton { padding: 5px 8px; }")
+        layout.setSpacing(4)
         layout.addSpacing(8)
         layout.addWidget(self.estop_button)
         layout.addStretch(1)

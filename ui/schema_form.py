@@ -422,6 +422,25 @@ class SchemaForm(QWidget):
                                       items.get("type", "string"))
         return box
 
+    def set_read_only(self) -> None:
+        """Show the values, editable nowhere (a run's own protocol): text stays black on white;
+        an optional part the protocol leaves out is hidden."""
+        for field in self.fields.values():
+            editor = field.editor
+            if isinstance(editor, QLineEdit):
+                editor.setReadOnly(True)
+            elif isinstance(field, _TableField):
+                field.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+                field.add_button.setVisible(False)
+                field.remove_button.setVisible(False)
+            else:
+                editor.setEnabled(False)
+        for box in self.optional_groups.values():
+            if box.isChecked():
+                box.setCheckable(False)
+            else:
+                box.setVisible(False)
+
     # -- data ----------------------------------------------------------------------------------
     @staticmethod
     def _lookup(data: Any, path: tuple[str, ...]) -> Any:

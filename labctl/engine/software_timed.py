@@ -339,6 +339,7 @@ class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
                 self._source(level)
                 resumed_at = clock.now() - t0
                 t_end += resumed_at - paused_at
+                next_sample = resumed_at  # the reading below is at the resume; the next one interval later
                 paused_at = None
                 if detector is not None:
                     detector.reset()

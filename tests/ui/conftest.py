@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,84 @@ def window_factory(qtbot, tmp_path):
     for window in windows:
         window.ask_on_close = lambda runs: "leave"
         window.close()
+
+
+#: Run files made once per test session by :func:`finished_run`, by name.
+_FINISHED: dict[str, Path] = {}
+
+#: A real-time cycling protocol short enough to pause in a test: 6 s half-cycles at 50 ms.
+PAUSE_PROTOCOL = """kind: symmetric_cycling
+name: pause test
+current_density_mA_cm2: 0.5
+half_cycle_s: 6
+cycles: 1
+voltage_limit_V: 5
+record_interval_s: 0.05
+cell:
+  area_cm2: 1
+  electrolyte: LLZO
+  electrolyte_thickness_um: 300
+  li_thickness_um: 100
+  stack_pressure_MPa: 1
+  temperature_C: 25
+simulated_cell:
+  preset: hl_llzo
+"""
+
+
+def _rows(path: Path) -> int:
+    from labctl.store.follow import RunFollower
+
+    follower = RunFollower(path, columns=["voltage_V"], spectra=False)
+    try:
+        return follower.poll().n_rows
+    except Exception:  # noqa: BLE001 - a file still being created: no rows yet
+        return 0
+    finally:
+        follower.close()
+
+
+def _wait(condition, what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def finished_run(tmp_path_factory, name: str) -> Path:
+    """A finished run file, made once per session: an example run at ``--speed max`` (``name``
+    is the example's file name), or ``pause_mean``: :data:`PAUSE_PROTOCOL` in real time, paused
+    through its control socket for 20 readings in its first step."""
+    if name in _FINISHED:
+        return _FINISHED[name]
+    from labctl.app.control import ControlClient, default_socket_path
+
+    directory = tmp_path_factory.getbasetemp() / "finished"
+    directory.mkdir(exist_ok=True)
+    out = directory / f"{Path(name).stem}.h5"
+    if name == "pause_mean":
+        protocol = directory / "pause.yaml"
+        protocol.write_text(PAUSE_PROTOCOL)
+        proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", str(protocol), "--simulate", "--speed", "1",
+                                 "-o", str(out), "--control", "--quiet"], cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            ctl = default_socket_path(out)
+            _wait(ctl.exists, "the pause run's control socket")
+            _wait(lambda: _rows(out) >= 20, "20 readings before the pause")
+            ControlClient(ctl).pause()
+            _wait(lambda: ControlClient(ctl).status()["state"] == "paused", "the pause")
+            n = _rows(out)
+            _wait(lambda: _rows(out) >= n + 20, "20 readings in the pause")
+            ControlClient(ctl).resume()
+            assert proc.wait(120) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    else:
+        done = subprocess.run([sys.executable, "-m", "labctl.cli", "run", str(EXAMPLES / name), "--simulate", "--speed",
+                               "max", "-o", str(out), "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert done.returncode in (0, 3), done.stderr
+    _FINISHED[name] = out
+    return out
