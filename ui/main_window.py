@@ -467,7 +467,7 @@ class MainWindow(QMainWindow):
                 self._message(str(exc))
                 return False
             if "queue" in status:
-                self.watch_queue(path)
+                self.watch_queue(Path(status.get("queue_socket") or path))
                 return status.get("run_file") is None or self.follow(Path(status["run_file"]),
                                                                      default_socket_path(status["run_file"]))
             return self.follow(Path(status["run_file"]), path)
@@ -498,8 +498,8 @@ class MainWindow(QMainWindow):
             seen.add(target)
             found.append((link.lstat().st_mtime, link, status))
         queues = [(m, link, s) for m, link, s in found if "queue" in s]
-        for _m, link, _s in sorted(queues)[-1:]:
-            self.watch_queue(link)
+        for _m, link, status in sorted(queues, key=lambda q: q[0])[-1:]:
+            self.watch_queue(Path(status.get("queue_socket") or link))
         runs = [(m, link, s) for m, link, s in found if s.get("run_file")]
         if runs and self.view is None:
             _m, link, status = max(runs, key=lambda r: r[0])

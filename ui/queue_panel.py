@@ -161,7 +161,8 @@ class QueuePanel(QWidget):
             done = states.count("done")
             where = f" — {self.socket_path}" if self.socket_path else ""
             if self.socket_path is None:
-                text = f"queue ended: {done} run, {states.count('not run')} not run"
+                text = (f"queue ended (its process has exited); as last reported: {done} done, "
+                        f"{states.count('running')} running, {pending} pending, {states.count('not run')} not run")
             else:
                 text = (f"queue running in its own process: {done} done, {states.count('running')} running, "
                         f"{pending} pending{where} (it goes on if this window closes)")

@@ -187,7 +187,9 @@ class RunWatcher(QObject):
 class StatusWatcher(QObject):
     """Ask a control socket for its status every ``interval_s`` on a thread of its own (a run
     queue's socket, which outlives each of its runs). Signal ``status(dict | None)`` in the GUI
-    thread; after :data:`GONE_AFTER` failed asks in a row it sends ``None`` once and stops."""
+    thread: ``None`` once, when the process is gone — its socket removed, or nobody listening
+    :data:`GONE_AFTER` times in a row — and the watcher stops. A slow reply (a busy process)
+    is no sign of its end: it is asked again."""
 
     status = Signal(object)
     GONE_AFTER = 3
@@ -196,21 +198,27 @@ class StatusWatcher(QObject):
         super().__init__(parent)
         self.socket_path = Path(socket_path)
         self.interval_s = interval_s
+        self.last_error = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"status {self.socket_path.name}", daemon=True)
         self._thread.start()
 
+    def _gone(self) -> bool:
+        """The socket's file (or the file its link names) no longer exists."""
+        return not self.socket_path.exists()
+
     def _loop(self) -> None:
-        client = ControlClient(self.socket_path, timeout_s=2.0)
-        failures = 0
+        client = ControlClient(self.socket_path, timeout_s=5.0)
+        refused = 0
         while not self._stop.is_set():
             try:
                 reply = client.status()
-                failures = 0
+                refused = 0
                 self.status.emit(reply)
-            except ControlError:
-                failures += 1
-                if failures >= self.GONE_AFTER:
+            except ControlError as exc:
+                self.last_error = str(exc)
+                refused += "nobody listens" in self.last_error or "no control socket" in self.last_error
+                if self._gone() or refused >= self.GONE_AFTER:
                     if not self._stop.is_set():
                         self.status.emit(None)
                     return
@@ -219,4 +227,4 @@ class StatusWatcher(QObject):
     def stop(self) -> None:
         self._stop.set()
         if threading.current_thread() is not self._thread:
-            self._thread.join(5)
+            self._thread.join(10)

@@ -34,7 +34,8 @@ A run queue (:mod:`labctl.app.queue`: several protocol files run one after the o
 station, each in its own run file) serves one control socket for the whole queue: the server
 moves from run to run (:meth:`ControlServer.set_run`; ``run_file`` in the status says which runs
 now, and each run's ``<run file>.ctl`` is a link to the queue's socket while it runs), every
-status carries ``queue`` (its entries: done, running, pending), and three more commands edit
+status carries ``queue`` (its entries: done, running, pending) and ``queue_socket`` (the path
+that lasts as long as the queue), and three more commands edit
 it: ``queue`` (the status alone), ``queue_append`` (``protocol``: a protocol file's absolute
 path) and ``queue_remove`` (``id``: a pending entry's). A stop or an emergency stop ends the
 run under way and the queue with it (nothing more starts).
@@ -283,6 +284,7 @@ class ControlServer:
                  "run_file": self.run_file, "pid": os.getpid(), "stop_reason": self._stop_reason}
         if self.queue is not None:
             reply["queue"] = self.queue.describe()
+            reply["queue_socket"] = str(self.socket_path)  # the queue's own name (a run's link goes with its run)
         return reply
 
     def execute(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -92,6 +92,25 @@ def test_grid_of_a_directory_flags_the_short_follows_a_growing_file_and_opens_on
     assert drawn(tiles["smu1"]) <= 2000 + 16  # block extremes of the 5000 readings, the extremes kept
     assert tiles["smu1"].curve.getData()[1].max() == tiles["smu1"].buffer.view("voltage_V").max()
     assert "3 channels" in grid.summary.text() and "1 with a fault" in grid.summary.text()
+    # the status table beside the tiles: one row a channel, the short's red until acknowledged
+    assert [grid.table.horizontalHeaderItem(c).text() for c in range(9)] == [
+        "channel", "protocol", "state", "V", "I", "step", "cycle", "elapsed", "last event"]
+    row = grid.row_texts(tiles["smu2"])
+    assert row[0] == "smu2" and row[2] == "short" and row[3].endswith("V") and row[7] == "50.0 min"
+    assert row[8].startswith("run_ended: short")
+    assert grid.table.item(tiles["smu2"].row, 0).background().color().name() == "#ffcdd2"
+    assert [a.kind for a in tiles["smu2"].alarms] == ["short"] and not tiles["smu1"].alarms
+    assert not window.alarm_banner.isHidden() and "smu2" in window.alarm_banner.label.text()
+    ack = grid.table.cellWidget(tiles["smu2"].row, 10)
+    assert ack.isEnabled() and not grid.table.cellWidget(tiles["smu1"].row, 10).isEnabled()
+    ack.click()  # one click
+    assert not tiles["smu2"].alarms and window.alarm_banner.isHidden()
+    logged = (runs / "cell_b.h5.alarms.jsonl").read_text()
+    assert '"kind": "short"' in logged and grid.who in logged
+    assert grid.table.item(tiles["smu2"].row, 0).background().color().name() == "#fff3e0"  # failed, seen
+    assert tiles["smu2"].plot.getViewBox().border.color().name() == "#c62828"  # the frame stays
+    stop = grid.table.cellWidget(tiles["smu3"].row, 9)
+    assert not stop.isEnabled()  # no control socket: nothing to stop from here
 
     # the live file grows: only the new rows are read, and the tile follows
     live.next()
