@@ -1,6 +1,8 @@
-"""Frame time of the live plots vs number of points, and memory, over a long simulated run.
+"""Frame time of the live plots vs number of points, and memory, over a long simulated run;
+and how fast the window answers an operator while a ``--speed max`` run streams into it.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui.py [--max-points 10000000]
+    xvfb-run -a python benchmarks/bench_gui.py --only-responsiveness      # docs/gui-figures.md
 
 A CCD-like series (a rising ±j staircase with a voltage that grows with it, noise, and a short
 spike) is appended in batches of 25 000 readings — the way the window receives a run from its
@@ -15,6 +17,14 @@ of 100 000 readings each; a frame = every tile got new readings (the worst case:
 and the grid repaints. And the sweep plots (:class:`ui.sweep_plots.SweepPlots`): a memristor-like
 run of 200 cycles × 244 points; a frame = a new cycle arrives (newest sweep, the 40 faded ones
 rebuilt, per-cycle points) and the plots repaint.
+
+Responsiveness (:func:`bench_responsiveness`): the real window starts the 12 000 h FSE cycling
+example at ``--speed max`` (readings streaming in as fast as the run can write them) and, while
+it runs, an operator's clicks are posted to the window's event queue as a mouse would send
+them: on *Pause* (and *Resume*), the time from the click to the frame that shows "pausing…"
+(the state label painted) and to the frame that shows the engine's confirmed "paused"; on the
+*File* menu, the time from the click to the menu's first frame. Figures: median, 95th
+percentile and worst of the trials.
 """
 
 from __future__ import annotations
@@ -30,8 +40,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from typing import Any  # noqa: E402
+
+from PySide6.QtCore import QEvent, QEventLoop, QObject, QPointF, Qt  # noqa: E402
+from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from labctl.events import READING_COLUMNS  # noqa: E402
@@ -75,8 +90,14 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the pyqtgraph-only comparison")
     parser.add_argument("--no-grid", action="store_true", help="skip the channel grid")
     parser.add_argument("--no-sweeps", action="store_true", help="skip the sweep plots")
+    parser.add_argument("--no-responsiveness", action="store_true", help="skip the clicks during a --speed max run")
+    parser.add_argument("--only-responsiveness", action="store_true", help="only the clicks during a --speed max run")
+    parser.add_argument("--trials", type=int, default=12, help="clicks of each kind (responsiveness)")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
+    if args.only_responsiveness:
+        bench_responsiveness(app, args.trials)
+        return
     plots = RunPlots()
     plots.resize(1500, 900)
     plots.show()
@@ -121,6 +142,9 @@ def main() -> None:
     if not args.no_sweeps:
         print()
         bench_sweeps(app)
+    if not args.no_responsiveness:
+        print()
+        bench_responsiveness(app, args.trials)
 
 
 def bench_grid(app: QApplication, channels: int, readings: int) -> None:
@@ -253,6 +277,113 @@ def bench_sweeps(app: QApplication) -> None:
     print(f"sweep plots, memristor run of 200 cycles × {len(v)} points: frame when a cycle arrives "
           f"{statistics.median(times[-50:]) * 1e3:.0f} ms (median of the last 50)", flush=True)
     plots.close()
+
+
+class _PaintWatch(QObject):
+    """Notes the time of the first paint of ``widget`` after :meth:`arm` at which ``shown()`` holds."""
+
+    def __init__(self, widget: Any, shown: Any) -> None:
+        super().__init__()
+        self.widget, self.shown = widget, shown
+        self.at: float | None = None
+        self._armed = False
+        widget.installEventFilter(self)
+
+    def arm(self) -> None:
+        self.at, self._armed = None, True
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+        if self._armed and event.type() == QEvent.Type.Paint and self.shown():
+            self.at, self._armed = time.perf_counter(), False
+        return False
+
+
+def _post_click(widget: Any, pos: Any) -> float:
+    """Post a left click at ``pos`` (widget coordinates) to the event queue, as a mouse sends it;
+    returns the time of posting."""
+    global_pos = widget.mapToGlobal(pos)
+    t0 = time.perf_counter()
+    for kind in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease):
+        QApplication.postEvent(widget, QMouseEvent(kind, QPointF(pos), QPointF(global_pos), Qt.MouseButton.LeftButton,
+                                                   Qt.MouseButton.LeftButton if kind == QEvent.Type.MouseButtonPress
+                                                   else Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+    return t0
+
+
+def _until(app: QApplication, condition: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench_gui: {what} did not happen within {timeout_s:g} s")
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+
+
+def _figures(name: str, ms: list[float]) -> str:
+    ms = sorted(ms)
+    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
+    return f"{name}: median {statistics.median(ms):.0f} ms, 95th percentile {p95:.0f} ms, worst {ms[-1]:.0f} ms " \
+           f"({len(ms)} trials)"
+
+
+def bench_responsiveness(app: QApplication, trials: int = 12) -> dict[str, list[float]]:
+    """Clicks on Pause/Resume and on the File menu while a --speed max run streams into the window."""
+    import tempfile
+
+    from ui.app import build_window
+    from ui.protocol_panel import EXAMPLES
+
+    out: dict[str, list[float]] = {"pausing": [], "paused": [], "resuming": [], "menu": []}
+    with tempfile.TemporaryDirectory(prefix="labctl-bench-window-") as runs:
+        window = build_window(simulate=True, runs_dir=Path(runs), protocol=EXAMPLES / "cycling_fse_12000h.yaml",
+                              discover=False)
+        window.resize(1600, 950)
+        window.show()
+        window.ask_on_close = lambda going: "stop"
+        panel = window.run_panel
+        panel.speed_box.setCurrentText("max")
+        panel.start_button.click()
+        _until(app, lambda: window.view is not None and window.view.status is not None
+               and window.view.status["state"] == "running" and len(window.view.buffer) > 1000, 60, "the run's start")
+        label = panel.state_label
+        pausing = _PaintWatch(label, lambda: label.text() == "run: pausing…")
+        paused = _PaintWatch(label, lambda: label.text() == "run: paused")
+        resuming = _PaintWatch(label, lambda: label.text() in ("run: resuming…", "run: running"))
+        file_menu = window.menuBar().actions()[0].menu()
+        menu_shown = _PaintWatch(file_menu, lambda: True)
+        bar = window.menuBar()
+        file_pos = bar.actionGeometry(bar.actions()[0]).center()
+        for _trial in range(trials):
+            readings = len(window.view.buffer)
+            _until(app, lambda: len(window.view.buffer) > readings + 200, 60, "new readings")  # data streaming in
+            menu_shown.arm()
+            t0 = _post_click(bar, file_pos)
+            _until(app, lambda: menu_shown.at is not None, 30, "the File menu")
+            out["menu"].append((menu_shown.at - t0) * 1e3)
+            file_menu.hide()
+            _until(app, lambda: not file_menu.isVisible(), 10, "the menu closing")
+            pausing.arm()
+            paused.arm()
+            t0 = _post_click(panel.pause_button, panel.pause_button.rect().center())
+            _until(app, lambda: pausing.at is not None, 30, "pausing…")
+            _until(app, lambda: paused.at is not None, 60, "the confirmed pause")
+            out["pausing"].append((pausing.at - t0) * 1e3)
+            out["paused"].append((paused.at - t0) * 1e3)
+            resuming.arm()
+            t0 = _post_click(panel.resume_button, panel.resume_button.rect().center())
+            _until(app, lambda: resuming.at is not None, 30, "resuming…")
+            out["resuming"].append((resuming.at - t0) * 1e3)
+            _until(app, lambda: label.text() == "run: running", 60, "the resume")
+        n = len(window.view.buffer)
+        test_h = float(window.view.buffer.view("test_time_s")[-1]) / 3600
+        window.close()
+    platform = QApplication.platformName()
+    print(f"responsiveness ({platform}), window 1600×950 following the 12 000 h FSE cycling example at --speed max "
+          f"({n:,} readings, {test_h:,.0f} h of test time by the end):")
+    print("  " + _figures("click on Pause → \"pausing…\" on screen", out["pausing"]))
+    print("  " + _figures("click on Pause → the engine's \"paused\" on screen", out["paused"]))
+    print("  " + _figures("click on Resume → \"resuming…\" on screen", out["resuming"]))
+    print("  " + _figures("click on the File menu → the menu on screen", out["menu"]), flush=True)
+    return out
 
 
 if __name__ == "__main__":

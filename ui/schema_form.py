@@ -21,6 +21,7 @@ import copy
 import re
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -221,6 +223,54 @@ class _Field:
         self.editor.setProperty("validation_error", message or "")
 
 
+def _flat(items: dict[str, Any], defs: dict[str, Any]) -> bool:
+    """Whether list items fit a line (scalars) or a table row (a model of scalars and lists of
+    scalars), rather than needing their own structure (alternatives, nested models)."""
+    if "anyOf" in items or "oneOf" in items:
+        return False
+    if items.get("type") != "object":
+        return True
+    for prop in items.get("properties", {}).values():
+        prop = _resolve(prop, defs)
+        nested, _optional = _object(prop, defs)
+        inner = _resolve(prop.get("items", {}), defs) if prop.get("type") == "array" else {}
+        if nested is not None or inner.get("type") == "object" or "anyOf" in inner:
+            return False
+    return True
+
+
+class _YamlField(_Field):
+    """A value with a structure of its own (a sequence's parts: each one of several kinds, loops
+    of parts) as YAML text; the model's validation names what is wrong, by item and field."""
+
+    def __init__(self, path: tuple[str, ...], error: QLabel, changed: Signal) -> None:
+        editor = QPlainTextEdit()
+        editor.setObjectName(".".join(path))
+        editor.setToolTip(f"{path[-1]} in the protocol file, as YAML (each item a '- ' line)")
+        editor.setMinimumHeight(160)
+        editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        editor.textChanged.connect(changed)
+        super().__init__(path, "yaml", False, editor, error)
+
+    def set_value(self, value: Any) -> None:
+        self.editor.blockSignals(True)
+        self.editor.setPlainText("" if value is None else yaml.safe_dump(value, sort_keys=False, allow_unicode=True))
+        self.editor.blockSignals(False)
+
+    def value(self) -> Any:
+        text = self.editor.toPlainText()
+        try:
+            return yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            return f"not YAML: {str(exc).splitlines()[0]}"
+
+    def show_error(self, message: str | None) -> None:
+        self.error.setText(message or "")
+        self.error.setVisible(bool(message))
+        self.editor.setStyleSheet(_ERROR_STYLE if message else "")
+        self.editor.setProperty("validation_error", message or "")
+
+
 class _TableField(_Field):
     """A list of small models (the sites of a c-AFM protocol): one table row per item, one
     column per property; *Add row* / *Remove row* below it."""
@@ -369,8 +419,14 @@ class SchemaForm(QWidget):
             error.setWordWrap(True)
             error.setVisible(False)
             items = _resolve(prop.get("items", {}), self._defs) if prop.get("type") == "array" else {}
-            if items.get("type") == "object":
-                field: _Field = _TableField((*path, name), items, self._defs, error, self.changed)
+            if prop.get("type") == "array" and not _flat(items, self._defs):
+                # a list of alternatives or of nested parts (a sequence's parts): its YAML, edited as text
+                field: _Field = _YamlField((*path, name), error, self.changed)
+            elif items.get("type") == "object":
+                field = _TableField((*path, name), items, self._defs, error, self.changed)
+            else:
+                field = None
+            if field is not None:
                 row = QWidget()
                 row_layout = QVBoxLayout(row)
                 row_layout.setContentsMargins(0, 0, 0, 0)
@@ -427,7 +483,7 @@ class SchemaForm(QWidget):
         an optional part the protocol leaves out is hidden."""
         for field in self.fields.values():
             editor = field.editor
-            if isinstance(editor, QLineEdit):
+            if isinstance(editor, QLineEdit | QPlainTextEdit):
                 editor.setReadOnly(True)
             elif isinstance(field, _TableField):
                 field.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
