@@ -1,19 +1,24 @@
 """Make the README's screenshots from the real program: the bench window driving simulated runs.
 
-    QT_QPA_PLATFORM=offscreen python scripts/screenshots.py     # or under Xvfb: xvfb-run python ...
-    python scripts/screenshots.py --only cafm,grid               # some of them
+    xvfb-run -a python scripts/screenshots.py                     # or QT_QPA_PLATFORM=offscreen
+    python scripts/screenshots.py --only kinds,grid              # some of them
 
 Writes to ``docs/``:
 
-- ``gui_ccd_running.png``, ``gui_ccd_finished.png``: a CCD staircase in progress (output on),
-  then ended by the short (CCD in the log);
-- ``gui_cafm_running.png``, ``gui_cafm_finished.png``: the c-AFM example (triggering bias at
-  grain boundaries vs interiors) in progress — I–V curves, triggering bias per site, the
-  current map before — and finished, with the map after;
-- ``gui_memristor_running.png``: memristor set/reset cycling with the tip, on/off ratio and
-  HRS/LRS per cycle;
-- ``gui_grid.png``: the channel grid of a 12-cell run (``labctl run a.yaml@smu1 …``): CCD
-  staircases and cycling cells, the shorted ones framed red.
+- ``gui_kind_<kind>.png``: every protocol kind with an example file, run from the window on the
+  simulated station to its end (the readout with the result in large type, the kind's plots,
+  the result marked on them, the run's protocol in the panel) — a new kind with an example gets
+  its screenshot without a change here;
+- ``gui_readout.png``: a CCD staircase in progress at ×6000: the live readout (V, I, j, step
+  n / N and its label, cycle, time left in the step, elapsed, remaining), output on;
+- ``gui_alarm.png``: the same run ended by its short: the alarm banner that stays until
+  acknowledged, the short marked on the plots and its step ringed, CCD = 1.8 mA cm⁻²;
+- ``gui_pause.png``: a cycling run in real time, paused for a while: the pause shaded on the
+  plots and left out of the step means and the elapsed time;
+- ``gui_grid.png``: the channel grid of a 12-cell run (``labctl run a.yaml@smu1 … --control``)
+  with its status table: CCD staircases and cycling cells, the shorted ones framed red;
+- ``gui_queue.png``: a run queue (EIS → CCD → EIS) going in its own process;
+- ``gui_small.png``: the window at 1280 × 720 (nothing cut off).
 
 Every run is started from the window (the grid's from the command line, as a lab would) on
 the simulated station; the run files go to a temporary directory.
@@ -40,13 +45,17 @@ if not os.environ.get("DISPLAY"):
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from protocols import KINDS, load_protocol  # noqa: E402
 from ui.app import build_window  # noqa: E402
 from ui.main_window import MainWindow  # noqa: E402
 from ui.protocol_panel import EXAMPLES  # noqa: E402
 
 OUT = REPO / "docs"
-SHOTS = ("ccd", "cafm", "memristor", "grid")
+SHOTS = ("kinds", "readout", "pause", "grid", "queue", "small")
 SIZE = (1600, 950)
+#: The example shown for a kind with several (else the first, by name).
+PREFERRED = {"ccd_staircase": "ccd_llzo.yaml", "symmetric_cycling": "cycling_llzo_0p8.yaml",
+             "memristor_cycling": "memristor_tip.yaml"}
 
 
 def wait(app: QApplication, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -58,7 +67,7 @@ def wait(app: QApplication, condition: Callable[[], bool], timeout_s: float, wha
         time.sleep(0.02)
 
 
-def settle(app: QApplication, seconds: float = 0.6) -> None:
+def settle(app: QApplication, seconds: float = 0.8) -> None:
     """Let a few frames draw."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -69,13 +78,13 @@ def settle(app: QApplication, seconds: float = 0.6) -> None:
 def shoot(window: MainWindow, name: str) -> Path:
     path = OUT / name
     window.grab().save(str(path))
-    print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+    print(f"wrote {path} ({path.stat().st_size // 1024} KB)", flush=True)
     return path
 
 
-def new_window(runs: Path, app: QApplication, protocol: Path | None = None) -> MainWindow:
-    window = build_window(simulate=True, runs_dir=runs, protocol=protocol)
-    window.resize(*SIZE)
+def new_window(runs: Path, app: QApplication, protocol: Path | None = None, size: tuple[int, int] = SIZE) -> MainWindow:
+    window = build_window(simulate=True, runs_dir=runs, protocol=protocol, discover=False)
+    window.resize(*size)
     window.show()
     for name in window.station_panel.simulated:  # the IDN column filled, as an operator would
         window.station_panel.identify(name, None)
@@ -95,38 +104,77 @@ def close(window: MainWindow) -> None:
     window.close()
 
 
-def ccd(app: QApplication, runs: Path) -> None:
+def examples_by_kind() -> dict[str, Path]:
+    """One example file per protocol kind that has one."""
+    found: dict[str, Path] = {}
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        kind = load_protocol(path).kind
+        if kind not in found or PREFERRED.get(kind) == path.name:
+            found[kind] = path
+    return found
+
+
+def kinds(app: QApplication, runs: Path) -> None:
+    examples = examples_by_kind()
+    for kind in KINDS:
+        if kind not in examples:
+            print(f"no example of {kind}: no screenshot", flush=True)
+            continue
+        window = new_window(runs, app, examples[kind])
+        start(window, app, "max")
+        wait(app, lambda: window.view.finished, 600, f"the {kind} run's end")
+        window.alarm_banner.acknowledge()  # a short is this kind's result: its banner has its own shot
+        settle(app, 1.2)
+        shoot(window, f"gui_kind_{kind}.png")
+        close(window)
+
+
+def readout(app: QApplication, runs: Path) -> None:
     window = new_window(runs, app)
     start(window, app, "6000")
     wait(app, lambda: len(window.view.buffer) and window.view.buffer.view("test_time_s")[-1] > 6.3 * 3600, 60,
          "6.3 h of the CCD run")
     settle(app)
-    shoot(window, "gui_ccd_running.png")
+    shoot(window, "gui_readout.png")
     wait(app, lambda: window.view.finished, 120, "the CCD run's end")
     settle(app)
-    shoot(window, "gui_ccd_finished.png")
+    shoot(window, "gui_alarm.png")
     close(window)
 
 
-def cafm(app: QApplication, runs: Path) -> None:
-    window = new_window(runs, app, EXAMPLES / "cafm_gb_vs_gi.yaml")
-    start(window, app, "5")
-    plots = window.sweep_plots
-    wait(app, lambda: len(plots.run.sites["triggering_bias_V"]) >= 9, 240, "nine c-AFM sites")
-    settle(app)
-    shoot(window, "gui_cafm_running.png")
-    wait(app, lambda: window.view.finished, 300, "the c-AFM run's end")
-    settle(app)
-    shoot(window, "gui_cafm_finished.png")
-    close(window)
+PAUSE_PROTOCOL = """kind: symmetric_cycling
+name: Li|H.L.-LLZO|Li, 0.5 mA cm-2, 60 s half-cycles (paused in real time)
+current_density_mA_cm2: 0.5
+half_cycle_s: 60
+cycles: 3
+voltage_limit_V: 5
+record_interval_s: 0.5
+cell:
+  area_cm2: 1
+  electrolyte: LLZO with PPC-LiTFSI homogenising layer
+  electrolyte_thickness_um: 300
+  li_thickness_um: 100
+  stack_pressure_MPa: 0
+  temperature_C: 25
+simulated_cell:
+  preset: hl_llzo
+"""
 
 
-def memristor(app: QApplication, runs: Path) -> None:
-    window = new_window(runs, app, EXAMPLES / "memristor_tip.yaml")
-    start(window, app, "5")
-    wait(app, lambda: len(window.sweep_plots.run.cycles["cycle"]) >= 60, 240, "60 memristor cycles")
-    settle(app)
-    shoot(window, "gui_memristor_running.png")
+def pause(app: QApplication, runs: Path) -> None:
+    protocol = runs / "pause.yaml"
+    protocol.write_text(PAUSE_PROTOCOL, encoding="utf-8")
+    window = new_window(runs, app, protocol)
+    start(window, app, "1")
+    view = window.view
+    wait(app, lambda: len(view.buffer) and view.buffer.view("test_time_s")[-1] > 20, 120, "20 s of the run")
+    window.run_panel.pause_button.click()
+    wait(app, lambda: view.progress.pauses.paused, 30, "the pause")
+    settle(app, 15.0)  # the operator holds the cell at 0 A for a while
+    window.run_panel.resume_button.click()
+    wait(app, lambda: len(view.steps) >= 2, 240, "two half-cycles")
+    settle(app, 1.5)
+    shoot(window, "gui_pause.png")
     close(window)
 
 
@@ -142,28 +190,57 @@ def grid(app: QApplication, runs: Path) -> None:
         data = yaml.safe_load(source.read_text(encoding="utf-8"))
         ccd_mA_cm2 = 0.6 + 0.25 * k if k < 6 else (0.7 if k in (7, 10) else 1.8)
         data["simulated_cell"] = {**data.get("simulated_cell", {}), "ccd_mA_cm2": ccd_mA_cm2, "seed": k}
-        data["name"] = f"cell {k + 1}"
+        data["name"] = f"cell {k + 1}: " + ("CCD staircase" if k < 6 else "cycling 0.8 mA cm-2")
         path = protocols / f"cell{k + 1:02d}.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         specs.append(f"{path}@smu{k + 1}")
     out = runs / "twelve_cells"
     process = subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", *specs, "--simulate", "--speed", "3600",
-                                "-o", str(out)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+                                "-o", str(out), "--control"], cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        window = build_window(simulate=True, runs_dir=runs)
+        window = build_window(simulate=True, runs_dir=runs, discover=False)
         window.resize(*SIZE)
         window.show()
         wait(app, out.is_dir, 30, "the run directory")
         window.open_grid([out])
         wait(app, lambda: len(window.grid.tiles) == 12, 60, "twelve channels")
         wait(app, lambda: sum(t.fault for t in window.grid.tiles.values()) >= 5, 120, "five shorts")
+        tiles = sorted(window.grid.tiles.values(), key=lambda t: t.row)
+        window.grid.acknowledge(next(t for t in tiles if t.alarms))  # one acknowledged, the others waiting
         settle(app, 1.5)
         shoot(window, "gui_grid.png")
-        close(window)
+        window.ask_on_close = lambda going: "leave"
+        window.close()
     finally:
         process.send_signal(signal.SIGINT)  # the cells stop safely, output off
         process.wait(60)
+
+
+def queue(app: QApplication, runs: Path) -> None:
+    window = new_window(runs, app)
+    for example in ("eis_fse.yaml", "ccd_llzo.yaml", "eis_fse.yaml"):
+        window.protocol_panel.load(EXAMPLES / example)
+        window.queue_current_protocol()
+    window.run_panel.speed_box.setCurrentText("600")
+    window.queue_panel.start_button.click()
+    wait(app, lambda: window.queue_panel.running and window.queue_panel.states()[:2] == ["done (completed)", "running"],
+         120, "the queue's second run")
+    wait(app, lambda: window.view is not None and window.view.attrs.get("protocol_kind") == "ccd_staircase"
+         and len(window.view.buffer) > 2000, 60, "the CCD in view")
+    window.tabs.setCurrentWidget(window.queue_panel)
+    settle(app, 1.0)
+    shoot(window, "gui_queue.png")
+    close(window)
+
+
+def small(app: QApplication, runs: Path) -> None:
+    window = new_window(runs, app, EXAMPLES / "memristor_tip.yaml", size=(1280, 720))
+    start(window, app, "5")
+    wait(app, lambda: len(window.sweep_plots.run.cycles["cycle"]) >= 12, 240, "12 memristor cycles")
+    settle(app)
+    shoot(window, "gui_small.png")
+    close(window)
 
 
 def main() -> None:

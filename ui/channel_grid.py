@@ -313,10 +313,14 @@ class ChannelGrid(QWidget):
         header = self.table.horizontalHeader()
         for col in range(len(TABLE_COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)  # the protocol's name: elided
+        self.table.setColumnWidth(1, 120)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         header.setSectionResizeMode(8, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(30)
         self.table.cellDoubleClicked.connect(self._row_double_clicked)
         split.addWidget(self.table)
-        split.setSizes([560, 540])
+        split.setSizes([480, 640])
         layout.addWidget(split, 1)
         self.tiles: dict[Key, Tile] = {}
         self.sources: list[str | Path] = []
@@ -371,7 +375,7 @@ class ChannelGrid(QWidget):
             for name in ("left", "bottom"):
                 plot.getAxis(name).setStyle(tickFont=self._tick_font, tickLength=-4)
                 plot.getAxis(name).label.setFont(self._tick_font)
-            plot.setLabel("left", "V")
+            plot.setLabel("left", "V", units="V")
             axis.what = "t"
             axis.setLabel("t (s)")
             plot.getAxis("left").setWidth(40)
@@ -404,8 +408,11 @@ class ChannelGrid(QWidget):
             stop = QPushButton("Stop")
             stop.setToolTip(f"stop {tile.name} safely (output off)")
             stop.clicked.connect(lambda _=False, t=tile: self.stop_channel(t))
-            ack = QPushButton("Acknowledge")
+            ack = QPushButton("Ack")
+            ack.setToolTip(f"acknowledge {tile.name}'s alarm (logged with your name)")
             ack.clicked.connect(lambda _=False, t=tile: self.acknowledge(t))
+            for button in (stop, ack):
+                button.setStyleSheet("padding: 1px 6px;")
             self.table.setCellWidget(n, 9, stop)
             self.table.setCellWidget(n, 10, ack)
             self._show_row(tile)
@@ -439,7 +446,7 @@ class ChannelGrid(QWidget):
             stop.setEnabled(live)
         if ack is not None:
             ack.setEnabled(alarm)
-            ack.setStyleSheet("font-weight: bold; color: #b71c1c;" if alarm else "")
+            ack.setStyleSheet("padding: 1px 6px;" + (" font-weight: bold; color: #b71c1c;" if alarm else ""))
 
     def _updates(self, batch: list[tuple[Key, Update]]) -> None:
         new_alarms: list[Alarm] = []

@@ -375,13 +375,19 @@ class ProtocolPanel(QWidget):
 
     def instruments(self) -> dict[str, str]:
         """The instruments the valid protocol uses, name in the station file → driver: its
-        sourcemeter, and for a tip electrode the AFM controller ({} while invalid)."""
+        sourcemeter (a BioLogic channel for impedance, LSV or temperature steps), for a tip
+        electrode the AFM controller, for temperature steps the chamber ({} while invalid)."""
+        from labctl.steps import SOFTWARE_ONLY, program_kinds
+
         protocol, program = self.protocol, self.program
         if protocol is None or program is None:
             return {}
-        out = {protocol.instrument: "keithley2400"}
+        kinds = program_kinds(program)
+        out = {protocol.instrument: "biologic" if kinds & SOFTWARE_ONLY else "keithley2400"}
         if getattr(program, "electrode", None) == "tip":
             out[protocol.afm] = "nanonis"
+        if "set_temperature" in kinds:
+            out[getattr(protocol, "chamber", "chamber")] = "binder"
         return out
 
     def yaml_text(self) -> str:

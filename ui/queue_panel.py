@@ -152,7 +152,7 @@ class QueuePanel(QWidget):
     def _show(self) -> None:
         if self.remote is not None:
             entries = self.remote.get("entries", [])
-            rows = [(str(e["id"]), e.get("name") or Path(e["protocol"]).name, e.get("kind", ""), e["state"]
+            rows = [(str(e["id"]), tidy(e.get("name") or Path(e["protocol"]).name), e.get("kind", ""), e["state"]
                      + (f" ({e['status']})" if e.get("status") and e["state"] == "done" else ""),
                      tidy(e.get("summary") or ""), Path(e["run_file"]).name if e.get("run_file") else "")
                     for e in entries]
@@ -178,7 +178,7 @@ class QueuePanel(QWidget):
                     name, kind = protocol.name or path.stem, protocol.kind
                 except FileError:
                     name, kind = path.name, "?"
-                rows.append((str(n), name, kind, "to start", "", ""))
+                rows.append((str(n), tidy(name), kind, "to start", "", ""))
             self.summary.setText(f"{len(self.local)} protocol(s) to run one after the other on this station"
                                  if self.local else "no queue: add protocols, then start them one after the other "
                                                     "on this station")

@@ -42,37 +42,53 @@ def headline(line: str) -> str:
 
 
 class _Cell(QWidget):
-    """A caption above a value (elided to ``max_px`` when given; the whole in the tooltip)."""
+    """A caption above a value; a value wider than its room is elided (the whole in the
+    tooltip), so the readout never widens the window: ``min_px`` is what it always gets."""
 
-    def __init__(self, caption: str, tip: str = "", max_px: int | None = None) -> None:
+    def __init__(self, caption: str, tip: str = "", min_px: int = 70) -> None:
         super().__init__()
         grid = QGridLayout(self)
-        grid.setContentsMargins(6, 2, 6, 2)
+        grid.setContentsMargins(4, 1, 4, 1)
         grid.setVerticalSpacing(0)
         self.caption = QLabel(caption)
         self.caption.setStyleSheet("color: #616161;")
         self.value = QLabel("—")
         self.value.setStyleSheet(_VALUE_STYLE)
         self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.value.setMinimumWidth(min_px)
+        self.value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         grid.addWidget(self.caption, 0, 0)
         grid.addWidget(self.value, 1, 0)
         self.setToolTip(tip)
-        self.max_px = max_px
         self.text = "—"
-        if max_px is not None:
-            self.value.setMaximumWidth(max_px)
+        self._style = _VALUE_STYLE
+
+    def sizeHint(self):  # noqa: N802 - Qt API: room for the whole text when there is room
+        hint = super().sizeHint()
+        hint.setWidth(max(hint.width(), QFontMetrics(self.value.font()).horizontalAdvance(self.text) + 16))
+        return hint
 
     def set(self, text: str, style: str = "") -> None:
+        changed = text != self.text
         self.text = text
-        shown = text
-        if self.max_px is not None:
-            shown = QFontMetrics(self.value.font()).elidedText(text, Qt.TextElideMode.ElideRight, self.max_px)
-            self.value.setToolTip(text if shown != text else "")
+        wanted = _VALUE_STYLE + style
+        if self._style != wanted:
+            self._style = wanted
+            self.value.setStyleSheet(wanted)
+        self._elide()
+        if changed:
+            self.updateGeometry()
+
+    def _elide(self) -> None:
+        width = max(self.value.width(), self.value.minimumWidth())
+        shown = QFontMetrics(self.value.font()).elidedText(self.text, Qt.TextElideMode.ElideRight, width)
+        self.value.setToolTip(self.text if shown != self.text else "")
         if self.value.text() != shown:
             self.value.setText(shown)
-        wanted = _VALUE_STYLE + style
-        if self.value.styleSheet() != wanted:
-            self.value.setStyleSheet(wanted)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._elide()
 
 
 class ReadoutPanel(QFrame):
@@ -88,18 +104,18 @@ class ReadoutPanel(QFrame):
         grid.setContentsMargins(2, 2, 2, 2)
         grid.setHorizontalSpacing(4)
         grid.setVerticalSpacing(2)
-        self.voltage = _Cell("voltage", "the newest reading", max_px=125)
-        self.current = _Cell("current", "the newest reading", max_px=115)
-        self.density = _Cell("current density", "the newest reading, per electrode area", max_px=150)
-        self.output = _Cell("output", "the instrument's output, from the run's control socket", max_px=70)
-        self.instrument = _Cell("instrument", "the instrument that runs it", max_px=200)
-        self.step = _Cell("step", "executed step n of N and its label", max_px=240)
-        self.cycle = _Cell("cycle", max_px=80)
+        self.voltage = _Cell("voltage", "the newest reading", min_px=105)
+        self.current = _Cell("current", "the newest reading", min_px=100)
+        self.density = _Cell("current density", "the newest reading, per electrode area", min_px=130)
+        self.output = _Cell("output", "the instrument's output, from the run's control socket", min_px=60)
+        self.instrument = _Cell("instrument", "the instrument that runs it", min_px=160)
+        self.step = _Cell("step", "executed step n of N and its label", min_px=200)
+        self.cycle = _Cell("cycle", min_px=60)
         self.step_left = _Cell("left in step", "planned time left in this step, pauses excluded; — for a step "
-                               "that ends on a condition (a voltage, a current, a charge)", max_px=110)
-        self.elapsed = _Cell("elapsed", "test time the run has spent running (pauses excluded)", max_px=110)
+                               "that ends on a condition (a voltage, a current, a charge)", min_px=90)
+        self.elapsed = _Cell("elapsed", "test time the run has spent running (pauses excluded)", min_px=110)
         self.remaining = _Cell("remaining", "planned time of the rest of the program, at the pace kept so far",
-                               max_px=110)
+                               min_px=115)
         self.result = QLabel("")
         self.result.setObjectName("result")
         self.result.setWordWrap(True)
@@ -119,6 +135,8 @@ class ReadoutPanel(QFrame):
             grid.addWidget(cell, 1, col)
         grid.addWidget(self.result_caption, 0, 6, Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.result, 0, 6, 2, 1)
+        for col in range(5):  # the values as wide as they need; what is left to the instrument and the result
+            grid.setColumnStretch(col, 0)
         grid.setColumnStretch(5, 1)
         grid.setColumnStretch(6, 2)
         self.step.value.setWordWrap(False)

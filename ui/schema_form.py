@@ -44,6 +44,18 @@ from PySide6.QtWidgets import (
 #: Name suffix → unit shown beside the field (longest suffix first when matching).
 UNIT_SUFFIXES: dict[str, str] = {
     "_mAh_cm2": "mAh cm⁻²",
+    "_uA_cm2": "µA cm⁻²",
+    "_S_cm": "S cm⁻¹",
+    "_mV_s": "mV s⁻¹",
+    "_V_s": "V s⁻¹",
+    "_nm2": "nm²",
+    "_GPa": "GPa",
+    "_nN": "nN",
+    "_deg": "°",
+    "_min": "min",
+    "_K": "K",
+    "_eV": "eV",
+    "_ohm": "Ω",
     "_mA_cm2": "mA cm⁻²",
     "_ohm_cm2": "Ω cm²",
     "_cm2": "cm²",

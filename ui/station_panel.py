@@ -39,7 +39,11 @@ from labctl.yamlfile import FileError
 SIMULATED = {
     "keithley2400": "simulated Keithley 2400 (SCPI, loopback TCP)",
     "nanonis": "simulated AFM controller (Nanonis TCP, loopback)",
+    "biologic": "simulated BioLogic channel as a potentiostat (in the run's process)",
+    "binder": "simulated BINDER chamber (MODBus, loopback TCP)",
 }
+#: Simulated drivers that answer an identification query here (the others live in the run's process).
+IDENTIFIABLE = ("keithley2400", "nanonis")
 SIMULATED_ADDRESS = SIMULATED["keithley2400"]
 
 
@@ -179,6 +183,9 @@ class StationPanel(QWidget):
             self.table.item(row, 3).setText("connecting…")
         relay = self._relay
         driver = self.simulated.get(name, "keithley2400")
+        if config is None and driver not in IDENTIFIABLE:
+            self._identified(name, f"{SIMULATED.get(driver, driver)}: identified in the run file when it starts", True)
+            return
 
         def work() -> None:
             try:

@@ -104,8 +104,8 @@ class SweepPlots(PlotSet):
         self.faded_curves: dict[str, pg.PlotDataItem] = {}
 
         # memristor: on/off ratio and HRS/LRS vs cycle
-        self.ratio_plot = pg.PlotItem(title=f"on/off ratio &nbsp; {_key('o', (46, 125, 50), 'reset')} "
-                                            f"{_key('×', (198, 40, 40), 'no reset')}",
+        self.ratio_plot = pg.PlotItem(title=f"on/off &nbsp; {_key('o', (46, 125, 50), 'reset')} "
+                                            f"{_key('×', (198, 40, 40), 'failed')}",
                                       axisItems={"left": LogAxis("left", si_prefix=False),
                                                  "bottom": IntegerAxis("bottom")})
         self.ratio_plot.setLogMode(y=True)
@@ -116,7 +116,7 @@ class SweepPlots(PlotSet):
                                                  symbolBrush=(46, 125, 50), symbolPen=None)
         self.ratio_failed = self.ratio_plot.plot(pen=None, symbol="x", symbolSize=9, symbolBrush=(198, 40, 40),
                                                  symbolPen=pg.mkPen((198, 40, 40), width=2))
-        self.resistance_plot = pg.PlotItem(title=f"R at the read bias &nbsp; {_key('o', (21, 101, 192), 'HRS')} "
+        self.resistance_plot = pg.PlotItem(title=f"R (read) &nbsp; {_key('o', (21, 101, 192), 'HRS')} "
                                                  f"{_key('▲', (239, 108, 0), 'LRS')}",
                                            axisItems={"left": LogAxis("left", si_prefix=False),
                                                       "bottom": IntegerAxis("bottom")})
