@@ -95,8 +95,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12, help="clicks of each kind (responsiveness)")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
-    if args.only_responsiveness:
+    if not args.no_responsiveness:  # first: the window alone on the screen, as an operator has it
         bench_responsiveness(app, args.trials)
+        print()
+    if args.only_responsiveness:
         return
     plots = RunPlots()
     plots.resize(1500, 900)
@@ -142,9 +144,6 @@ def main() -> None:
     if not args.no_sweeps:
         print()
         bench_sweeps(app)
-    if not args.no_responsiveness:
-        print()
-        bench_responsiveness(app, args.trials)
 
 
 def bench_grid(app: QApplication, channels: int, readings: int) -> None:
@@ -338,6 +337,8 @@ def bench_responsiveness(app: QApplication, trials: int = 12) -> dict[str, list[
                               discover=False)
         window.resize(1600, 950)
         window.show()
+        window.raise_()
+        window.activateWindow()
         window.ask_on_close = lambda going: "stop"
         panel = window.run_panel
         panel.speed_box.setCurrentText("max")

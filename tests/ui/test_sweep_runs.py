@@ -120,6 +120,14 @@ def test_cafm_run_from_the_window_emergency_stop_and_review(window_factory, qtbo
     assert plots.run.sites["site_class"][:2] == ["GB", "GB"]
     assert -0.2 < plots.run.sites["triggering_bias_V"][0] < -0.05  # a boundary triggers at about -0.12 V
     assert len(plots.bias_points["GB"].getData()[0]) >= 2
+    # sites remain: the remaining time follows the run's pace (the maps and moves have no
+    # estimate), never "remaining ≤ 0 s" at sweep 3 of 4; the step and its label are shown
+    window._frame()
+    progress = window.progress()
+    assert progress.remaining_s > 0 and window.remaining_label.text().startswith("remaining ≈")
+    assert window.remaining_label.text() != "remaining ≈ 0 s"
+    assert window.readout.step.text.split("  ")[0].endswith(" / 10") and "site" in window.readout.step.text
+    assert window.readout.result.text().startswith("triggering bias GB -0.1")  # the result so far, in large type
 
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key.Key_Escape)  # the emergency stop
