@@ -33,6 +33,9 @@ STATUS_I_SOURCE = 1 << 15
 STATUS_RANGE_COMPLIANCE = 1 << 16
 
 MAX_VOLTAGE_V = 210.0
+#: Longest interval over which a voltage source's current is held constant while the load is
+#: integrated (s): a model choice, short against a cell's relaxation (minutes).
+VOLTAGE_SOURCE_SUBSTEP_S = 2.0
 MAX_CURRENT_A = 1.05
 
 
@@ -91,11 +94,21 @@ class SourceMeterModel:
             self._i_flowing = 0.0
 
     def _sync(self) -> None:
-        """Integrate the load from the last event to now at the current that was flowing."""
+        """Integrate the load from the last event to now at the current that was flowing (a
+        voltage source: the current the load takes, recomputed every
+        :data:`VOLTAGE_SOURCE_SUBSTEP_S` — the instrument holds the voltage, the cell's
+        current follows it between readings)."""
         t = self._now()
         dt = t - self._t_last
         if dt > 0 and self.output_enabled:
-            self.load.advance(dt, self._i_flowing)
+            if self.source_function == "VOLT":
+                while dt > 1e-12:
+                    h = min(dt, VOLTAGE_SOURCE_SUBSTEP_S)
+                    self._i_flowing = self._operating_point()[1]
+                    self.load.advance(h, self._i_flowing)
+                    dt -= h
+            else:
+                self.load.advance(dt, self._i_flowing)
         self._t_last = t
 
     def _operating_point(self) -> tuple[float, float, bool]:

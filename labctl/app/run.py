@@ -82,7 +82,7 @@ def check_protocol(protocol: ProtocolBase, source: str, *, simulate: bool, cycle
     """
     program = protocol.program()
     if simulate and program.electrode == "cell":
-        simulated.cell_parameters(protocol, source, line_of=line_of)
+        simulated.simulated_cell(protocol, source, line_of=line_of)
     elif simulate:
         simulated.junction(protocol, source, line_of=line_of)
     if cycler is not None and program.electrode != "cell":
@@ -408,7 +408,7 @@ def resume_run(
     with ExitStack() as stack:
         if simulated_run:
             try:
-                cell = simulated.cell_from_record(attrs["simulated_cell"])
+                cell = simulated.simulated_cell_from_record(attrs["simulated_cell"])
             except (KeyError, ValueError) as exc:
                 raise RunFileError(f"{path}: {exc}") from None
             sim = simulated.start_station(protocol, path.name, clock, stack, cell=cell)

@@ -10,8 +10,9 @@ reaches the simulators only through this module (and ``labctl sim …`` through 
 
 It also owns the protocol file's simulation sections: ``simulated_cell:`` (a preset of
 :data:`drivers.sim.physics.cell.CELL_PRESETS` and any :class:`CellParameters` field; the
-protocol's ``cell:`` gives area, thickness and temperature) and ``simulated_sample:`` (the
-c-AFM sample and junction). The protocol schema keeps them as plain data; they are parsed
+protocol's ``cell:`` gives area, thickness and temperature — or, with ``model:``, another cell
+of :data:`drivers.sim.physics.models.CELL_MODELS`, a full cell, Li | Cu …, see
+:func:`simulated_cell`) and ``simulated_sample:`` (the c-AFM sample and junction). The protocol schema keeps them as plain data; they are parsed
 and checked here (:func:`cell_parameters`, :func:`junction`), with one line per problem.
 """
 
@@ -21,11 +22,13 @@ import json
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields, replace
+from types import SimpleNamespace
 from typing import Any
 
 from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
 from drivers.sim.keithley2400 import Keithley2400Simulator, PtyServer, TcpServer
 from drivers.sim.physics.cell import CELL_PRESETS, CellParameters
+from drivers.sim.physics.models import CELL_MODELS, CellSpec, cell_spec
 from drivers.sim.physics.tip import Electrode, JunctionParameters, SampleParameters, TipJunction
 from labctl.engine.clock import Clock
 from labctl.station import InstrumentConfig, Station
@@ -149,7 +152,7 @@ class SimulatedStation:
 
 
 def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *, cycler: str | None = None,
-                  overrides: dict[str, Any] | None = None, cell: CellParameters | None = None) -> SimulatedStation:
+                  overrides: dict[str, Any] | None = None, cell: CellParameters | CellSpec | None = None) -> SimulatedStation:
     """Start the simulated instruments a protocol needs on free loopback ports (closed by
     ``stack``), sharing ``clock``; the station names them as the protocol does.
 
@@ -164,7 +167,7 @@ def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *,
     """
     program = protocol.program()
     if cycler is not None:
-        cell = cell or cell_parameters(protocol, source, overrides)
+        cell = cell or simulated_cell(protocol, source, overrides)
         return start_cyclers(cycler, [protocol.instrument], [cell], clock, stack)
     if program.electrode in ("tip", "pad"):
         tip_junction = junction(protocol, source)
@@ -178,14 +181,14 @@ def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *,
         sample = {**protocol.simulated_sample.model_dump(), "junction": asdict(tip_junction.params),
                   "electrode": asdict(tip_junction.electrode)}
         return SimulatedStation(Station(instruments=instruments), attrs={"simulated_sample": sample})
-    cell = cell or cell_parameters(protocol, source, overrides)
-    server = TcpServer(Keithley2400Simulator(cell, now=clock.now))
+    cell = cell or simulated_cell(protocol, source, overrides)
+    server = TcpServer(Keithley2400Simulator(_load(cell), now=clock.now))
     stack.callback(server.close)
     station = Station(instruments={protocol.instrument: InstrumentConfig(driver="keithley2400", address=server.resource)})
-    return SimulatedStation(station, attrs={"simulated_cell": asdict(cell)}, cells=[cell])
+    return SimulatedStation(station, attrs={"simulated_cell": _record(cell)}, cells=[cell])
 
 
-def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParameters], clock: Clock,
+def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParameters | CellSpec], clock: Clock,
                   stack: ExitStack) -> SimulatedStation:
     """One simulated ``cycler`` with a channel per cell, the station naming the channels
     ``names``: a NEWARE BTS on a loopback port (reached over TCP like a real one), or a
@@ -200,7 +203,7 @@ def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParamet
     if cycler == "neware":
         from drivers.sim.neware import BtsServer, NewareBtsSimulator
 
-        sim = NewareBtsSimulator(len(cells), cell=list(cells), now=clock.now)
+        sim = NewareBtsSimulator(len(cells), cell=[_load(c) for c in cells], now=clock.now)
         server = BtsServer(sim)
         stack.callback(server.close)
         host, port = server.address
@@ -211,12 +214,12 @@ def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParamet
         if len(cells) > BIOLOGIC_MAX_CHANNELS:
             raise FileError([f"--channels: a BioLogic instrument has at most {BIOLOGIC_MAX_CHANNELS} channels, "
                              f"not {len(cells)}"])
-        backend = SimulatedBackend(len(cells), cell=list(cells), now=clock.now)
+        backend = SimulatedBackend(len(cells), cell=[_load(c) for c in cells], now=clock.now)
         addresses = [f"{backend.address}/{k + 1}" for k in range(len(cells))]
         options["backend"] = backend
     station = Station(instruments={name: InstrumentConfig(driver=cycler, address=address)
                                    for name, address in zip(names, addresses)})
-    attrs = {"simulated_cell": asdict(cells[0])} if len(cells) == 1 else {}
+    attrs = {"simulated_cell": _record(cells[0])} if len(cells) == 1 else {}
     return SimulatedStation(station, open_options=options, attrs=attrs, cells=list(cells))
 
 
@@ -318,5 +321,110 @@ def serve_chamber(params: Any, clock: Clock, *, port: int = 0, framing: str = "r
 
 
 __all__ = ["BIOLOGIC_MAX_CHANNELS", "SIMULATED_CYCLERS", "SimulatedStation", "cell_from_record", "cell_parameters",
+           "cell_models", "simulated_cell", "simulated_cell_from_record",
            "cell_presets", "identify_simulated", "junction", "preset_cell", "serve_afm", "serve_keithley2400",
            "chamber_parameters", "serve_chamber", "serve_neware", "start_cyclers", "start_station"]
+
+
+# -- simulated cells other than the symmetric one (``simulated_cell.model``) -----------------------
+
+def cell_models() -> dict[str, list[str]]:
+    """The simulated cell models and their presets (``simulated_cell.model`` / ``.preset``)."""
+    return {"symmetric": list(CELL_PRESETS), **{name: list(m.presets) for name, m in CELL_MODELS.items()}}
+
+
+def _protocol_context(protocol: Any) -> dict[str, Any]:
+    """What a protocol itself says about its cell, by the model parameters' names: the
+    ``cell`` section's area and temperature, a ``cathode`` section's active mass (mg)."""
+    out: dict[str, Any] = {}
+    cell = getattr(protocol, "cell", None)
+    if cell is not None:
+        out.update(area_cm2=cell.area_cm2, temperature_C=cell.temperature_C)
+    cathode = getattr(protocol, "cathode", None)
+    mass = getattr(cathode, "active_mass_mg", None) if cathode is not None else None
+    if mass is not None:
+        out["active_mass_mg"] = mass
+    return out
+
+
+def simulated_cell(protocol: Any, source: str, overrides: dict[str, Any] | None = None, *,
+                   line_of: Callable[[list[str]], int] | None = None) -> CellParameters | CellSpec:
+    """The cell behind a simulated run of ``protocol``: its ``simulated_cell.model``'s.
+
+    ``symmetric`` (the default): :func:`cell_parameters`. Any other model of
+    :data:`drivers.sim.physics.models.CELL_MODELS`: its ``preset`` (default the model's first),
+    then what the protocol says of the cell (``cell.area_cm2``, ``cell.temperature_C``,
+    ``cathode.active_mass_mg``, where the model has such a parameter), then the section's other
+    keys, then ``overrides`` (the CLI's ``--seed`` …; None values ignored). ``plating_to_short``
+    wraps a symmetric cell: the section's :class:`CellParameters` keys (and ``base_preset``,
+    default ``hl_llzo``) go to it, with the protocol's ``cell``.
+
+    Raises:
+        FileError: an unknown model, preset or parameter, or an invalid value; one line naming
+            ``source`` (and the line) and the field.
+    """
+    section = getattr(protocol, "simulated_cell", None)
+    model = getattr(section, "model", "symmetric") if section is not None else "symmetric"
+    if model == "symmetric":
+        return cell_parameters(protocol, source, overrides, line_of=line_of)
+    where = _where(source, line_of, ["simulated_cell", "model"])
+    if model not in CELL_MODELS:
+        raise FileError([f"{where}: simulated_cell.model: unknown model {model!r}; known: "
+                         f"{', '.join(cell_models())}"])
+    entry = CELL_MODELS[model]
+    values = dict(section.model_extra or {})
+    preset = section.preset if "preset" in section.model_fields_set else None
+    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "preset" in changes:
+        preset = changes.pop("preset")
+    names = entry.field_names()
+    base = None
+    if entry.wraps_symmetric:
+        symmetric = {f.name for f in fields(CellParameters)}
+        base_keys = {k: values.pop(k) for k in list(values) if k in symmetric and k not in names}
+        base_preset = values.pop("base_preset", "hl_llzo")
+        shim = SimpleNamespace(cell=getattr(protocol, "cell", None),
+                               simulated_cell=SimpleNamespace(as_dict=lambda: {"preset": base_preset, **base_keys}))
+        base = cell_parameters(shim, source, {k: v for k, v in changes.items() if k in symmetric and k not in names},
+                               line_of=line_of)
+        changes = {k: v for k, v in changes.items() if k in names or k not in symmetric}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise FileError([f"--{unknown[0].replace('_', '-')}: does not apply to a {model} simulated cell"])
+    chosen = {k: v for k, v in _protocol_context(protocol).items() if k in names}
+    chosen.update(values)
+    chosen.update(changes)
+    try:
+        return cell_spec(model, preset, chosen, base)
+    except KeyError as exc:
+        raise FileError([f"{_where(source, line_of, ['simulated_cell', 'preset'])}: simulated_cell: "
+                         f"{exc.args[0]}"]) from None
+    except (TypeError, ValueError) as exc:
+        raise FileError([f"{_where(source, line_of, ['simulated_cell'])}: simulated_cell: {exc}"]) from None
+
+
+def simulated_cell_from_record(text: str) -> CellParameters | CellSpec:
+    """The cell a run file recorded (its ``simulated_cell`` attribute, JSON): a symmetric
+    cell's parameters (:func:`cell_from_record`) or another model's :class:`CellSpec`.
+
+    Raises:
+        ValueError: not a recorded cell.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"simulated_cell: not a recorded cell ({exc})") from None
+    if isinstance(data, dict) and "model" in data and "params" in data:
+        return CellSpec.from_dict(data)
+    return cell_from_record(text)
+
+
+def _load(cell: CellParameters | CellSpec) -> Any:
+    """What a simulator runs: a symmetric cell's parameters as they are (it builds the cell),
+    or a fresh cell of another model."""
+    return cell.build() if isinstance(cell, CellSpec) else cell
+
+
+def _record(cell: CellParameters | CellSpec) -> dict[str, Any]:
+    """What a run file records of the simulated cell."""
+    return cell.as_dict() if isinstance(cell, CellSpec) else asdict(cell)

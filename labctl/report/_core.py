@@ -7,7 +7,9 @@ from pathlib import Path
 
 from labctl.report._cafm import cafm_report
 from labctl.report._common import ReportFigure, ReportRun
+from labctl.report._full_cell import full_cell_report, li_cu_report
 from labctl.report._galvanostatic import ccd_report, cycling_report, imported_report
+from labctl.report._lithium import continuous_plating_report, ctta_report, soft_short_report
 from labctl.report._memristor import memristor_report
 from labctl.store.reader import RunFileError
 
@@ -19,6 +21,14 @@ REPORTS: dict[str, Callable[[ReportRun, Path], list[ReportFigure]]] = {
     "symmetric_cycling": cycling_report,
     "imported": imported_report,
 }
+# Full cells and lithium inventory (issue 13).
+REPORTS.update({
+    "full_cell_cycling": full_cell_report,
+    "li_cu_efficiency": li_cu_report,
+    "continuous_plating": continuous_plating_report,
+    "ctta": ctta_report,
+    "soft_short_amperometry": soft_short_report,
+})
 
 
 def build_report(run_path: str | Path, out_dir: str | Path | None = None) -> list[ReportFigure]:
@@ -64,6 +74,17 @@ def write_report(run_path: str | Path, out_dir: str | Path | None = None) -> lis
       polarisation …), ``_overpotential`` (plating/stripping overpotential in mV and ASR in
       Ω cm² vs cycle).
     * ``imported`` (``labctl import``) — ``_timeseries``.
+    * ``full_cell_cycling`` — ``_timeseries``, ``_capacity`` (charge/discharge capacity in mAh g⁻¹
+      or mAh and CE in % vs cycle, the first cycle after formation and the retention marked),
+      ``_profiles`` (V vs capacity of the first, a middle and the last cycle), ``_dqdv``
+      (dQ/dV of their discharge).
+    * ``li_cu_efficiency`` — ``_timeseries``; plain cycling also ``_capacity`` (plated/stripped
+      mAh cm⁻² and CE vs cycle, the averaged range and its mean marked) and ``_profiles``.
+    * ``continuous_plating`` — ``_timeseries`` (the short marked), ``_plating`` (mV vs mAh cm⁻²
+      plated, Li µm on top, the capacity to short marked).
+    * ``ctta`` — ``_timeseries``, ``_qsigma`` (q_Σ in µAh cm⁻² vs t in h and vs √t, the line and R²).
+    * ``soft_short_amperometry`` — ``_current`` (I vs s, linear and log, spikes, onset, hard
+      short and burn-out marked).
 
     Long runs are read in blocks with h5py slicing and drawn decimated (each pixel column's
     minimum and maximum), so a 12 000 h run takes seconds and little memory.

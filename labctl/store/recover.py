@@ -22,7 +22,7 @@ from labctl.engine.software_timed import ResumePoint
 from labctl.store.reader import RunFile, RunFileError
 
 #: Step end reasons after which the next step starts afresh.
-_FINISHED = {"time", "voltage", "charge"}
+_FINISHED = {"time", "voltage", "current", "charge", "until", "short", "soft_short"}
 #: Run statuses a resume may continue; the others ended for a reason of the cell's.
 RESUMABLE = {"running", "interrupted", "instrument_lost", "error", "stopped", "unknown"}
 
@@ -82,7 +82,8 @@ def resume_point(run: RunFile, channel: str) -> ResumePoint:
     index = int(cols["step_index"][-1])
     if last_row is not None and last_row["step_index"] == index:
         if last_row["reason"] in _FINISHED:
-            return ResumePoint(step_index=index + 1, t_offset_s=last_t, charge_C=charge)
+            return ResumePoint(step_index=index + 1, t_offset_s=last_t, charge_C=charge,
+                               previous_reason=str(last_row["reason"]))
         # A step ended early by a stop, an error or a lost instrument: its remainder runs.
         return ResumePoint(step_index=index, t_offset_s=last_t, charge_C=charge,
                            step_elapsed_s=last_row["end_s"] - last_row["start_s"],
