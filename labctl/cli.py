@@ -22,6 +22,7 @@ from drivers.base import InstrumentError
 from labctl.events import Detected, Readings, RunEnded, RunStarted, StepStarted
 from labctl.steps import StepProgram
 from labctl.app import simulated
+from labctl.app.signals import SignalRecord, signals_end_the_run
 from labctl.store import RunFile, RunFileError
 from labctl.yamlfile import FileError
 
@@ -128,7 +129,10 @@ def run(
         if control_socket is not None or cell or cell_ccd is not None or seed is not None:
             raise _fail("--control-socket, --cell, --cell-ccd-mA-cm2 and --seed apply to one cell; "
                         "set them per protocol file (--control gives each cell its own <run file>.ctl)")
-        _run_cells(specs * channels, station, simulate, speed_value, output or Path("runs"), notify, cycler, control)
+        with signals_end_the_run() as signals:
+            _run_cells(specs * channels, station, simulate, speed_value, output or Path("runs"), notify, cycler, control)
+        if signals.exit_code is not None:
+            raise typer.Exit(signals.exit_code)
         return
     protocol = specs[0].protocol_path
     overrides: dict[str, Any] = {"ccd_mA_cm2": cell_ccd, "seed": seed, "preset": cell}
@@ -156,14 +160,17 @@ def run(
 
     wall = time.perf_counter()
     try:
-        try:
-            result = run_protocol(protocol, station_path=station, simulate=simulate, speed=speed_value,
-                                  output=output, operator=operator, cell_overrides=overrides,
-                                  subscribers=[view], on_engine=on_engine, notify_path=notify, cycler=cycler)
-        finally:
-            progress.stop()
-            for server in servers:
-                server.close()
+        with signals_end_the_run() as signals:
+            try:
+                result = run_protocol(protocol, station_path=station, simulate=simulate, speed=speed_value,
+                                      output=output, operator=operator, cell_overrides=overrides,
+                                      subscribers=[view], on_engine=on_engine, notify_path=notify, cycler=cycler)
+            finally:
+                progress.stop()
+                for server in servers:
+                    server.close()
+    except KeyboardInterrupt:  # before the run began or after it ended: no output was on
+        raise _fail("interrupted outside the run (nothing was sourcing)", signals.exit_code or 130) from None
     except ControlError as exc:
         raise _fail(str(exc)) from None
     except FileError as exc:
@@ -172,7 +179,7 @@ def run(
         raise _fail(f"cannot use the instrument at {exc}") from None
     except FileExistsError as exc:
         raise _fail(str(exc)) from None
-    _report(result, time.perf_counter() - wall)
+    _report(result, time.perf_counter() - wall, signals)
 
 
 def _run_cells(specs: list[Any], station: Optional[Path], simulate: bool, speed: float, output_dir: Path,
@@ -218,8 +225,9 @@ def _run_cells(specs: list[Any], station: Optional[Path], simulate: bool, speed:
         raise typer.Exit(3)
 
 
-def _report(result: Any, wall_s: float) -> None:
-    """The closing summary of a run; exits 130 after Ctrl-C and 3 after a fault."""
+def _report(result: Any, wall_s: float, signals: SignalRecord) -> None:
+    """The closing summary of a run; exits 128 + the signal after Ctrl-C (130), SIGTERM (143)
+    or SIGHUP (129), and 3 after a fault."""
     outcome = result.outcome
     console.print()
     for line in result.summary:
@@ -228,7 +236,7 @@ def _report(result: Any, wall_s: float) -> None:
     console.print(f"{outcome.n_readings} readings, {outcome.end_s / 3600:.2f} h of test time in {wall_s:.1f} s")
     console.print(f"run file: {result.path}")
     if result.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(signals.exit_code or 130)
     if outcome.status in FAULT_STATUSES:
         raise typer.Exit(3)
 
@@ -249,18 +257,21 @@ def resume(
                         TimeElapsedColumn(), console=console, disable=quiet, transient=False)
     wall = time.perf_counter()
     try:
-        try:
-            result = resume_run(run_file, station_path=station, speed=None if speed is None else _speed(speed),
-                                subscribers=[ProgressView(progress)], notify_path=notify)
-        finally:
-            progress.stop()
+        with signals_end_the_run() as signals:
+            try:
+                result = resume_run(run_file, station_path=station, speed=None if speed is None else _speed(speed),
+                                    subscribers=[ProgressView(progress)], notify_path=notify)
+            finally:
+                progress.stop()
+    except KeyboardInterrupt:  # before the run began or after it ended: no output was on
+        raise _fail("interrupted outside the run (nothing was sourcing)", signals.exit_code or 130) from None
     except FileError as exc:
         raise _fail(exc.lines) from None
     except RunFileError as exc:
         raise _fail(str(exc)) from None
     except InstrumentError as exc:
         raise _fail(f"cannot use the instrument at {exc}") from None
-    _report(result, time.perf_counter() - wall)
+    _report(result, time.perf_counter() - wall, signals)
 
 
 @app.command()

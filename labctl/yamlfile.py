@@ -16,6 +16,12 @@ from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
+#: Largest protocol, station or notification file read (bytes): a protocol is a page of text.
+MAX_FILE_BYTES = 1 << 20
+#: Most YAML nodes a file may hold once its aliases are expanded (an "alias bomb" of a few lines
+#: expands to billions; validation would never end).
+MAX_EXPANDED_NODES = 200_000
+
 
 class FileError(Exception):
     """A file could not be read or validated. ``lines`` holds one message per problem."""
@@ -33,9 +39,14 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None, str]:
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise FileError([f"{path}: {size} bytes; a protocol, station or notification file has at most "
+                             f"{MAX_FILE_BYTES} (is it the right file?)"])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise FileError([f"{path}: cannot read: {exc.strerror if isinstance(exc, OSError) else exc}"]) from None
+        what = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text (a binary file?)"
+        raise FileError([f"{path}: cannot read: {what}"]) from None
     data, node = parse_yaml(text, path)
     return data, node, text
 
@@ -43,17 +54,51 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None, str]:
 def parse_yaml(text: str, path: str | Path) -> tuple[Any, yaml.Node | None]:
     """Parse YAML ``text`` that came from ``path`` (named in errors); see :func:`read_yaml`."""
     path = Path(path)
+    if len(text) > MAX_FILE_BYTES:
+        raise FileError([f"{path.name}: {len(text)} characters; a protocol, station or notification file has at "
+                         f"most {MAX_FILE_BYTES}"])
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if _expanded_size(node) > MAX_EXPANDED_NODES:
+            raise FileError([f"{path.name}: more than {MAX_EXPANDED_NODES} values once its aliases (*name) are "
+                             "expanded; refusing it"])
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path.name}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise FileError([f"{where}: YAML syntax error: {problem}"]) from None
+    except RecursionError:
+        raise FileError([f"{path.name}: nested too deeply to be a protocol, station or notification file"]) from None
     if not isinstance(data, dict):
         raise FileError([f"{path.name}:1: the file must be a mapping of field: value (got {type(data).__name__})"])
     return data, node
+
+
+def _expanded_size(root: yaml.Node | None) -> int:
+    """Nodes in the tree with every alias expanded, counted without expanding (a node's size
+    once, however often it is referred to); stops early past :data:`MAX_EXPANDED_NODES`."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                total += size(key) + size(value)
+                if total > MAX_EXPANDED_NODES:
+                    break
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item)
+                if total > MAX_EXPANDED_NODES:
+                    break
+        sizes[id(node)] = total
+        return total
+
+    return 0 if root is None else size(root)
 
 
 def line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int:
@@ -91,6 +136,8 @@ def _describe(error: dict[str, Any]) -> str:
         return "required field is missing"
     if kind == "extra_forbidden":
         return "unknown field"
+    if kind == "finite_number":
+        return f"must be a finite number, got {error.get('input')!r}"
     if kind in ("float_parsing", "float_type"):
         return f"must be a number, got {error.get('input')!r}"
     if kind in ("int_parsing", "int_type", "int_from_float"):

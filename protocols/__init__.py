@@ -50,7 +50,7 @@ def load_protocol_text(text: str, name: str | Path) -> ProtocolBase:
 
 def _validate(path: str | Path, data: dict, node) -> ProtocolBase:
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         got = "missing" if kind is None else f"{kind!r} is not known"
         raise FileError([f"{Path(path).name}:{line_of(node, ['kind'])}: kind: {got}; one of {', '.join(KINDS)}"])
     return load_model(path, KINDS[kind], data, node)

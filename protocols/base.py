@@ -3,11 +3,28 @@ section, and the one analysis entry the application calls (:meth:`ProtocolBase.r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from labctl.steps import MAX_LOOP_COUNT, MAX_STEP_DURATION_S, MIN_RECORD_INTERVAL_S
 from labctl.store import RunFile
+
+# Bounded quantities of protocol files (every number finite: ``allow_inf_nan=False``). The
+# bounds are what a bench can do or a run can last, so a file that validates can be expanded,
+# printed and run in bounded time and memory.
+#: A current density (mA cm⁻²): a 2400 sources ≤ 1.05 A; 1 A cm⁻² is beyond any solid electrolyte.
+CurrentDensity = Annotated[float, Field(gt=0, le=1000)]
+#: A step or half-cycle duration (s): at most ten years.
+Seconds = Annotated[float, Field(gt=0, le=MAX_STEP_DURATION_S)]
+#: A run's length in hours: at most ten years.
+Hours = Annotated[float, Field(gt=0, le=MAX_STEP_DURATION_S / 3600)]
+#: A record interval (s): no faster than the instrument can read (labctl.steps.MIN_RECORD_INTERVAL_S).
+RecordInterval = Annotated[float, Field(ge=MIN_RECORD_INTERVAL_S, le=86400)]
+#: A count of cycles or repeats.
+Count = Annotated[int, Field(ge=1, le=MAX_LOOP_COUNT)]
+#: An areal capacity (mAh cm⁻²): 100 mAh cm⁻² is ~500 µm of lithium.
+ArealCapacity = Annotated[float, Field(gt=0, le=100)]
 
 
 class _Model(BaseModel):
@@ -22,13 +39,13 @@ class CellInfo(_Model):
     Li-metal thickness and stack pressure)" [003 L156].
     """
 
-    area_cm2: float = Field(gt=0)
-    electrolyte: str = Field(min_length=1)
-    electrolyte_thickness_um: float = Field(gt=0)
-    li_thickness_um: float = Field(gt=0)
-    stack_pressure_MPa: float = Field(ge=0)
+    area_cm2: float = Field(gt=0, le=1e4)
+    electrolyte: str = Field(min_length=1, max_length=200)
+    electrolyte_thickness_um: float = Field(gt=0, le=1e5)
+    li_thickness_um: float = Field(gt=0, le=1e5)
+    stack_pressure_MPa: float = Field(ge=0, le=1000)
     temperature_C: float = Field(ge=-80, le=400)
-    notes: str = ""
+    notes: str = Field(default="", max_length=10_000)
 
 
 class SimulatedCell(_Model):
@@ -58,10 +75,11 @@ class SimulatedCell(_Model):
 class ProtocolBase(_Model):
     """Fields common to all protocol kinds."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     description: str = ""
     operator: str = ""
-    instrument: str = Field(default="smu", description="instrument name in the station file")
+    instrument: str = Field(default="smu", min_length=1, max_length=100,
+                            description="instrument name in the station file")
     cell: CellInfo
     simulated_cell: SimulatedCell = SimulatedCell()
 

@@ -13,14 +13,13 @@ not in the seed (its SI is missing, seed-protocols.md §4.2): they are parameter
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from labctl.analysis.cafm import analyse_trigger_sweep, class_statistics
-from labctl.steps import SafetyLimits
-from labctl.steps import MAX_SWEEP_POINTS, CurrentMap, StepProgram, TipMove, VoltageSweep
+from labctl.steps import MAX_PROGRAM_STEPS, MAX_SWEEP_POINTS, CurrentMap, SafetyLimits, StepProgram, TipMove, VoltageSweep
 from protocols.tip_common import SweepProtocolBase, TipContact, _Model, cyclic_points_V
 
 
@@ -47,7 +46,7 @@ class Transect(_Model):
     x_nm: float
     y_nm: float
     direction_deg: float
-    distances_nm: list[float] = Field(min_length=1)
+    distances_nm: list[Annotated[float, Field(ge=0, le=1e6)]] = Field(min_length=1, max_length=10_000)
 
 
 class Detection(_Model):
@@ -67,7 +66,7 @@ class MapSpec(_Model):
     y0_nm: float
     nx: int = Field(ge=1, le=512)
     ny: int = Field(ge=1, le=512)
-    pitch_nm: float = Field(gt=0)
+    pitch_nm: float = Field(gt=0, le=1e6)
     bias_V: float = 0.1
     before: bool = True
     after: bool = True
@@ -79,9 +78,9 @@ class CafmTriggerSweep(SweepProtocolBase):
     kind: Literal["cafm_trigger_sweep"] = "cafm_trigger_sweep"
     tip: TipContact = TipContact()
     sweep: CyclicSweep = CyclicSweep()
-    sweeps_per_site: int = Field(default=1, ge=1)
-    sites: list[Site] = []
-    transects: list[Transect] = []
+    sweeps_per_site: int = Field(default=1, ge=1, le=10_000)
+    sites: list[Site] = Field(default=[], max_length=100_000)
+    transects: list[Transect] = Field(default=[], max_length=10_000)
     gb_half_width_nm: float = Field(default=1.5, ge=0)
     """Transect points within this distance of the boundary count as GB, the rest as GI."""
     detection: Detection = Detection()
@@ -91,6 +90,9 @@ class CafmTriggerSweep(SweepProtocolBase):
     def _consistent(self) -> CafmTriggerSweep:
         if not self.sites and not self.transects:
             raise ValueError("give sites or transects (where to put the tip)")
+        n_sites = len(self.sites) + sum(len(t.distances_nm) for t in self.transects)
+        if n_sites * (1 + self.sweeps_per_site) > MAX_PROGRAM_STEPS:
+            raise ValueError(f"{n_sites} sites × {self.sweeps_per_site} sweeps is more than {MAX_PROGRAM_STEPS} steps")
         n = len(self.points_V())
         if n > MAX_SWEEP_POINTS:
             raise ValueError(f"sweep: {n} points; the 2400 holds at most {MAX_SWEEP_POINTS} (raise step_V)")

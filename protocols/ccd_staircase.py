@@ -14,22 +14,22 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from labctl.analysis.ccd import critical_current_density, step_overpotentials
-from labctl.steps import ConstantCurrent, SafetyLimits, ShortDetection, StepProgram
-from protocols.base import ProtocolBase
+from labctl.steps import MAX_PROGRAM_STEPS, ConstantCurrent, SafetyLimits, ShortDetection, StepProgram
+from protocols.base import ArealCapacity, Count, CurrentDensity, ProtocolBase, RecordInterval, Seconds
 
 
 class CCDStaircase(ProtocolBase):
     """Protocol file of kind ``ccd_staircase`` (units in the field names)."""
 
     kind: Literal["ccd_staircase"] = "ccd_staircase"
-    start_mA_cm2: float = Field(gt=0)
-    step_mA_cm2: float = Field(gt=0)
-    stop_mA_cm2: float = Field(gt=0)
-    half_cycle_s: float | None = Field(default=None, gt=0)
-    areal_capacity_mAh_cm2: float | None = Field(default=None, gt=0)
-    cycles_per_step: int = Field(default=1, ge=1)
+    start_mA_cm2: CurrentDensity
+    step_mA_cm2: CurrentDensity
+    stop_mA_cm2: CurrentDensity
+    half_cycle_s: Seconds | None = None
+    areal_capacity_mAh_cm2: ArealCapacity | None = None
+    cycles_per_step: Count = 1
     voltage_limit_V: float = Field(gt=0, le=210)
-    record_interval_s: float = Field(default=1.0, gt=0)
+    record_interval_s: RecordInterval = 1.0
     detection: ShortDetection = ShortDetection()
 
     @model_validator(mode="after")
@@ -40,13 +40,21 @@ class CCDStaircase(ProtocolBase):
             raise ValueError("give exactly one of half_cycle_s and areal_capacity_mAh_cm2")
         if self.max_current_A > 1.05:
             raise ValueError(f"stop_mA_cm2 × area needs {self.max_current_A:g} A; a 2400 sources at most 1.05 A")
+        n_steps = 2 * self.cycles_per_step * (self._n_densities)
+        if n_steps > MAX_PROGRAM_STEPS:
+            raise ValueError(f"the staircase expands to {n_steps:.3g} half-cycles; at most {MAX_PROGRAM_STEPS} "
+                             "(raise step_mA_cm2 or lower cycles_per_step)")
         return self
+
+    @property
+    def _n_densities(self) -> int:
+        """Number of current densities of the staircase (computed, never listed)."""
+        return int((self.stop_mA_cm2 - self.start_mA_cm2) / self.step_mA_cm2 + 1e-9) + 1
 
     @property
     def current_densities_mA_cm2(self) -> list[float]:
         """The staircase, ascending; exact to 1e-9 (no 0.1 × 3 = 0.30000000000000004)."""
-        n = int((self.stop_mA_cm2 - self.start_mA_cm2) / self.step_mA_cm2 + 1e-9)
-        return [round(self.start_mA_cm2 + k * self.step_mA_cm2, 9) for k in range(n + 1)]
+        return [round(self.start_mA_cm2 + k * self.step_mA_cm2, 9) for k in range(self._n_densities)]
 
     @property
     def max_current_A(self) -> float:

@@ -17,8 +17,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from labctl.analysis.memristor import CycleLayout, analyse_cycle
-from labctl.steps import SafetyLimits
-from labctl.steps import StepProgram, TipMove, VoltageSweep
+from labctl.steps import SafetyLimits, StepProgram, TipMove, VoltageSweep
 from protocols.tip_common import SweepProtocolBase, TipContact, _Model, cyclic_points_V
 
 
@@ -28,7 +27,7 @@ class WorkingElectrode(_Model):
     kind: Literal["tip", "pad"] = "tip"
     x_nm: float | None = None
     y_nm: float | None = None
-    pad_side_um: float = Field(default=500.0, gt=0)
+    pad_side_um: float = Field(default=500.0, gt=0, le=1e5)
 
     @model_validator(mode="after")
     def _placed(self) -> WorkingElectrode:
@@ -54,9 +53,9 @@ class MemristorCycling(SweepProtocolBase):
     electrode: WorkingElectrode
     tip: TipContact = TipContact()
     cycles: int = Field(default=200, ge=1, le=100000)
-    set_limit_V: float = Field(default=-0.2, lt=0)
-    reset_limit_V: float = Field(default=1.0, gt=0)
-    step_V: float = Field(default=0.01, gt=0)
+    set_limit_V: float = Field(default=-0.2, lt=0, ge=-210)
+    reset_limit_V: float = Field(default=1.0, gt=0, le=210)
+    step_V: float = Field(default=0.01, gt=0, le=10)
     read_bias_V: float = 0.05
     max_reset_failures: int | None = Field(default=5, ge=1)
     detection: SwitchingDetection = SwitchingDetection()

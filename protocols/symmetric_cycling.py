@@ -15,16 +15,16 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from labctl.analysis.cycling import per_cycle
-from labctl.steps import ConstantCurrent, Loop, SafetyLimits, ShortDetection, StepProgram
-from protocols.base import ProtocolBase, _Model
+from labctl.steps import MAX_LOOP_COUNT, ConstantCurrent, Loop, SafetyLimits, ShortDetection, StepProgram
+from protocols.base import ArealCapacity, Count, CurrentDensity, Hours, ProtocolBase, RecordInterval, Seconds, _Model
 
 
 class Activation(_Model):
     """Formation cycles at a low current density before the main cycling."""
 
-    current_density_mA_cm2: float = Field(gt=0)
-    half_cycle_s: float = Field(gt=0)
-    duration_h: float = Field(gt=0)
+    current_density_mA_cm2: CurrentDensity
+    half_cycle_s: Seconds
+    duration_h: Hours
 
     @property
     def cycles(self) -> int:
@@ -35,15 +35,15 @@ class SymmetricCycling(ProtocolBase):
     """Protocol file of kind ``symmetric_cycling`` (units in the field names)."""
 
     kind: Literal["symmetric_cycling"] = "symmetric_cycling"
-    current_density_mA_cm2: float = Field(gt=0)
-    half_cycle_s: float | None = Field(default=None, gt=0)
-    areal_capacity_mAh_cm2: float | None = Field(default=None, gt=0)
-    cycles: int | None = Field(default=None, ge=1)
-    total_time_h: float | None = Field(default=None, gt=0)
+    current_density_mA_cm2: CurrentDensity
+    half_cycle_s: Seconds | None = None
+    areal_capacity_mAh_cm2: ArealCapacity | None = None
+    cycles: Count | None = None
+    total_time_h: Hours | None = None
     activation: Activation | None = None
     voltage_limit_V: float = Field(gt=0, le=210)
     polarisation_limit_mV: float | None = Field(default=None, gt=0)
-    record_interval_s: float = Field(default=60.0, gt=0)
+    record_interval_s: RecordInterval = 60.0
     detection: ShortDetection = ShortDetection()
 
     @model_validator(mode="after")
@@ -56,6 +56,10 @@ class SymmetricCycling(ProtocolBase):
             raise ValueError(f"current_density_mA_cm2 × area needs {self.current_A:g} A; a 2400 sources at most 1.05 A")
         if self.polarisation_limit_mV is not None and self.polarisation_limit_mV >= self.voltage_limit_V * 1e3:
             raise ValueError("polarisation_limit_mV must be below voltage_limit_V")
+        if self.n_cycles > MAX_LOOP_COUNT:
+            raise ValueError(f"{self.n_cycles} cycles planned; at most {MAX_LOOP_COUNT} (shorten total_time_h)")
+        if self.activation is not None and self.activation.cycles > MAX_LOOP_COUNT:
+            raise ValueError(f"activation: {self.activation.cycles} cycles; at most {MAX_LOOP_COUNT}")
         return self
 
     @property

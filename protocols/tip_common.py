@@ -11,11 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labctl.analysis.cafm import hertz_contact_area_nm2
 from labctl.store import RunFile
+from labctl.steps import MAX_SWEEP_POINTS
 from protocols.base import ProtocolBase
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TipContact(_Model):
@@ -25,10 +26,10 @@ class TipContact(_Model):
     the analysis computes the Hertzian area itself and records both.
     """
 
-    radius_nm: float = Field(default=20.0, gt=0)
+    radius_nm: float = Field(default=20.0, gt=0, le=1e5)
     force_nN: float = Field(default=400.0, gt=0, lt=10000)
-    modulus_GPa: float = Field(default=60.0, gt=0)
-    stated_contact_area_nm2: float | None = Field(default=30.0, gt=0)
+    modulus_GPa: float = Field(default=60.0, gt=0, le=1e4)
+    stated_contact_area_nm2: float | None = Field(default=30.0, gt=0, le=1e12)
 
     @property
     def contact_area_nm2(self) -> float:
@@ -41,9 +42,9 @@ class SimulatedSample(_Model):
     (:class:`drivers.sim.physics.tip.JunctionParameters` field names, e.g. ``gi_trigger_bias_V``)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    field_nm: float = Field(default=1000.0, gt=0)
-    grain_size_nm: float = Field(default=250.0, gt=0)
-    gb_width_nm: float = Field(default=3.0, gt=0)
+    field_nm: float = Field(default=1000.0, gt=0, le=1e6)
+    grain_size_nm: float = Field(default=250.0, gt=0, le=1e6)
+    gb_width_nm: float = Field(default=3.0, gt=0, le=1e4)
     homogenising_layer: bool = False
     sample_seed: int = 4
     seed: int = 0
@@ -54,9 +55,16 @@ class SimulatedSample(_Model):
 
 def cyclic_points_V(start_V: float, vertex_V: float, step_V: float, end_V: float | None = None) -> list[float]:
     """start → vertex → end (default: start) in steps of |step_V|, both ends included,
-    rounded to 1 µV (so 0.01 V steps give −0.12 V exactly)."""
+    rounded to 1 µV (so 0.01 V steps give −0.12 V exactly).
+
+    Raises:
+        ValueError: more than :data:`MAX_SWEEP_POINTS` points (counted before any is made).
+    """
     end_V = start_V if end_V is None else end_V
     step = abs(step_V)
+    if not step > 0 or (abs(vertex_V - start_V) + abs(end_V - vertex_V)) / step > MAX_SWEEP_POINTS:
+        raise ValueError(f"a sweep {start_V:g} → {vertex_V:g} → {end_V:g} V in steps of {step_V:g} V has more than "
+                         f"{MAX_SWEEP_POINTS} points, the 2400's sweep memory (raise step_V)")
 
     def ramp(a: float, b: float) -> np.ndarray:
         n = int(round(abs(b - a) / step))
@@ -75,7 +83,7 @@ class SweepProtocolBase(ProtocolBase):
     nplc: float = Field(default=0.01, ge=0.01, le=10)
     dwell_s: float | None = Field(default=None, ge=0, le=999)
     """Settling time per sweep point (2400 source delay); or give ``rate_V_s``."""
-    rate_V_s: float | None = Field(default=None, gt=0)
+    rate_V_s: float | None = Field(default=None, gt=0, le=1e4)
     simulated_sample: SimulatedSample = SimulatedSample()
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from drivers.base import InstrumentError
 from labctl.app import simulated
 from labctl.app.notify import load_notify_config
 from labctl.app.run import Bench, SessionResult, execute, check_protocol, run_protocol, run_stamp
-from labctl.engine import clock_for_speed
+from labctl.engine import Interrupted, clock_for_speed
 from labctl.store import RunFileError
 from labctl.yamlfile import FileError
 from protocols import load_protocol
@@ -156,9 +156,10 @@ def cells_in_threads(jobs: list[tuple[CellSpec, str, Path, Any]], *, control: bo
         while pending:
             try:
                 _, pending = wait(pending, timeout=0.5)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (labctl.app.signals)
+                reason = f"interrupted ({exc.signal_name})" if isinstance(exc, Interrupted) else "interrupted (Ctrl-C)"
                 for engine in list(engines):
-                    engine.request_stop("interrupted (Ctrl-C)")
+                    engine.request_stop(reason)
     cells = []
     for (spec, name, _path, _job), future in zip(jobs, futures):
         try:

@@ -15,10 +15,15 @@ or ``{"ok": false, "error": "..."}`` for a request it cannot parse. ``state`` is
 ``"on"`` from the engine's start until it has turned the output off and confirmed it (state
 ``ended``), ``"off"`` otherwise.
 
-A Unix socket path holds at most 107 bytes. When the requested path is longer (a deep runs
-directory), the server listens on a short path in the user's runtime directory
-(:func:`short_socket_path`) and makes the requested path a symbolic link to it; clients
-follow the link (:func:`resolve_socket`), so ``RUN.h5.ctl`` always names the run's socket.
+Only the user who started the run can reach it. The server listens in a directory only that
+user owns (:func:`private_socket_dir`: ``$XDG_RUNTIME_DIR/labctl``, else
+``<tmp>/labctl-<uid>``; created with mode 0700, and refused if it is someone else's, a link,
+or open to others), the socket itself has mode 0600, and the server checks each connecting
+process's user id (``SO_PEERCRED``) and refuses any other. The requested path (``RUN.h5.ctl``
+beside the run file) is a symbolic link to that socket; clients follow the link, check that
+the socket and its directory are theirs, and check the server's user id the same way, so a
+socket planted by another user is never believed. (A Unix socket path holds at most 107
+bytes; the private directory keeps it short whatever the runs directory.)
 
 ``emergency_stop`` is :meth:`~labctl.engine.RunLifecycle.request_stop` with reason ``"emergency stop"``: the engine
 wakes at once (it does not wait out the record interval) and turns the output off, as on every
@@ -32,6 +37,8 @@ import json
 import os
 import socket
 import socketserver
+import stat
+import struct
 import tempfile
 import threading
 from pathlib import Path
@@ -63,17 +70,53 @@ def _too_long(path: Path) -> bool:
     return len(os.fsencode(str(path))) > MAX_SOCKET_PATH_BYTES
 
 
-def short_socket_path(path: str | Path) -> Path:
-    """Where a socket asked for at ``path`` listens when ``path`` is too long for a Unix
-    socket: ``$XDG_RUNTIME_DIR/labctl/`` (else ``<tmp>/labctl-<uid>/``) + a hash of ``path``."""
+def private_socket_dir() -> Path:
+    """The directory this user's control sockets live in, created (mode 0700) if missing:
+    ``$XDG_RUNTIME_DIR/labctl`` when the runtime directory is set, else ``<tmp>/labctl-<uid>``.
+
+    Raises:
+        ControlError: it exists but is not a directory of this user's with mode 0700 (another
+            user may have created it to plant sockets).
+    """
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     directory = Path(runtime) / "labctl" if runtime else Path(tempfile.gettempdir()) / f"labctl-{os.getuid()}"
-    digest = hashlib.sha1(str(Path(path).absolute()).encode()).hexdigest()[:12]
-    return directory / f"{digest}.ctl"
+    try:
+        directory.mkdir(mode=0o700, parents=bool(runtime), exist_ok=True)
+    except OSError as exc:
+        raise ControlError(f"{directory}: cannot create the control socket directory: {exc.strerror or exc}") from None
+    _check_private(directory)
+    return directory
+
+
+def _check_private(directory: Path) -> None:
+    """Raises ControlError unless ``directory`` is a real directory of this user's, mode 0700."""
+    try:
+        info = directory.lstat()
+    except OSError as exc:
+        raise ControlError(f"{directory}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise ControlError(f"{directory}: not a directory (a link?); refusing it for control sockets")
+    if info.st_uid != os.getuid():
+        raise ControlError(f"{directory}: owned by user id {info.st_uid}, not by you ({os.getuid()}); "
+                           "refusing it for control sockets")
+    if info.st_mode & 0o077:
+        raise ControlError(f"{directory}: mode {stat.S_IMODE(info.st_mode):o} lets others in; "
+                           "refusing it for control sockets (chmod 700)")
+
+
+def short_socket_path(path: str | Path) -> Path:
+    """Where the socket asked for at ``path`` listens: in :func:`private_socket_dir`, named by
+    a hash of ``path``.
+
+    Raises:
+        ControlError: the private directory cannot be used.
+    """
+    digest = hashlib.sha1(str(Path(path).absolute()).encode()).hexdigest()[:16]
+    return private_socket_dir() / f"{digest}.ctl"
 
 
 def resolve_socket(path: str | Path) -> Path:
-    """The socket a client connects to for ``path``: ``path``, or where its link points.
+    """The socket a client connects to for ``path``: where its link points (or ``path``).
 
     Raises:
         ControlError: ``path`` is not a link and is too long for a Unix socket.
@@ -88,24 +131,33 @@ def resolve_socket(path: str | Path) -> Path:
 
 
 def _listen_path(path: Path) -> Path:
-    return short_socket_path(path) if _too_long(path) else path
+    return short_socket_path(path)
 
 
 def check_socket_path(path: str | Path) -> None:
     """Check before a run starts that a :class:`ControlServer` can listen at ``path``.
 
     Raises:
-        ControlError: another run already listens there.
+        ControlError: another run already listens there, or the private directory cannot be used.
     """
-    path = _listen_path(Path(path))
-    if path.exists() and _listening(path):
+    listen = _listen_path(Path(path))
+    if listen.exists() and _listening(listen):
         raise ControlError(f"{path}: another run already listens on this control socket")
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The user id of the process at the other end of a Unix socket (``SO_PEERCRED``)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
 
 
 class _Handler(socketserver.StreamRequestHandler):
     server: _Server
 
     def handle(self) -> None:
+        if peer_uid(self.request) != os.getuid():
+            self.wfile.write((json.dumps({"ok": False, "error": "refused: not the run's user"}) + "\n").encode())
+            return
         for raw in self.rfile:
             try:
                 reply = self.server.control.execute(json.loads(raw))
@@ -125,8 +177,9 @@ class ControlServer:
 
     Args:
         engine: the run's engine; commands call its thread-safe request methods.
-        socket_path: where to listen; a stale socket file (nobody listening) is replaced. A
-            path too long for a Unix socket becomes a link to :func:`short_socket_path`.
+        socket_path: the run's socket path: a link to the socket, which listens in the user's
+            private directory (:func:`short_socket_path`); a stale socket (nobody listening)
+            is replaced.
         run_file: the run's HDF5 file, reported by ``status``.
 
     Raises:
@@ -147,11 +200,10 @@ class ControlServer:
                 raise ControlError(f"{self.socket_path}: another run already listens on this control socket")
             self.listen_path.unlink()
         try:
-            self.listen_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._server = _Server(str(self.listen_path), _Handler)
-            if self.listen_path != self.socket_path:
-                self.socket_path.unlink(missing_ok=True)
-                self.socket_path.symlink_to(self.listen_path)
+            os.chmod(self.listen_path, 0o600)  # in a 0700 directory: nobody else could reach it meanwhile
+            self.socket_path.unlink(missing_ok=True)
+            self.socket_path.symlink_to(self.listen_path)
         except OSError as exc:
             raise ControlError(f"{self.socket_path}: cannot listen: {exc.strerror or exc}") from None
         self._server.control = self
@@ -201,6 +253,16 @@ class ControlServer:
             path.unlink(missing_ok=True)
 
 
+def _check_ours(socket_file: Path) -> None:
+    """Raises ControlError unless the socket file and its directory are this user's own
+    (missing files are left to the connect to report)."""
+    if not socket_file.exists():
+        return
+    _check_private(socket_file.parent)
+    if socket_file.lstat().st_uid != os.getuid():
+        raise ControlError(f"{socket_file}: owned by user id {socket_file.lstat().st_uid}, not by you; refusing it")
+
+
 def _listening(path: Path) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(1.0)
@@ -236,8 +298,13 @@ class ControlClient:
             raise ControlError(f"unknown command {command!r}; one of {', '.join(COMMANDS)}")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout_s)
+            target = resolve_socket(self.socket_path)
             try:
-                sock.connect(str(resolve_socket(self.socket_path)))
+                _check_ours(target)
+                sock.connect(str(target))
+                if peer_uid(sock) != os.getuid():
+                    raise ControlError(f"{self.socket_path}: the process listening there is user "
+                                       f"{peer_uid(sock)}'s, not yours: refusing to talk to it")
                 sock.sendall((json.dumps({"command": command}) + "\n").encode())
                 with sock.makefile("rb") as stream:
                     line = stream.readline()

@@ -27,6 +27,7 @@ import yaml
 
 from drivers.base import InstrumentError
 from labctl.app import simulated
+from labctl.app.guardian import Guardian
 from labctl.app.notify import NotifyConfig, load_notify_config, notifiers_for
 from labctl.engine import (
     DELEGATED_COLUMNS,
@@ -197,6 +198,7 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
         raise FileExistsError(f"{path}: a run file already exists there; choose another -o")
     with ExitStack() as stack:
         extra: dict[str, Any] = dict(bench.attrs)
+        guardian: Guardian | None = None
         if config.is_cycler:
             native = native_program or _compile(protocol, program, config)
             if bench.simulated:
@@ -224,10 +226,17 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
             stack.callback(smu.close)
             idn = _identify(smu)
             afm = None
+            guarded = [(protocol.instrument, config, "sourcemeter")]
             if program.electrode == "tip":
-                afm = open_instrument(station.instrument(protocol.afm, source, role="afm"))
+                afm_config = station.instrument(protocol.afm, source, role="afm")
+                afm = open_instrument(afm_config)
                 stack.callback(afm.close)
                 extra["afm_idn"] = _identify(afm)
+                guarded.append((protocol.afm, afm_config, "afm"))
+            if not bench.simulated:  # a simulator dies with this process; real instruments do not
+                guardian = stack.enter_context(Guardian(path))
+                for name, instrument_config, role in guarded:
+                    guardian.watch(name, instrument_config, role=role, notify=notify or station.notify)
             columns = ()
 
             def make(subscribers_: list[Subscriber]) -> RunLifecycle:
@@ -254,6 +263,8 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
             outcome, interrupted = start(executor), False
         except KeyboardInterrupt:
             outcome, interrupted = executor.last_outcome, True
+        if guardian is not None and executor.made_safe:
+            guardian.safe(*(name for name, _config, _role in guarded))
         writer.close()
         with RunFile(writer.path) as run_file:
             results = protocol.results(run_file, protocol.instrument)
@@ -330,7 +341,8 @@ def run_protocol(
     source = Path(protocol_path).name
     protocol_text = Path(protocol_path).read_text(encoding="utf-8")
     notify = load_notify_config(notify_path) if notify_path is not None else None
-    clock = clock_for_speed(speed)
+    # A simulated cell on a sourcemeter in this process: paced time, never longer than planned.
+    clock = clock_for_speed(speed, paced=simulate and cycler is None and _program.electrode == "cell")
     path = Path(output) if output is not None else default_output_path(protocol)
     with ExitStack() as stack:
         if simulate:
@@ -404,7 +416,7 @@ def resume_run(
     else:
         message = f"reattached to test {point.test_id} after its point {point.last_seq_id}"
     notify = load_notify_config(notify_path) if notify_path is not None else None
-    clock = clock_for_speed(speed) if simulated_run else ScaledClock(1.0)
+    clock = clock_for_speed(speed, paced=not delegated) if simulated_run else ScaledClock(1.0)
     with ExitStack() as stack:
         if simulated_run:
             try:

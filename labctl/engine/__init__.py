@@ -5,7 +5,7 @@ The program model is :mod:`labctl.steps`, the event stream :mod:`labctl.events`,
 checks :mod:`labctl.checks`.
 """
 
-from labctl.engine.clock import Clock, ScaledClock, VirtualClock, clock_for_speed
+from labctl.engine.clock import Clock, PacedClock, ScaledClock, VirtualClock, clock_for_speed
 from labctl.engine.delegated import DELEGATED_COLUMNS, AttachPoint, DelegatedExecutor
 from labctl.engine.lifecycle import (
     ACTIVE_STATES,
@@ -28,6 +28,7 @@ __all__ = [
     "DelegatedExecutor",
     "EngineState",
     "Interrupted",
+    "PacedClock",
     "ReconnectPolicy",
     "ResumePoint",
     "RunEnd",

@@ -147,6 +147,8 @@ class RunLifecycle(abc.ABC):
         self._resumed.set()
         self._stop_requested = threading.Event()
         self._active = False
+        self.made_safe = False
+        """Whether the last run's :meth:`make_safe` did all it had to (output off confirmed…)."""
 
     # -- the state machine ------------------------------------------------------------------
     def _move(self, to: EngineState) -> bool:
@@ -260,6 +262,7 @@ class RunLifecycle(abc.ABC):
             interrupted = exc if isinstance(exc, KeyboardInterrupt) else None
         finally:
             problems = self.make_safe(status)
+            self.made_safe = not problems
         if problems:
             reason = f"{reason}; {problems}"
         t_end = self._test_time()

@@ -41,7 +41,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_fixed,
+)
 
 from drivers.base import InstrumentError, InstrumentLost, Reading
 from labctl.analysis.switching import reset_seen
@@ -80,6 +87,10 @@ if TYPE_CHECKING:
     from drivers.base import TipPositioner
 
 _DTYPES = {c.name: c.dtype for c in READING_COLUMNS}
+
+#: Output-off tries in :meth:`SoftwareTimedExecutor.make_safe` before the run gives up (and its
+#: guardian goes on trying).
+OUTPUT_OFF_TRIES = 3
 
 #: Step end reasons that end the whole run (the others move on to the next step).
 RUN_ENDING_REASONS = frozenset({"short", "soft_short", "polarisation", "safety", "stopped"})
@@ -214,19 +225,34 @@ class SoftwareTimedExecutor(RunLifecycle):
         return "completed", "all steps completed"
 
     def make_safe(self, status: str) -> str:
-        """Output off (the driver confirms it by reading ``:OUTP?`` back), then the tip
-        withdrawn; what failed, if anything. Never raises."""
+        """Output off (the driver confirms it by reading ``:OUTP?`` back) — tried
+        :data:`OUTPUT_OFF_TRIES` times, reconnecting in between, for an instrument that hangs
+        or dropped its link — then the tip withdrawn; what failed, if anything (the guardian
+        of :mod:`labctl.app.guardian` then goes on trying). Never raises."""
         problems = []
         try:
-            self.smu.output_off()
+            for attempt in Retrying(stop=stop_after_attempt(OUTPUT_OFF_TRIES), wait=wait_fixed(0.5), reraise=True,
+                                    retry=retry_if_exception_type(InstrumentError),
+                                    before_sleep=lambda _state: self._reconnect_quietly()):
+                with attempt:
+                    self.smu.output_off()
         except BaseException as exc:  # noqa: BLE001 - every failure must be reported
-            problems.append(f"output-off failed on {getattr(self.smu, 'address', '?')}: {exc}")
+            problems.append(f"output-off failed on {getattr(self.smu, 'address', '?')} after {OUTPUT_OFF_TRIES} "
+                            f"tries: {exc}")
         if self.afm is not None:
             try:
                 self.afm.withdraw()
             except BaseException as exc:  # noqa: BLE001
                 problems.append(f"withdraw failed on {getattr(self.afm, 'address', '?')}: {exc}")
         return "; ".join(problems)
+
+    def _reconnect_quietly(self) -> None:
+        """A new session to the instrument before another output-off try (failures ignored:
+        the next try reports them)."""
+        try:
+            self.smu.reconnect()
+        except Exception:  # noqa: BLE001 - the output-off try that follows says what is wrong
+            pass
 
     def _test_time(self) -> float:
         return self.clock.now() - self._t0
@@ -300,10 +326,16 @@ class SoftwareTimedExecutor(RunLifecycle):
         t_end = t_start + duration - done_s
         paused_at: float | None = None
         wake = self._wake
+        held_s = 0.0
+        # Simulated time (a sped-up or virtual clock) stands still while paused: the cell must
+        # not be credited with hours of rest the operator's pause never gave it. In real time
+        # the pause is the cell's: its open-circuit voltage is recorded.
+        frozen_when_paused = clock.speed != 1.0
         while True:
-            wait = next_sample - (clock.now() - t0)
-            if wait > 0:
-                clock.sleep(wait, wake)
+            if paused_at is not None and frozen_when_paused and not pause_off():
+                self._resumed.wait()  # wall time: until the resume or a stop
+            else:
+                held_s += clock.sleep_until(t0 + next_sample, wake, report_over_s=interval)
             wake.clear()
             if paused_at is None and not pause_off():
                 self._hold_at_open_circuit(step)
@@ -387,6 +419,10 @@ class SoftwareTimedExecutor(RunLifecycle):
                 next_sample = t + interval  # paused: keep recording the open-circuit voltage
         if voltage_sourced:
             current_A, density = i, i * 1e3 / area
+        if held_s > 0:
+            self._publish(Detected(t, self.channel, "stall",
+                                   f"the computer fell behind ×{clock.speed:g} in step {index}: {held_s:.4g} s of test "
+                                   "time held back (never added to the step; readings at their planned times)", index))
         return StepSummary(
             step_index=index, kind=step.kind, label=step.label, cycle=cycle, current_A=current_A,
             current_density_mA_cm2=density, start_s=t_start if started_s is None else started_s, end_s=t,
@@ -576,4 +612,4 @@ class SoftwareTimedExecutor(RunLifecycle):
             charge_C=self._charge_C - q_step0, cumulative_charge_C=self._charge_C)
 
 
-__all__ = ["RUN_ENDING_REASONS", "ResumePoint", "SoftwareTimedExecutor"]
+__all__ = ["OUTPUT_OFF_TRIES", "RUN_ENDING_REASONS", "ResumePoint", "SoftwareTimedExecutor"]

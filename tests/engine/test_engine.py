@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
+
+import numpy as np
 
 import pytest
 
 from drivers.base import InstrumentLost
 from labctl.steps import ConstantCurrent, Rest, SafetyLimits, StepProgram
 from labctl.events import Detected, Readings, RunEnded, StepStarted
-from labctl.engine import SoftwareTimedExecutor
+from labctl.engine import ScaledClock, SoftwareTimedExecutor
 from tests.conftest import make_smu
 
 
@@ -190,33 +194,70 @@ def test_step_program_refuses_currents_beyond_the_safety_limit():
         program(cc(0.5), i_max=0.1)
 
 
-def test_pause_holds_zero_current_and_the_step_resumes_its_remaining_time(clock):
+def test_pause_on_a_simulated_clock_holds_zero_current_and_adds_no_test_time(clock):
+    """A pause of a simulated (virtual or sped-up) run freezes its time: the cell is not
+    credited with rest the pause never gave it; the step resumes its remaining time."""
     smu = make_smu(clock, ccd_mA_cm2=10.0)
     engine = SoftwareTimedExecutor(smu, clock)
     rec = Recorder()
     engine.subscribe(rec)
     real_read = smu.read
-    currents_while_paused = []
 
-    def read():  # the operator pauses 20 s into the run and resumes 30 s later
-        t = clock.now()
-        if t == 20.0:
+    def read():  # the operator pauses 20 s into the run
+        if clock.now() == 20.0:
             engine.request_pause()
-        if t == 50.0:
-            engine.request_resume()
-        reading = real_read()
-        if 20.0 < t < 50.0:
-            currents_while_paused.append(reading.current_A)
-        return reading
+        return real_read()
 
     smu.read = read
-    outcome = engine.run(program(cc(1e-3, 100, 1), cc(-1e-3, 10, 1)))
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(outcome=engine.run(program(cc(1e-3, 100, 1), cc(-1e-3, 10, 1)))))
+    runner.start()
+    assert _wait(lambda: engine.state.value == "paused")
+    held_at = clock.now()
+    assert smu.model.source_current_A == 0.0 and smu.model.output_enabled  # held at 0 A, output on
+    assert clock.now() == held_at  # frozen while paused
+    engine.request_resume()
+    runner.join(timeout=30)
+    outcome = result["outcome"]
     first = outcome.steps[0]
     assert outcome.status == "completed"
-    assert first.end_s == pytest.approx(130.0)  # 100 s of current + 30 s paused
-    assert first.charge_C == pytest.approx(0.1, abs=2e-3)  # only the current-carrying time counts
-    assert currents_while_paused and set(currents_while_paused) == {0.0}
+    assert first.end_s == pytest.approx(100.0)  # no paused time in the step
+    assert first.charge_C == pytest.approx(0.1, abs=2e-3)
     assert [e.kind for e in rec.of(Detected)] == ["paused", "resumed"]
+
+
+def test_pause_in_real_time_records_the_open_circuit_voltage_at_zero_current():
+    """In real time the pause is the cell's own: it is recorded (at 0 A) and the step's
+    remaining time runs after the resume."""
+    clock = ScaledClock(1.0)
+    smu = make_smu(clock, ccd_mA_cm2=10.0)
+    engine = SoftwareTimedExecutor(smu, clock)
+    rec = Recorder()
+    engine.subscribe(rec)
+    runner = threading.Thread(target=lambda: engine.run(program(cc(1e-3, 0.5, 0.05))))
+    runner.start()
+    assert _wait(lambda: any(isinstance(e, Readings) for e in rec.events))
+    engine.request_pause()
+    assert _wait(lambda: engine.state.value == "paused")
+    paused_readings = len([e for e in rec.events if isinstance(e, Readings)])
+    assert _wait(lambda: smu.model.source_current_A == 0.0)
+    time.sleep(0.3)  # the operator's pause: wall time that is the cell's
+    engine.request_resume()
+    runner.join(timeout=30)
+    outcome = engine.last_outcome
+    assert outcome.status == "completed"
+    assert outcome.steps[0].end_s >= 0.5 + 0.3  # the pause is in the step, the remaining time ran after it
+    currents = np.concatenate([e.columns["current_A"] for e in rec.of(Readings)])
+    assert np.any(currents == 0.0) and paused_readings >= 1
+
+
+def _wait(condition, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return False
 
 
 def test_loops_unroll_with_continuous_step_index_and_cycle_numbers():
