@@ -25,19 +25,19 @@ from pydantic import Field, model_validator
 from labctl.analysis.lithium_inventory import capacity_to_short
 from labctl.steps import ConstantCurrent, Loop, LoopUntil, Rest, SafetyLimits, ShortDetection, StepProgram
 from labctl.store import RunFile
-from protocols.base import ProtocolBase
+from protocols.base import ArealCapacity, CurrentDensity, ProtocolBase, RecordInterval
 
 
 class ContinuousPlating(ProtocolBase):
     """Protocol file of kind ``continuous_plating`` (units in the field names)."""
 
     kind: Literal["continuous_plating"] = "continuous_plating"
-    current_density_mA_cm2: float = Field(gt=0, le=100)
-    max_areal_capacity_mAh_cm2: float = Field(gt=0, le=1000)
-    chunk_areal_capacity_mAh_cm2: float | None = Field(default=None, gt=0, le=1000)
+    current_density_mA_cm2: CurrentDensity
+    max_areal_capacity_mAh_cm2: ArealCapacity
+    chunk_areal_capacity_mAh_cm2: ArealCapacity | None = None
     rest_between_chunks_s: float = Field(default=0.0, ge=0, le=86400)
     voltage_limit_V: float = Field(default=5.0, gt=0, le=210)
-    record_interval_s: float = Field(default=10.0, ge=0.01, le=86400)
+    record_interval_s: RecordInterval = 10.0
     detection: ShortDetection = ShortDetection()
 
     @model_validator(mode="after")

@@ -17,15 +17,15 @@ thickness at 9 nm per µAh cm⁻² [003 L555].
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from labctl.analysis.lithium_inventory import ctta
-from labctl.steps import ConstantCurrent, Loop, Rest, SafetyLimits, ShortDetection, StepProgram
+from labctl.steps import MAX_LOOP_COUNT, ConstantCurrent, Loop, Rest, SafetyLimits, ShortDetection, StepProgram
 from labctl.store import RunFile
-from protocols.base import ProtocolBase
+from protocols.base import Hours, ProtocolBase, RecordInterval
 
 
 class CTTA(ProtocolBase):
@@ -35,10 +35,11 @@ class CTTA(ProtocolBase):
     titration_current_density_mA_cm2: float = Field(gt=0, le=10)
     titration_charge_uAh_cm2: float = Field(gt=0, le=1e4)
     threshold_V: float = Field(default=0.05, gt=0, le=5)
-    titrations: int = Field(ge=3, le=100_000)
-    max_rest_h: float = Field(default=500.0, gt=0, le=87600)
+    titrations: Annotated[int, Field(ge=3, le=MAX_LOOP_COUNT)]
+    """At least 3: the √t line needs three consumed titrations."""
+    max_rest_h: Hours = 500.0
     voltage_limit_V: float = Field(default=5.0, gt=0, le=210)
-    record_interval_s: float = Field(default=30.0, ge=0.01, le=86400)
+    record_interval_s: RecordInterval = 30.0
     detection: ShortDetection = ShortDetection(enabled=False)
     """Off by default: a titration's voltage is its ohmic drop, millivolts, near any floor."""
 

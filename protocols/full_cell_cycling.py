@@ -34,7 +34,7 @@ from pydantic import Field, model_validator
 from labctl.analysis.full_cell import full_cell_cycles
 from labctl.steps import ConstantCurrent, ConstantVoltage, Loop, Rest, SafetyLimits, ShortDetection, StepProgram
 from labctl.store import RunFile
-from protocols.base import ProtocolBase, _Model
+from protocols.base import ArealCapacity, Count, Hours, ProtocolBase, RecordInterval, Seconds, _Model
 
 #: Short detection suited to a full cell: its voltage is never near 0 V, so no floor (a
 #: cycler would hold a per-step floor of the wrong sign on a discharge), and the voltage of a
@@ -50,7 +50,7 @@ class Cathode(_Model):
     material: str = ""
     active_mass_mg: float | None = Field(default=None, gt=0, le=1e5)
     nominal_specific_capacity_mAh_g: float | None = Field(default=None, gt=0, le=5000)
-    areal_capacity_mAh_cm2: float | None = Field(default=None, gt=0, le=1000)
+    areal_capacity_mAh_cm2: ArealCapacity | None = None
 
     @model_validator(mode="after")
     def _one_basis(self) -> Cathode:
@@ -74,7 +74,7 @@ class CVHold(_Model):
     falls to ``current_cutoff_c_rate`` (a C-rate) or ``max_duration_h`` has passed."""
 
     current_cutoff_c_rate: float = Field(gt=0, le=10)
-    max_duration_h: float = Field(default=2.0, gt=0, le=1000)
+    max_duration_h: Hours = 2.0
 
 
 class CycleBlock(_Model):
@@ -82,11 +82,11 @@ class CycleBlock(_Model):
     ``discharge_c_rate`` (both ``c_rate`` if given alone). ``record_interval_s`` replaces the
     protocol's for this block (fast cycling needs more points per half-cycle)."""
 
-    cycles: int = Field(ge=1, le=1_000_000)
+    cycles: Count
     c_rate: float | None = Field(default=None, gt=0, le=100)
     charge_c_rate: float | None = Field(default=None, gt=0, le=100)
     discharge_c_rate: float | None = Field(default=None, gt=0, le=100)
-    record_interval_s: float | None = Field(default=None, ge=0.01, le=86400)
+    record_interval_s: RecordInterval | None = None
     label: str = ""
 
     @model_validator(mode="after")
@@ -127,10 +127,10 @@ class FullCellCycling(ProtocolBase):
     formation: CycleBlock | None = None
     blocks: list[CycleBlock] = Field(min_length=1, max_length=100)
     cv_hold: CVHold | None = None
-    rest_after_charge_s: float = Field(default=0.0, ge=0, le=86400)
-    rest_after_discharge_s: float = Field(default=0.0, ge=0, le=86400)
+    rest_after_charge_s: Seconds | None = None
+    rest_after_discharge_s: Seconds | None = None
     half_cycle_limit_factor: float = Field(default=1.5, gt=1, le=100)
-    record_interval_s: float = Field(default=60.0, ge=0.01, le=86400)
+    record_interval_s: RecordInterval = 60.0
     voltage_margin_V: float = Field(default=0.8, gt=0, le=5)
     """The safety limit (the 2400's voltage compliance): |V| beyond the upper cut-off by this
     much ends the run. The cut-off is the step's to stop at; the limit is the backstop."""

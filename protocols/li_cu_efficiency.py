@@ -28,7 +28,7 @@ from pydantic import Field, model_validator
 from labctl.analysis.lithium_inventory import adams_reservoir_from_record, li_cu_efficiency
 from labctl.steps import ConstantCurrent, Loop, SafetyLimits, ShortDetection, StepProgram
 from labctl.store import RunFile
-from protocols.base import ProtocolBase
+from protocols.base import ArealCapacity, Count, CurrentDensity, ProtocolBase, RecordInterval
 
 #: Short detection suited to Li | Cu: a drop to under 30 % of the running level or the floor is
 #: a short; the voltage's climb at the end of each strip is not noise.
@@ -40,17 +40,17 @@ class LiCuEfficiency(ProtocolBase):
 
     kind: Literal["li_cu_efficiency"] = "li_cu_efficiency"
     method: Literal["plain", "adams"] = "plain"
-    current_density_mA_cm2: float = Field(gt=0, le=100)
-    areal_capacity_mAh_cm2: float = Field(gt=0, le=100)
+    current_density_mA_cm2: CurrentDensity
+    areal_capacity_mAh_cm2: ArealCapacity
     strip_cutoff_V: float = Field(default=1.0, gt=0, le=5)
-    cycles: int = Field(ge=1, le=100_000)
+    cycles: Count
     ce_first_cycle: int | None = Field(default=None, ge=1)
     ce_last_cycle: int | None = Field(default=None, ge=1)
-    reservoir_mAh_cm2: float | None = Field(default=None, gt=0, le=100)
+    reservoir_mAh_cm2: ArealCapacity | None = None
     strip_limit_factor: float = Field(default=3.0, gt=1, le=100)
     """A strip also ends after this many times the plating time (a cell that never reaches
     the cut-off cannot hold the run)."""
-    record_interval_s: float = Field(default=30.0, ge=0.01, le=86400)
+    record_interval_s: RecordInterval = 30.0
     voltage_limit_V: float = Field(default=5.0, gt=0, le=210)
     detection: ShortDetection = LI_CU_DETECTION
 

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 from labctl.analysis.spikes import soft_short_spikes
 from labctl.steps import ConstantVoltage, SafetyLimits, StepProgram
 from labctl.store import RunFile
-from protocols.base import ProtocolBase
+from protocols.base import ProtocolBase, RecordInterval, Seconds
 
 
 class SoftShortAmperometry(ProtocolBase):
@@ -32,8 +32,8 @@ class SoftShortAmperometry(ProtocolBase):
 
     kind: Literal["soft_short_amperometry"] = "soft_short_amperometry"
     bias_V: float = Field(ge=-200, le=200)
-    duration_s: float = Field(gt=0, le=30 * 86400)
-    record_interval_s: float = Field(default=0.1, ge=0.01, le=3600)
+    duration_s: Seconds
+    record_interval_s: RecordInterval = 0.1
     compliance_A: float = Field(default=1e-3, gt=0, le=1.05)
     stop_current_A: float | None = Field(default=None, gt=0, le=1.05)
     hard_short_A: float = Field(gt=0, le=1.05)
