@@ -23,7 +23,7 @@ from labctl.events import Detected, Readings, RunEnded, RunStarted, StepStarted
 from labctl.steps import StepProgram
 from labctl.app import simulated
 from labctl.app.signals import SignalRecord, signals_end_the_run
-from labctl.store import RunFile, RunFileError
+from labctl.store import RunFileError
 from labctl.yamlfile import FileError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
@@ -303,37 +303,71 @@ def validate(protocol: Path = typer.Argument(..., help="Protocol file (YAML)."))
 
 @app.command()
 def inspect(run_file: Path = typer.Argument(..., help="HDF5 run file.")) -> None:
-    """Summarise a run file (also one that is still being written)."""
+    """Summarise a run file (also one that is still being written, or whose writer died)."""
+    from labctl.app.run import killed_run_advice
+    from labctl.store import summarise
+
     try:
-        with RunFile(run_file, swmr=True) as rf:
-            attrs = rf.attrs
-            console.print(f"[bold]{run_file}[/bold]  {attrs.get('protocol_kind', '?')}: {attrs.get('protocol_name', '')}")
-            console.print(f"status: {attrs.get('status')}  ({attrs.get('end_reason') or '—'})")
-            console.print(f"started {attrs.get('start_time_utc')}  ended {attrs.get('end_time_utc') or '—'}  "
-                          f"operator: {attrs.get('operator') or '—'}  simulated: {bool(attrs.get('simulated'))}")
-            cell = {k[5:]: v for k, v in attrs.items() if k.startswith("cell_")}
-            if cell:
-                console.print("cell: " + ", ".join(f"{k} = {v}" for k, v in cell.items()))
-            for channel in rf.channels:
-                cols = rf.columns(channel)
-                n = len(cols["test_time_s"])
-                if n:
-                    t, v = cols["test_time_s"], cols["voltage_V"]
-                    console.print(f"channel {channel}: {n} readings over {t[-1] / 3600:.3f} h, "
-                                  f"V {v.min():.4g} … {v.max():.4g} V, {int(cols['step_index'][-1]) + 1} steps reached")
-                else:
-                    console.print(f"channel {channel}: no readings")
-            steps = rf.steps()
-            console.print(f"steps recorded: {len(steps)}")
-            events = [e for e in rf.events() if e["kind"] not in ("run_started",)]
-            for e in events[-8:]:
-                console.print(f"  event {e['kind']} at t = {e['t_s'] / 3600:.3f} h: {e['message']}")
-            results = rf.results()
-            scalars = {k: v for k, v in results.items() if not isinstance(v, dict)}
-            if scalars:
-                console.print("results: " + ", ".join(f"{k} = {v}" for k, v in scalars.items()))
+        summary = summarise(run_file)
     except RunFileError as exc:
         raise _fail(str(exc)) from None
+    attrs = summary.attrs
+    console.print(f"[bold]{run_file}[/bold]  {attrs.get('protocol_kind', '?')}: {attrs.get('protocol_name', '')}")
+    console.print(f"status: {attrs.get('status')}  ({attrs.get('end_reason') or '—'})")
+    if summary.owner is not None:
+        console.print(f"being written by {summary.owner.describe()}")
+    elif summary.lock_error:
+        console.print(f"[yellow]{summary.lock_error}[/yellow]", soft_wrap=True)
+    elif summary.killed:
+        console.print(f"[yellow]{killed_run_advice(summary.path, summary.attrs, summary.ended_in_file)}[/yellow]",
+                      soft_wrap=True)  # the command whole
+    console.print(f"started {attrs.get('start_time_utc')}  ended {attrs.get('end_time_utc') or '—'}  "
+                  f"operator: {attrs.get('operator') or '—'}  simulated: {bool(attrs.get('simulated'))}")
+    cell = {k[5:]: v for k, v in attrs.items() if k.startswith("cell_")}
+    if cell:
+        console.print("cell: " + ", ".join(f"{k} = {v}" for k, v in cell.items()))
+    for channel in summary.channels:
+        if channel.n_readings:
+            t, v, step = (channel.columns[name] for name in ("test_time_s", "voltage_V", "step_index"))
+            bad = f", {v.n_nonfinite} non-finite voltages" if v.n_nonfinite else ""
+            console.print(f"channel {channel.name}: {channel.n_readings} readings over {t.last / 3600:.3f} h, "
+                          f"V {v.min:.4g} … {v.max:.4g} V{bad}, {int(step.last) + 1} steps reached")
+        else:
+            console.print(f"channel {channel.name}: no readings")
+    console.print(f"steps recorded: {summary.n_steps}")
+    for e in summary.last_events:
+        console.print(f"  event {e['kind']} at t = {e['t_s'] / 3600:.3f} h: {e['message']}")
+    if summary.results:
+        console.print("results: " + ", ".join(f"{k} = {v}" for k, v in summary.results.items()))
+
+
+@app.command()
+def close(
+    run_file: Path = typer.Argument(..., help="Run file whose writer died (killed run, crash, power loss)."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why it is closed (stored in the file)."),
+) -> None:
+    """Finish a run file whose writer died, without running anything: status 'interrupted',
+    the gap and the reason in its events; every HDF5 reader then opens it."""
+    from labctl.app.run import stored_results
+    from labctl.store import finalise
+
+    def analyse(run: Any) -> dict[str, Any]:
+        try:
+            return stored_results(run)
+        except FileError as exc:
+            err.print(f"[yellow]warning:[/yellow] {run.path}: not analysed, its stored protocol does not load: "
+                      f"{exc.lines[0]}", markup=True, soft_wrap=True)
+            return {}
+
+    try:
+        closed = finalise(run_file, reason or "", analyse=analyse)
+    except RunFileError as exc:
+        raise _fail(str(exc)) from None
+    if closed.taken_over is not None:
+        console.print(f"took over the stale lock of {closed.taken_over.describe()} (that process is gone)")
+    last = ", ".join(f"{ch} at {t / 3600:.3f} h" for ch, t in closed.last_test_time_s.items())
+    console.print(f"closed {run_file}: status interrupted; last readings: {last}; last written "
+                  f"{closed.last_written_utc} ({closed.gap_s:.0f} s ago)", soft_wrap=True)  # the path whole
 
 
 @app.command()

@@ -45,7 +45,8 @@ from labctl.engine import (
 from labctl.events import Detected, Subscriber
 from labctl.station import InstrumentConfig, Station, load_station, open_instrument
 from labctl.steps import StepProgram
-from labctl.store import RunFile, RunFileError, RunFileWriter, write_results
+from labctl.store import RunFile, RunFileError, RunFileWriter, live_owner, write_results
+from labctl.store.lock import owner_error
 from labctl.store.recover import RESUMABLE, attach_point, resume_point
 from labctl.yamlfile import FileError, line_of, read_yaml
 from protocols import ProtocolBase, load_protocol, load_protocol_text
@@ -356,6 +357,51 @@ def run_protocol(
                         on_engine=on_engine, notify=notify)
 
 
+def stored_protocol(attrs: dict[str, Any]) -> ProtocolBase:
+    """The protocol a run file stores (its text, named as its file was).
+
+    Raises:
+        FileError: the stored text does not load.
+    """
+    name = Path(str(attrs.get("protocol_path") or "protocol.yaml")).name
+    return load_protocol_text(str(attrs.get("protocol_text", "")), name)
+
+
+def stored_results(run: RunFile) -> dict[str, Any]:
+    """The stored protocol's results of a run file's first channel, as a finished run gets them
+    (``labctl close`` stores them in a killed file).
+
+    Raises:
+        FileError: the stored protocol does not load.
+    """
+    return dict(stored_protocol(run.attrs).results(run, run.channels[0]))
+
+
+def not_resumable(attrs: dict[str, Any]) -> str | None:
+    """Why a run whose writer died cannot be resumed (then ``labctl close`` finishes it), or
+    None: a c-AFM or memristor run (a cut sweep cannot continue, the tip's contact is lost), a
+    run on a simulated cycler that lived in the dead process, a stored protocol that does not
+    load."""
+    if attrs.get("delegated") and attrs.get("simulated"):
+        return "its simulated cycler ran inside the process that ran it and is gone"
+    try:
+        protocol = stored_protocol(attrs)
+    except FileError:
+        return "its stored protocol does not load"
+    if protocol.program().electrode != "cell":
+        return (f"a {protocol.kind} run does not resume (a cut sweep cannot be continued and the tip's contact is "
+                "lost)")
+    return None
+
+
+def killed_run_advice(path: Path, attrs: dict[str, Any], ended_in_file: bool = False) -> str:
+    """What to do with a run file whose writer died: ``labctl resume`` or ``labctl close``."""
+    why = "the run had ended; only its status was not written" if ended_in_file else not_resumable(attrs)
+    if why is None:
+        return f"the run's writer died before finishing the file; resume with `labctl resume {path}`"
+    return f"the run's writer died before finishing the file ({why}); finish with `labctl close {path}`"
+
+
 def resume_run(
     path: str | Path,
     *,
@@ -384,8 +430,11 @@ def resume_run(
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"{path}: no such file")
+    owner = live_owner(path)
+    if owner is not None:  # before anything touches an instrument or the file
+        raise owner_error(path, owner)
     gap_s = max(0.0, time.time() - path.stat().st_mtime)  # the last flush was the last sign of life
-    with RunFile(path, swmr=True) as run:
+    with RunFile(path) as run:
         attrs = run.attrs
         if attrs.get("status") not in RESUMABLE:
             raise RunFileError(f"{path}: the run ended with status {attrs.get('status')!r} "
@@ -394,15 +443,12 @@ def resume_run(
         channel = delegated["instrument"] if delegated else run.channels[0]
         point: ResumePoint | AttachPoint = attach_point(run, channel) if delegated else resume_point(run, channel)
     name = Path(attrs.get("protocol_path") or "protocol.yaml").name
-    protocol = load_protocol_text(attrs["protocol_text"], name).model_copy(update={"instrument": channel})
+    why = not_resumable(attrs)
+    if why is not None:
+        raise RunFileError(f"{path}: {why}; the file keeps what was measured: finish it with `labctl close {path}`")
+    protocol = stored_protocol(attrs).model_copy(update={"instrument": channel})
     program = protocol.program()
     simulated_run = bool(attrs.get("simulated"))
-    if program.electrode != "cell":
-        raise RunFileError(f"{path}: a {protocol.kind} run does not resume (a cut sweep cannot be continued and "
-                           "the tip's contact is lost); the file keeps what was measured: start the protocol again")
-    if delegated and simulated_run:
-        raise RunFileError(f"{path}: its simulated cycler ran inside the process that ran it and is gone; to "
-                           "try a crash and reattach, serve one with `labctl sim neware` and name it in a station file")
     if simulated_run and station_path is not None:
         raise FileError(["this run was simulated; resume it without --station"])
     if not simulated_run and speed not in (None, 1.0):
@@ -437,5 +483,6 @@ def resume_run(
                         native_program=attrs.get("native_program") or None)
 
 
-__all__ = ["Bench", "SessionResult", "check_protocol", "default_output_path", "execute", "load_checked", "journal_path", "poll_interval_s",
+__all__ = ["Bench", "SessionResult", "check_protocol", "default_output_path", "execute", "killed_run_advice",
+           "load_checked", "not_resumable", "stored_protocol", "stored_results", "journal_path", "poll_interval_s",
            "resume_run", "run_attrs", "run_protocol", "run_stamp"]

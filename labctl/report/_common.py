@@ -13,7 +13,8 @@ import h5py
 import numpy as np
 from matplotlib.figure import Figure
 
-from labctl.store.reader import RunFile, RunFileError
+from labctl.store import RunFile, RunFileError
+from labctl.store.layout import column_path
 
 #: Resolution of the PNGs (dots per inch); with the figure sizes below a figure is ~1000 px wide.
 DPI = 100
@@ -42,10 +43,10 @@ class ReportFigure:
 class ReportRun:
     """A run file opened for plotting: its tables read once, its readings sliced on demand.
 
-    Validation, attributes, ``steps``, ``events`` and ``results`` come from
-    :class:`~labctl.store.reader.RunFile`; readings are read from the first channel's
-    datasets with h5py slicing (never whole columns of a long run into Python lists).
-    Use as a context manager.
+    One :class:`~labctl.store.reader.RunFile` (layout checked, also a file whose writer died)
+    gives the attributes, ``steps``, ``events`` and ``results``; readings are read from the
+    first channel's datasets with h5py slicing (never whole columns of a long run into Python
+    lists). Use as a context manager.
 
     Raises:
         RunFileError: missing, corrupt or non-labctl file, or a run without readings.
@@ -53,31 +54,23 @@ class ReportRun:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        with RunFile(self.path) as run:
-            try:
-                self.attrs: dict[str, Any] = run.attrs
-                if not run.channels:
-                    raise RunFileError(f"{self.path}: the run file has no channel")
-                self.channel: str = run.channels[0]
-                self.steps: list[dict[str, Any]] = [s for s in run.steps() if s["channel"] == self.channel]
-                self.events: list[dict[str, Any]] = run.events()
-                self.results: dict[str, Any] = run.results()
-            except (OSError, KeyError, ValueError) as exc:
-                raise self.damaged("its tables", exc) from None
+        self._run = RunFile(self.path)
+        try:
+            self.attrs: dict[str, Any] = self._run.attrs
+            channels = self._run.channels
+            if not channels:
+                raise RunFileError(f"{self.path}: the run file has no channel")
+            self.channel: str = channels[0]
+            self.steps: list[dict[str, Any]] = [s for s in self._run.steps() if s["channel"] == self.channel]
+            self.events: list[dict[str, Any]] = self._run.events()
+            self.results: dict[str, Any] = self._run.results()
+            self.n_readings: int = self._run.n_rows(self.channel)
+            if self.n_readings == 0:
+                raise RunFileError(f"{self.path}: channel {self.channel!r} has no readings; nothing to plot")
+        except BaseException:
+            self._run.close()
+            raise
         self.kind: str = str(self.attrs.get("protocol_kind", "") or "")
-        try:
-            self._file = h5py.File(self.path, "r", locking=False)
-        except OSError as exc:
-            raise self.damaged("the file", exc) from None
-        try:
-            self._group = self._file["channels"][self.channel]
-            self.n_readings: int = min((ds.shape[0] for ds in self._group.values()), default=0)
-        except (OSError, KeyError) as exc:
-            self._file.close()
-            raise self.damaged(f"channels/{self.channel}", exc) from None
-        if self.n_readings == 0:
-            self._file.close()
-            raise RunFileError(f"{self.path}: channel {self.channel!r} has no readings; nothing to plot")
         self._step_index: np.ndarray | None = None
 
     def damaged(self, what: str, exc: BaseException) -> RunFileError:
@@ -92,7 +85,7 @@ class ReportRun:
         self.close()
 
     def close(self) -> None:
-        self._file.close()
+        self._run.close()
 
     @property
     def stem(self) -> str:
@@ -109,10 +102,7 @@ class ReportRun:
         Raises:
             RunFileError: no such column.
         """
-        try:
-            return Column(self, column, self._group[column])
-        except KeyError:
-            raise RunFileError(f"{self.path}: no column channels/{self.channel}/{column}") from None
+        return Column(self, column, self._run.column(self.channel, column))
 
     def readings(self, rows: slice, *columns: str) -> dict[str, np.ndarray]:
         """``columns`` at ``rows`` (a slice), each a 1-D array."""
@@ -182,8 +172,8 @@ class Column:
     def __getitem__(self, key: slice | int) -> Any:
         try:
             return self._dataset[key]
-        except OSError as exc:
-            raise self._run.damaged(f"channels/{self._run.channel}/{self._name}", exc) from None
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise self._run.damaged(column_path(self._run.channel, self._name), exc) from None
 
 
 def new_figure(width_in: float, height_in: float) -> Figure:

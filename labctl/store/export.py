@@ -37,7 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from labctl.store.reader import RunFile, RunFileError
+import labctl.store.layout as layout
+from labctl.store.layout import RunFileError
+from labctl.store.reader import RunFile
 
 #: BDF preferred labels written, in order (cyclers-data-formats.md §2, ontology 1.3.0).
 TEST_TIME = "Test Time / s"
@@ -53,10 +55,10 @@ BDF_COLUMN_ORDER: tuple[str, ...] = (TEST_TIME, VOLTAGE, CURRENT, UNIX_TIME, CYC
 def _start_unix_s(run: RunFile) -> float:
     """The run's start: ``start_unix_time_s`` where the file has it, else ``start_time_utc``."""
     attrs = run.attrs
-    start_unix = attrs.get("start_unix_time_s")
+    start_unix = attrs.get(layout.A_START_UNIX_TIME_S)
     if isinstance(start_unix, int | float) and not isinstance(start_unix, bool) and np.isfinite(start_unix):
         return float(start_unix)
-    text = str(attrs.get("start_time_utc", ""))
+    text = str(attrs.get(layout.A_START_TIME_UTC, ""))
     try:
         start = _dt.datetime.fromisoformat(text)
     except ValueError:
@@ -76,8 +78,8 @@ def bdf_columns(run: RunFile, channel: str) -> dict[str, np.ndarray]:
     columns = run.columns(channel)
     for name in ("test_time_s", "voltage_V", "current_A"):
         if name not in columns:
-            raise RunFileError(f"{run.path}: channels/{channel}: no '{name}' dataset (BDF requires it)")
-    labels = _bdf_labels(run, channel)
+            raise RunFileError(f"{run.path}: {layout.column_path(channel, name)}: missing (BDF requires it)")
+    labels = run.bdf_labels(channel)
     table: dict[str, np.ndarray] = {label: columns[name] for name, label in labels.items()}
     table[UNIX_TIME] = _start_unix_s(run) + columns["test_time_s"]
     if "charge_C" in columns:
@@ -85,17 +87,6 @@ def bdf_columns(run: RunFile, channel: str) -> dict[str, np.ndarray]:
     ordered = {label: table.pop(label) for label in BDF_COLUMN_ORDER if label in table}
     ordered.update(table)
     return ordered
-
-
-def _bdf_labels(run: RunFile, channel: str) -> dict[str, str]:
-    """Dataset name → its ``bdf_label`` attribute, for the datasets that have one."""
-    group = run._file["channels"][channel]  # noqa: SLF001 — RunFile exposes units, not labels
-    labels = {}
-    for name, ds in group.items():
-        label = ds.attrs.get("bdf_label")
-        if label:
-            labels[name] = label.decode() if isinstance(label, bytes) else str(label)
-    return labels
 
 
 def output_paths(run_path: Path, channels: list[str], output: Path | None) -> dict[str, Path]:
@@ -136,7 +127,7 @@ def export_bdf(run_path: str | Path, output: str | Path | None = None) -> list[P
     with RunFile(run_path) as run:
         channels = run.channels
         if not channels:
-            raise RunFileError(f"{run_path}: channels: the run file has no channel to export")
+            raise RunFileError(f"{run_path}: {layout.CHANNELS}: the run file has no channel to export")
         targets = output_paths(run_path, channels, Path(output) if output is not None else None)
         for target in targets.values():
             if target.exists():
@@ -151,3 +142,6 @@ def export_bdf(run_path: str | Path, output: str | Path | None = None) -> list[P
                 writer.writerows(zip(*(_format(values) for values in table.values())))
             written.append(target)
     return written
+
+
+__all__ = ["BDF_COLUMN_ORDER", "bdf_columns", "export_bdf", "output_paths"]

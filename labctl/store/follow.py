@@ -10,8 +10,11 @@ End of a run: the writer leaves SWMR mode and rewrites the root attributes, then
 stores the analysis results. A reader must not hold the file during that, so once the
 ``run_ended`` event is seen the follower closes its handle and waits until the run has settled
 (its control socket is gone, or — without one — its results are stored), then reads the rest
-once in normal mode. Files are opened with HDF5 file locking off: a reader holding a lock
-would make the writer's final re-open fail.
+once in normal mode. Files are opened through :func:`labctl.store.layout.open_run` (HDF5 file
+locking off: a reader holding a lock would make the writer's final re-open fail; SWMR reads with
+a bounded number of metadata retries). Anything the closing writer makes momentarily
+unreadable (``OSError``, ``RuntimeError``, a part missing) ends the live phase and is read
+again once the run has settled.
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from labctl.store import FORMAT, RunFileError
-from labctl.store.reader import decode, read_group, records
+import labctl.store.layout as layout
+from labctl.store.layout import RunFileError, decode, read_group, records
+from labctl.store.lock import writer_may_be_alive
+
+#: What a file being finished under a reader may raise while it is read.
+_TRANSIENT = (OSError, RuntimeError, KeyError, ValueError, RunFileError)
 
 #: Seconds to wait for results after a run without control socket has ended.
 SETTLE_TIMEOUT_S = 2.0
@@ -89,18 +96,12 @@ class RunFollower:
         self.finished = False
 
     # ------------------------------------------------------------------------------------
-    def _open(self, swmr: bool) -> h5py.File:
-        if not self.path.is_file():
-            raise RunFileError(f"{self.path}: no such file")
-        try:
-            f = h5py.File(self.path, "r", swmr=swmr, libver="latest" if swmr else None, locking=False)
-        except OSError as exc:
-            raise RunFileError(f"{self.path}: not a readable HDF5 file ({exc})") from None
-        if decode(f.attrs.get("format", "")) != FORMAT or "channels" not in f:
-            f.close()
-            raise RunFileError(f"{self.path}: an HDF5 file, but not a labctl run file (no format '{FORMAT}')")
+    def _open(self, swmr: bool | None) -> h5py.File:
+        """The run file, its layout checked; ``swmr=None``: SWMR only if a writer has it open,
+        ``False``: refuse a file still marked open for write."""
+        f = layout.open_run(self.path, swmr=swmr, writer_alive=writer_may_be_alive(self.path))
         if self.channel is None:
-            channels = list(f["channels"])
+            channels = layout.channel_names(f)
             if not channels:
                 f.close()
                 raise RunFileError(f"{self.path}: the run file has no channel")
@@ -117,9 +118,9 @@ class RunFollower:
         """The column, ``events`` and ``steps`` datasets of ``f``, looked up once per open file
         (a poll that finds nothing new then costs little more than the refreshes)."""
         if self._cache is None or self._cache[0] is not f:
-            group = f["channels"][self.channel]
-            datasets = {name: ds for name, ds in group.items() if self.columns is None or name in self.columns}
-            self._cache = (f, datasets, f["events"], f["steps"])
+            names = None if self.columns is None else [n for n in layout.columns(f, self.channel) if n in self.columns]
+            datasets = layout.columns(f, self.channel, names)
+            self._cache = (f, datasets, layout.events_table(f), layout.steps_table(f))
         return self._cache[1:]
 
     def _read_new(self, f: h5py.File, update: Update, *, refresh: bool) -> None:
@@ -159,8 +160,8 @@ class RunFollower:
             return update
         if self._ended_at is None:
             if self._file is None:
-                self._file = self._open(swmr=True)
-                if decode(self._file.attrs.get("status", "")) != "running":  # finished: read it whole, once
+                self._file = self._open(swmr=None)
+                if decode(self._file.attrs.get(layout.A_STATUS, "")) != layout.RUNNING:  # finished: read it whole, once
                     self.close()
                     self._ended_at = time.monotonic()
                     return self._finish(update)
@@ -169,7 +170,7 @@ class RunFollower:
                     update.attrs = {k: decode(v) for k, v in self._file.attrs.items()}
                     self._sent_attrs = True
                 self._read_new(self._file, update, refresh=True)
-            except (OSError, KeyError):  # the writer is closing the file under us
+            except _TRANSIENT:  # the writer is closing the file under us
                 self.close()
                 self._ended_at = time.monotonic()
                 return update
@@ -195,13 +196,13 @@ class RunFollower:
             f = self._open(swmr=True)
         try:
             attrs = {k: decode(v) for k, v in f.attrs.items()}
-            results = read_group(f["results"])
+            results = read_group(layout.results_group(f))
             if not self._settled(results):
                 return update
             self._read_new(f, update, refresh=False)
             update.attrs = attrs
             update.results = results
-        except (OSError, KeyError):
+        except _TRANSIENT:
             return update
         finally:
             self._cache = None
@@ -217,8 +218,8 @@ def run_channels(path: str | Path) -> list[str]:
         RunFileError: the file is missing or not a labctl run file.
     """
     follower = RunFollower(path)
-    f = follower._open(swmr=True)
+    f = follower._open(swmr=None)
     try:
-        return list(f["channels"])
+        return layout.channel_names(f)
     finally:
         f.close()

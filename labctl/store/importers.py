@@ -79,6 +79,7 @@ from labctl.checks import ShortDetector
 from labctl.events import Detected, Readings, RunEnded, RunStarted, StepEnded, StepSummary
 from labctl.checks import ShortDetection
 from labctl.store.spectra import SpectrumError, spectrum_columns, write_spectra
+import labctl.store.layout as layout
 from labctl.store.writer import RunFileWriter
 
 #: File name endings this module reads, and the reader used for each.
@@ -645,7 +646,7 @@ def write_run_file(
     finally:
         writer.close()
     with h5py.File(output, "r+") as f:  # the writer stamps the import's wall time; the run ended in the file
-        f.attrs["end_time_utc"] = end.isoformat(timespec="milliseconds")
+        f.attrs[layout.A_END_TIME_UTC] = end.isoformat(timespec="milliseconds")
     n_spectra = 0
     if rec.spectra is not None:
         columns = dict(rec.spectra)

@@ -1,4 +1,4 @@
-"""Reading run files, including ones that are still being written (SWMR)."""
+"""Reading run files, including ones that are still being written (SWMR) or whose writer died."""
 
 from __future__ import annotations
 
@@ -8,56 +8,40 @@ from typing import Any
 import h5py
 import numpy as np
 
-from labctl.store.writer import FORMAT
-
-
-class RunFileError(Exception):
-    """A file is missing, not HDF5, or not a labctl run file; the message names it."""
-
-
-def decode(value: Any) -> Any:
-    """An HDF5 value as plain Python: bytes → str (UTF-8), numpy scalars → Python numbers."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def records(data: np.ndarray) -> list[dict[str, Any]]:
-    """Rows of a structured array (the ``events`` / ``steps`` tables) as dicts of Python values."""
-    return [{name: decode(row[name]) for name in data.dtype.names} for row in data]
-
-
-def _rows(dataset: h5py.Dataset) -> list[dict[str, Any]]:
-    dataset.refresh()
-    return records(dataset[()])
+import labctl.store.layout as layout
+from labctl.store.layout import RunFileError, decode, read_group, records
+from labctl.store.lock import LockInfo, live_owner, writer_may_be_alive
 
 
 class RunFile:
-    """A run file opened read-only. Use as a context manager.
+    """A run file opened read-only, its layout checked (:func:`labctl.store.layout.check`). Use
+    as a context manager.
+
+    The file is opened in SWMR-read mode when a writer has it open or left it so (the
+    superblock's "open for write" mark), else normally; see :func:`labctl.store.layout.open_file`.
 
     Args:
         path: the ``.h5`` file.
-        swmr: open in SWMR-read mode, to follow a file that is still being written
-            (call :meth:`refresh` to see new rows).
+        swmr: None or True: SWMR-read mode when the file needs it (call :meth:`refresh` to see
+            new rows of a file being written); False: refuse a file marked open for write.
+
+    Attributes:
+        owner: the live process writing the file (its lock), or None (also when the lock file
+            is unreadable: reading never depends on it).
 
     Raises:
-        RunFileError: missing file, not HDF5 / truncated, or not a labctl run file.
+        RunFileError: missing file, not HDF5, truncated, damaged, or not a labctl run file;
+            a part of the layout missing (one line naming the file and the part).
     """
 
-    def __init__(self, path: str | Path, *, swmr: bool = False) -> None:
+    def __init__(self, path: str | Path, *, swmr: bool | None = None) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise RunFileError(f"{self.path}: no such file")
         try:
-            # Without a lock: a reader must never stop the writer from finishing the file.
-            self._file = h5py.File(self.path, "r", swmr=swmr, libver="latest" if swmr else None, locking=False)
-        except OSError as exc:
-            raise RunFileError(f"{self.path}: not a readable HDF5 file ({exc.__class__.__name__}: {exc})") from None
-        if decode(self._file.attrs.get("format", "")) != FORMAT or "channels" not in self._file:
-            self._file.close()
-            raise RunFileError(f"{self.path}: an HDF5 file, but not a labctl run file (no format '{FORMAT}')")
+            self.owner: LockInfo | None = live_owner(self.path)
+        except RunFileError:
+            self.owner = None
+        self._file = layout.open_run(self.path, swmr=False if swmr is False else None,
+                                     writer_alive=writer_may_be_alive(self.path))
 
     def __enter__(self) -> RunFile:
         return self
@@ -69,54 +53,111 @@ class RunFile:
         self._file.close()
 
     @property
+    def swmr(self) -> bool:
+        """Whether the file is open in SWMR-read mode (a writer had it open, or died with it)."""
+        return bool(self._file.swmr_mode)
+
+    def _damaged(self, part: str, exc: BaseException) -> RunFileError:
+        return layout.damaged(self._file, part, exc)
+
+    @property
     def attrs(self) -> dict[str, Any]:
         """Root attributes, decoded to Python values."""
-        return {key: decode(value) for key, value in self._file.attrs.items()}
+        try:
+            return {key: decode(value) for key, value in self._file.attrs.items()}
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise self._damaged("its root attributes", exc) from None
 
     @property
     def channels(self) -> list[str]:
-        return list(self._file["channels"])
+        return layout.channel_names(self._file)
 
     def channel_attrs(self, channel: str) -> dict[str, Any]:
-        return {key: decode(value) for key, value in self._file["channels"][channel].attrs.items()}
+        group = layout.channel_group(self._file, channel)
+        try:
+            return {key: decode(value) for key, value in group.attrs.items()}
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise self._damaged(layout.channel_path(channel), exc) from None
+
+    def column(self, channel: str, name: str) -> h5py.Dataset:
+        """One reading column as its h5py dataset (to slice; see :meth:`n_rows` for its usable
+        length). Raises RunFileError if missing."""
+        return layout.column(self._file, channel, name)
+
+    def column_names(self, channel: str) -> list[str]:
+        return list(layout.columns(self._file, channel))
+
+    def n_rows(self, channel: str) -> int:
+        """Readings of ``channel``: the shortest column's length (a crash between the columns of
+        one batch leaves the others longer)."""
+        datasets = layout.columns(self._file, channel)
+        try:
+            if self.swmr:
+                for ds in datasets.values():
+                    ds.refresh()
+            return min((ds.shape[0] for ds in datasets.values()), default=0)
+        except (OSError, RuntimeError) as exc:
+            raise self._damaged(layout.channel_path(channel), exc) from None
+
+    def read(self, channel: str, name: str, rows: slice = slice(None)) -> np.ndarray:
+        """Rows of one column (a damaged chunk is a RunFileError naming the file and column)."""
+        ds = self.column(channel, name)
+        try:
+            return ds[rows]
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise self._damaged(layout.column_path(channel, name), exc) from None
 
     def columns(self, channel: str) -> dict[str, np.ndarray]:
         """All columns of a channel as arrays of equal length (name → 1-D array)."""
-        group = self._file["channels"][channel]
-        for ds in group.values():
-            ds.refresh()
-        n = min(ds.shape[0] for ds in group.values())
-        return {name: ds[:n] for name, ds in group.items()}
+        n = self.n_rows(channel)
+        return {name: self.read(channel, name, slice(0, n)) for name in self.column_names(channel)}
 
     def units(self, channel: str) -> dict[str, str]:
-        return {name: decode(ds.attrs.get("units", "")) for name, ds in self._file["channels"][channel].items()}
+        return {name: decode(ds.attrs.get(layout.A_UNITS, "")) for name, ds in layout.columns(self._file, channel).items()}
 
-    def events(self) -> list[dict[str, Any]]:
-        return _rows(self._file["events"])
+    def bdf_labels(self, channel: str) -> dict[str, str]:
+        """Column name → its Battery Data Format label, for the columns that have one."""
+        labels = {}
+        for name, ds in layout.columns(self._file, channel).items():
+            label = decode(ds.attrs.get(layout.A_BDF_LABEL, ""))
+            if label:
+                labels[name] = str(label)
+        return labels
 
-    def steps(self) -> list[dict[str, Any]]:
-        return _rows(self._file["steps"])
+    def _table(self, ds: h5py.Dataset, rows: slice) -> list[dict[str, Any]]:
+        try:
+            if self.swmr:
+                ds.refresh()
+            return records(ds[rows])
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise self._damaged(ds.name.lstrip("/"), exc) from None
+
+    def n_events(self) -> int:
+        return layout.events_table(self._file).shape[0]
+
+    def n_steps(self) -> int:
+        return layout.steps_table(self._file).shape[0]
+
+    def events(self, rows: slice = slice(None)) -> list[dict[str, Any]]:
+        """Rows of the ``events`` table (all, or ``rows``) as dicts."""
+        return self._table(layout.events_table(self._file), rows)
+
+    def steps(self, rows: slice = slice(None)) -> list[dict[str, Any]]:
+        """Rows of the ``steps`` table (all, or ``rows``) as dicts."""
+        return self._table(layout.steps_table(self._file), rows)
 
     def results(self) -> dict[str, Any]:
         """The ``results`` group: attributes and datasets, nested groups as dicts."""
-        return read_group(self._file["results"])
+        return read_group(layout.results_group(self._file))
+
+    def results_group(self) -> h5py.Group:
+        return layout.results_group(self._file)
 
     def refresh(self) -> None:
         """See rows appended since the file was opened (SWMR mode)."""
-        for group in self._file["channels"].values():
-            for ds in group.values():
+        for channel in self.channels:
+            for ds in layout.columns(self._file, channel).values():
                 ds.refresh()
 
 
-def read_group(group: h5py.Group) -> dict[str, Any]:
-    """A group's attributes and datasets as a dict, sub-groups as nested dicts; string
-    datasets as lists of ``str``, the others as numpy arrays (or scalars)."""
-    out: dict[str, Any] = {key: decode(value) for key, value in group.attrs.items()}
-    for key, item in group.items():
-        if isinstance(item, h5py.Group):
-            out[key] = read_group(item)
-        elif h5py.check_string_dtype(item.dtype) is not None and item.ndim == 1:
-            out[key] = list(item.asstr()[()])
-        else:
-            out[key] = item[()]
-    return out
+__all__ = ["RunFile", "RunFileError", "decode", "read_group", "records"]

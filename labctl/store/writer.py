@@ -1,24 +1,13 @@
 """The HDF5 run file, written by a subscriber to the engine's event stream.
 
-Layout (one file per run, readable with plain h5py):
-
-* root attributes: ``format`` (``labctl-run/1``), ``protocol_text``, ``protocol_path``,
-  ``station_text``, ``software_versions`` (JSON), ``operator``, ``cell_*`` metadata
-  (``cell_area_cm2``, ``cell_electrolyte``, ``cell_electrolyte_thickness_um``,
-  ``cell_li_thickness_um``, ``cell_stack_pressure_MPa``, ``cell_temperature_C``, …),
-  ``start_time_utc`` / ``end_time_utc`` (ISO 8601), ``start_unix_time_s``, ``status`` and
-  ``end_reason``;
-* ``channels/<name>``: one resizable, chunked (uncompressed, see :data:`CHUNK_ROWS`) 1-D dataset per column of
-  :data:`~labctl.events.READING_COLUMNS`, each with ``units`` and (where BDF has
-  one) ``bdf_label`` attributes; the channel's step program as ``program_json``;
-* ``events``: time, channel, kind, step, message (shorts, compliance, run end …);
-* ``steps``: one row per executed step (:class:`~labctl.events.StepSummary`);
-* ``results``: analysis output, written after the run by :func:`write_results`.
-
-The file is opened in SWMR mode once its layout exists, so other processes (the GUI,
-``labctl inspect``, h5py scripts with ``swmr=True``) can read it while it is written. Each
-readings batch is appended and flushed at once; the engine publishes a batch at least every
-0.25 s of wall time, so at most that much data is ever at risk.
+What the file holds and where: :mod:`labctl.store.layout`. The file is built at a staging path,
+switched to SWMR mode and only then moved to its name (rename is atomic), so other processes
+(the GUI, ``labctl inspect``, h5py scripts with ``swmr=True``) can read it while it is written,
+and whoever finds it at its path finds it readable whenever the writer dies. Each readings
+batch is appended and flushed at once; the engine publishes a batch at least every 0.25 s of
+wall time, so at most that much data is ever at risk. One writer per run: the writer holds the
+run's lock (:mod:`labctl.store.lock`) from creation (or :meth:`RunFileWriter.append`) to
+:meth:`RunFileWriter.close`.
 """
 
 from __future__ import annotations
@@ -33,35 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
-from labctl.events import READING_COLUMNS, Column, Detected, Readings, RunEnded, RunStarted, StepEnded
-
-FORMAT = "labctl-run/1"
-#: Rows per chunk of the reading columns. The columns are NOT compressed: in SWMR mode HDF5
-#: never reuses the space of a compressed chunk that an append rewrote, so a real-time run
-#: appending a reading or two every 0.25 s grew its file by a whole compressed chunk per
-#: append (3 000 one-row appends: 34.6 MB for 24 kB of data). Uncompressed chunks are
-#: rewritten in place; readings cost ~50 B each (a 12 000 h run at one reading a minute: 36 MB).
-CHUNK_ROWS = 8192
-
-_S = h5py.string_dtype("utf-8", 32)
-EVENT_DTYPE = np.dtype(
-    [("t_s", "f8"), ("channel", _S), ("kind", _S), ("step_index", "i4"),
-     ("message", h5py.string_dtype("utf-8", 480))]
-)
-STEP_DTYPE = np.dtype(
-    [("channel", _S), ("step_index", "i4"), ("kind", _S), ("label", h5py.string_dtype("utf-8", 64)),
-     ("cycle", "i4"), ("current_A", "f8"), ("current_density_mA_cm2", "f8"), ("start_s", "f8"),
-     ("end_s", "f8"), ("reason", _S), ("n_points", "i8"), ("voltage_end_V", "f8"),
-     ("voltage_mean_V", "f8"), ("abs_voltage_max_V", "f8"), ("charge_C", "f8"),
-     ("cumulative_charge_C", "f8")]
-)
-
-
-def _staging(path: Path) -> Path:
-    """Where a run file is built before it appears at ``path``."""
-    return path.with_name(f".{path.name}.staging")
+from labctl.events import Column, Detected, Readings, RunEnded, RunStarted, StepEnded
+import labctl.store.layout as layout
+from labctl.store.layout import CHUNK_ROWS, EVENT_DTYPE, FORMAT, STEP_DTYPE, RunFileError, encode_attr, staging_path
+from labctl.store.lock import RunLock
+from labctl.store.recover import copy_run
 
 
 def utc_now_iso() -> str:
@@ -81,15 +47,6 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def _encode(value: Any) -> Any:
-    """HDF5 attributes take numbers and strings; None becomes "" and dicts become JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, Mapping | list | tuple):
-        return json.dumps(value)
-    return value
-
-
 class RunFileWriter:
     """Subscriber that writes one run to ``path`` (created; an existing file is refused).
 
@@ -103,8 +60,13 @@ class RunFileWriter:
             point number, :data:`labctl.engine.delegated.DELEGATED_COLUMNS`); every
             ``Readings`` batch must then carry them.
 
+    Attributes:
+        lock: the run's lock, held until :meth:`close`; its ``taken_over`` names a dead
+            writer's stale lock that was replaced.
+
     Raises:
         FileExistsError: ``path`` exists (a run file is never overwritten).
+        RunFileError: a live process holds the run's lock (``RUN.h5.lock``).
         OSError: the file cannot be created.
     """
 
@@ -114,61 +76,67 @@ class RunFileWriter:
         if self.path.exists():
             raise FileExistsError(f"{self.path}: a run file already exists there; choose another -o")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(_staging(self.path), "w", libver="latest")
-        f.attrs["format"] = FORMAT
-        f.attrs["software_versions"] = json.dumps(software_versions())
-        f.attrs["start_time_utc"] = utc_now_iso()
-        f.attrs["start_unix_time_s"] = time.time()
-        f.attrs["end_time_utc"] = ""
-        f.attrs["status"] = "running"
-        f.attrs["end_reason"] = ""
-        for key, value in attrs.items():
-            f.attrs[key] = _encode(value)
-        group = f.create_group("channels")
-        for channel in channels:
-            g = group.create_group(channel)
-            g.attrs["program_json"] = ""
-            for column in (*READING_COLUMNS, *extra_columns):
-                ds = g.create_dataset(
-                    column.name, shape=(0,), maxshape=(None,), dtype=column.dtype,
-                    chunks=(CHUNK_ROWS,),  # uncompressed: see CHUNK_ROWS
-                )
-                ds.attrs["units"] = column.units
-                if column.bdf_label:
-                    ds.attrs["bdf_label"] = column.bdf_label
-        f.create_dataset("events", shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE, chunks=(256,))
-        f.create_dataset("steps", shape=(0,), maxshape=(None,), dtype=STEP_DTYPE, chunks=(256,))
-        f.create_group("results")
-        self._attach(f)
+        self.lock = RunLock.acquire(self.path)
+        try:
+            if self.path.exists():  # created while we took the lock
+                raise FileExistsError(f"{self.path}: a run file already exists there; choose another -o")
+            f = h5py.File(staging_path(self.path), "w", libver="latest")
+            try:
+                f.attrs[layout.A_FORMAT] = FORMAT
+                f.attrs[layout.A_SOFTWARE_VERSIONS] = json.dumps(software_versions())
+                f.attrs[layout.A_START_TIME_UTC] = utc_now_iso()
+                f.attrs[layout.A_START_UNIX_TIME_S] = time.time()
+                f.attrs[layout.A_END_TIME_UTC] = ""
+                f.attrs[layout.A_STATUS] = layout.RUNNING
+                f.attrs[layout.A_END_REASON] = ""
+                for key, value in attrs.items():
+                    f.attrs[key] = encode_attr(value)
+                layout.create_layout(f, channels, extra_columns)
+                self._attach(f)
+            except BaseException:
+                f.close()
+                staging_path(self.path).unlink(missing_ok=True)
+                raise
+        except BaseException:
+            self.lock.release()
+            raise
         self.recovered = False
 
     @classmethod
     def append(cls, path: str | Path) -> RunFileWriter:
         """Continue a run file (status back to ``running``), also one whose writer died.
 
-        The file's content is copied into a new file, which replaces it atomically once it
-        is in SWMR mode (see :func:`labctl.store.recover.copy_run`): a crash at any moment
-        leaves either the old file or the new one, never a half-open one.
-        :attr:`recovered` tells whether the old file was left open by a dead writer.
+        Takes the run's lock (a dead writer's stale lock is taken over), then copies the
+        file's content into a new file, which replaces it atomically once it is in SWMR mode
+        (see :func:`labctl.store.recover.copy_run`): a crash at any moment leaves either the
+        old file or the new one, never a half-open one. :attr:`recovered` tells whether the
+        old file was left open by a dead writer.
 
         Raises:
-            RunFileError: the file is not a readable run file.
+            RunFileError: a live process writes the run; the file is not a readable run file
+                or is damaged (one line naming the file and the part).
         """
-        from labctl.store.recover import copy_run
-
         self = cls.__new__(cls)
         self.path = Path(path)
-        f = h5py.File(_staging(self.path), "w", libver="latest")
+        if not self.path.is_file():
+            raise RunFileError(f"{self.path}: no such file")
+        self.lock = RunLock.acquire(self.path)
         try:
-            self.recovered = copy_run(self.path, f)
-        except Exception:
-            f.close()
-            _staging(self.path).unlink(missing_ok=True)
+            staging = staging_path(self.path)
+            f = h5py.File(staging, "w", libver="latest")
+            try:
+                self.recovered = copy_run(self.path, f)
+                f.attrs[layout.A_STATUS] = layout.RUNNING
+                f.attrs[layout.A_END_REASON] = ""
+                f.attrs[layout.A_END_TIME_UTC] = ""
+                self._attach(f)
+            except BaseException:
+                f.close()
+                staging.unlink(missing_ok=True)
+                raise
+        except BaseException:
+            self.lock.release()
             raise
-        f.attrs["status"] = "running"
-        f.attrs["end_reason"] = ""
-        f.attrs["end_time_utc"] = ""
-        self._attach(f)
         return self
 
     def _attach(self, f: h5py.File) -> None:
@@ -176,15 +144,15 @@ class RunFileWriter:
         and only then move it to :attr:`path` (rename is atomic): whoever finds the file at
         its path finds it readable, whenever the process dies."""
         self._file = f
-        self._columns = {name: dict(g.items()) for name, g in f["channels"].items()}
-        self._events = f["events"]
-        self._steps = f["steps"]
+        self._columns = {name: layout.columns(f, name) for name in layout.channel_names(f)}
+        self._events = layout.events_table(f)
+        self._steps = layout.steps_table(f)
         self._running = set(self._columns)
         self._programs: dict[str, str] = {}
         self._statuses: dict[str, tuple[str, str]] = {}
         f.swmr_mode = True
         f.flush()
-        os.replace(_staging(self.path), self.path)
+        os.replace(staging_path(self.path), self.path)
         self._closed = False
 
     # -- subscriber ------------------------------------------------------------------------
@@ -221,11 +189,9 @@ class RunFileWriter:
         self._file.flush()
 
     def _append(self, ds: h5py.Dataset, row: tuple, *, flush: bool = True) -> None:
-        # Strings go in as UTF-8 bytes: numpy would encode them as ASCII and refuse "|ΔV|".
-        row = tuple(value.encode("utf-8") if isinstance(value, str) else value for value in row)
         start = ds.shape[0]
         ds.resize((start + 1,))
-        ds[start] = np.array([row], dtype=ds.dtype)[0]
+        ds[start] = layout.table_row(ds.dtype, row)[0]
         if flush:
             self._file.flush()
 
@@ -240,57 +206,43 @@ class RunFileWriter:
         if self._closed:
             return
         self._closed = True
-        self._file.flush()
-        self._file.close()
-        statuses = list(self._statuses.values())
-        status, end_reason = statuses[0] if len(statuses) == 1 else ("unknown", "")
-        if len(statuses) > 1:
-            status = "completed" if all(s == "completed" for s, _ in statuses) else "mixed"
-            end_reason = "; ".join(f"{ch}: {s}" for ch, (s, _) in self._statuses.items())
-        # No file locking: a reader (the GUI, `labctl inspect`) holding the file with HDF5's
-        # default lock must not make the run end without its status.
-        with h5py.File(self.path, "r+", locking=False) as f:
-            f.attrs["status"] = status
-            f.attrs["end_reason"] = end_reason
-            f.attrs["end_time_utc"] = utc_now_iso()
-            for channel, program_json in self._programs.items():
-                f["channels"][channel].attrs["program_json"] = program_json
-            for channel, (ch_status, ch_reason) in self._statuses.items():
-                f["channels"][channel].attrs["status"] = ch_status
-                f["channels"][channel].attrs["end_reason"] = ch_reason
+        try:
+            self._file.flush()
+            self._file.close()
+            statuses = list(self._statuses.values())
+            status, end_reason = statuses[0] if len(statuses) == 1 else ("unknown", "")
+            if len(statuses) > 1:
+                status = "completed" if all(s == "completed" for s, _ in statuses) else "mixed"
+                end_reason = "; ".join(f"{ch}: {s}" for ch, (s, _) in self._statuses.items())
+            # No file locking: a reader (the GUI, `labctl inspect`) holding the file with HDF5's
+            # default lock must not make the run end without its status.
+            with h5py.File(self.path, "r+", locking=False) as f:
+                f.attrs[layout.A_STATUS] = status
+                f.attrs[layout.A_END_REASON] = end_reason
+                f.attrs[layout.A_END_TIME_UTC] = utc_now_iso()
+                for channel, program_json in self._programs.items():
+                    layout.channel_group(f, channel).attrs[layout.A_PROGRAM_JSON] = program_json
+                for channel, (ch_status, ch_reason) in self._statuses.items():
+                    group = layout.channel_group(f, channel)
+                    group.attrs[layout.A_STATUS] = ch_status
+                    group.attrs[layout.A_END_REASON] = ch_reason
+        finally:
+            self.lock.release()
 
 
 def write_results(path: str | Path, results: Mapping[str, Any]) -> None:
-    """Store analysis results in the ``results`` group of a finished run file.
+    """Store analysis results in the ``results`` group of a finished run file, by the
+    conventions of :func:`labctl.store.layout.write_group` (scalars as attributes, sequences as
+    datasets, nested mappings as groups, 2-D arrays as HDF5 images). Existing entries of the
+    same name are replaced. The run's lock is held meanwhile (readers then know a live
+    process changes the file).
 
-    Scalars and strings become attributes (``None`` → ``""``); sequences become datasets —
-    numbers as float64, strings as UTF-8 strings, an empty sequence as an empty float64
-    dataset — so plain h5py reads them as arrays; nested mappings become sub-groups.
-    2-D arrays (current maps) are stored as HDF5 images (``CLASS = IMAGE``, grayscale) so
-    HDF viewers show them, with ``units`` from their name's last part (``current_A`` → A).
-    Existing entries of the same name are replaced.
+    Raises:
+        RunFileError: a live process writes the run.
     """
-    with h5py.File(path, "r+", locking=False) as f:
-        _write_mapping(f.require_group("results"), results)
+    with RunLock.acquire(path), h5py.File(path, "r+", locking=False) as f:
+        layout.write_group(f.require_group(layout.RESULTS), results)
 
 
-def _write_mapping(group: h5py.Group, values: Mapping[str, Any]) -> None:
-    for key, value in values.items():
-        if key in group:
-            del group[key]
-        if key in group.attrs:
-            del group.attrs[key]
-        if isinstance(value, Mapping):
-            _write_mapping(group.create_group(key), value)
-        elif isinstance(value, list | tuple | np.ndarray):
-            if len(value) and isinstance(value[0], str):
-                group.create_dataset(key, data=[str(v) for v in value], dtype=h5py.string_dtype("utf-8"))
-            else:
-                ds = group.create_dataset(key, data=np.asarray(value, dtype="f8"))
-                if ds.ndim == 2:
-                    ds.attrs["CLASS"] = "IMAGE"
-                    ds.attrs["IMAGE_VERSION"] = "1.2"
-                    ds.attrs["IMAGE_SUBCLASS"] = "IMAGE_GRAYSCALE"
-                    ds.attrs["units"] = key.rpartition("_")[2]
-        else:
-            group.attrs[key] = _encode(value)
+__all__ = ["CHUNK_ROWS", "EVENT_DTYPE", "FORMAT", "RunFileWriter", "STEP_DTYPE", "software_versions",
+           "utc_now_iso", "write_results"]
