@@ -299,6 +299,16 @@ def validate(protocol: Path = typer.Argument(..., help="Protocol file (YAML)."))
         if gap:
             table.add_row("…", f"{n - 8} more", "", "", "")
     console.print(table)
+    position = 0
+    for entry in program.steps:  # loops that may end early
+        size = len(entry.steps) * entry.count if entry.kind == "loop" else 1
+        if entry.kind == "loop" and entry.until is not None:
+            console.print(f"steps {position}–{position + size - 1}: the loop ends early at {entry.until.describe()}")
+        position += size
+    section = getattr(proto, "simulated_cell", None)
+    if section is not None and section.model != "symmetric":
+        console.print(f"simulated cell (--simulate): model {section.model}, preset "
+                      f"{section.preset if 'preset' in section.model_fields_set else 'default'}")
 
 
 @app.command()

@@ -94,13 +94,14 @@ def current_figure(run: ReportRun, out_dir: Path) -> ReportFigure:
     ``soft_short_onset_s``, ``hard_short_s``, ``burnout_s``.
     """
     n = run.n_readings
-    t_ds = run.dataset("test_time_s")
-    t, i = minmax_decimate(t_ds, run.dataset("current_A"), n)
+    t_all = run.dataset("test_time_s")[:n]
+    i_all = run.dataset("current_A")[:n]
+    t, i = minmax_decimate(t_all, i_all, n)
     spikes_t = run.float_array("spikes", "time_s")
     spikes_a = run.float_array("spikes", "amplitude_A")
-    peak = float(np.nanmax(np.abs(i))) if len(i) else 1e-9
-    before = run.results.get("hard_short_s", "")
-    linear_top = float(np.nanmax(np.abs(i[t < float(before)]))) if before != "" and np.any(t < float(before)) else peak
+    hard = run.results.get("hard_short_s", "")
+    before = i_all[t_all < float(hard)] if hard != "" else i_all
+    linear_top = float(np.nanmax(np.abs(before))) if len(before) else 1e-9
     scale, unit = current_unit(linear_top)
     fig = new_figure(10, 6.6)
     ax_lin, ax_log = fig.subplots(2, 1, sharex=True)
@@ -108,9 +109,9 @@ def current_figure(run: ReportRun, out_dir: Path) -> ReportFigure:
     ax_log.plot(t, log_floor(i, 1e-13), lw=0.6, color="tab:blue")
     ax_log.set_yscale("log")
     if len(spikes_t):
-        level = np.interp(spikes_t, t, i)
-        ax_lin.plot(spikes_t, level / scale, "v", color="tab:red", ms=4, label=f"{len(spikes_t)} spikes")
-        ax_log.plot(spikes_t, log_floor(level, 1e-13), "v", color="tab:red", ms=4)
+        at = i_all[np.clip(np.searchsorted(t_all, spikes_t), 0, n - 1)]  # the reading at each spike's peak
+        ax_lin.plot(spikes_t, at / scale, "v", color="tab:red", ms=4, label=f"{len(spikes_t)} spikes")
+        ax_log.plot(spikes_t, log_floor(at, 1e-13), "v", color="tab:red", ms=4)
     events = {"soft_short_onset_s": ("soft-short onset", "tab:orange"), "hard_short_s": ("hard short", "tab:red"),
               "burnout_s": ("burn-out", "black")}
     marked = {}
