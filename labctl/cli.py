@@ -7,9 +7,12 @@ end), 1 bad input (file, option, unreachable instrument), 3 the run ended on a f
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -312,13 +315,14 @@ def validate(protocol: Path = typer.Argument(..., help="Protocol file (YAML)."))
 
 
 @app.command()
-def inspect(run_file: Path = typer.Argument(..., help="HDF5 run file.")) -> None:
+def inspect(run_file: str = typer.Argument(..., help="HDF5 run file, or a run's URL on a labctl server.")) -> None:
     """Summarise a run file (also one that is still being written, or whose writer died)."""
     from labctl.app.run import killed_run_advice
     from labctl.store import summarise
 
     try:
-        summary = summarise(run_file)
+        with _local_run(run_file) as (path, _output):
+            summary = summarise(path)
     except RunFileError as exc:
         raise _fail(str(exc)) from None
     attrs = summary.attrs
@@ -329,7 +333,7 @@ def inspect(run_file: Path = typer.Argument(..., help="HDF5 run file.")) -> None
     elif summary.lock_error:
         console.print(f"[yellow]{summary.lock_error}[/yellow]", soft_wrap=True)
     elif summary.killed:
-        console.print(f"[yellow]{killed_run_advice(summary.path, summary.attrs, summary.ended_in_file)}[/yellow]",
+        console.print(f"[yellow]{killed_run_advice(run_file, summary.attrs, summary.ended_in_file)}[/yellow]",
                       soft_wrap=True)  # the command whole
     console.print(f"started {attrs.get('start_time_utc')}  ended {attrs.get('end_time_utc') or '—'}  "
                   f"operator: {attrs.get('operator') or '—'}  simulated: {bool(attrs.get('simulated'))}")
@@ -404,7 +408,7 @@ def gui(
 
 @app.command()
 def export(
-    run_file: Path = typer.Argument(..., help="HDF5 run file."),
+    run_file: str = typer.Argument(..., help="HDF5 run file, or a run's URL on a labctl server."),
     format: str = typer.Option("bdf", "--format", help="Output format: bdf (Battery Data Format CSV)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="CSV to write (default RUN.bdf.csv; "
                                           "one file per channel, named from it, for a multi-channel run)."),
@@ -415,7 +419,8 @@ def export(
     if format.lower() != "bdf":
         raise _fail(f"--format: unknown format {format!r}; known: bdf")
     try:
-        written = export_bdf(run_file, output)
+        with _local_run(run_file) as (path, here):
+            written = export_bdf(path, output or (here and here / f"{path.stem}.bdf.csv"))
     except (RunFileError, FileExistsError) as exc:
         raise _fail(str(exc)) from None
     for path in written:
@@ -424,7 +429,7 @@ def export(
 
 @app.command()
 def report(
-    run_file: Path = typer.Argument(..., help="HDF5 run file."),
+    run_file: str = typer.Argument(..., help="HDF5 run file, or a run's URL on a labctl server."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Directory for the PNGs "
                                           "(default: the run file's; created if missing)."),
 ) -> None:
@@ -432,7 +437,8 @@ def report(
     from labctl.report import write_report  # matplotlib only when reporting
 
     try:
-        written = write_report(run_file, output)
+        with _local_run(run_file) as (path, here):
+            written = write_report(path, output or here)
     except (RunFileError, OSError) as exc:
         raise _fail(str(exc)) from None
     for path in written:
@@ -470,6 +476,126 @@ def import_(
     if result.n_shorts:
         console.print(f"short detection: {result.n_shorts} step(s) flagged (see `labctl inspect`)")
     console.print(f"run file: {result.path}")
+
+
+# -- runs on a labctl server (Tiled) -------------------------------------------------------
+# `inspect`, `export` and `report` take a run's URL as well as a path through the two helpers
+# below; `serve` and `runs` are the server and its search (labctl.app.serve, labctl.store.remote).
+
+def _open_run(target: str) -> Any:
+    """A path as a RunFile (SWMR), a URL as a RemoteRun: the reader API either way."""
+    from labctl.store.remote import open_run
+
+    return open_run(target)
+
+
+@contextlib.contextmanager
+def _local_run(target: str) -> Iterator[tuple[Path, Optional[Path]]]:
+    """``(run file, default output directory)``: a path as it is (the command's own default
+    output), a URL downloaded to a temporary directory (default output: the current directory)."""
+    from labctl.store.remote import fetch_run, is_remote
+
+    if not is_remote(target):
+        yield Path(target), None
+        return
+    with tempfile.TemporaryDirectory(prefix="labctl-fetch-") as tmp:
+        yield fetch_run(target, tmp), Path.cwd()
+
+
+@app.command()
+def serve(
+    directories: list[str] = typer.Argument(..., help="Run directories to serve (DIR, or LABEL=DIR to "
+                                            "prefix its runs' keys with LABEL, e.g. bench03=/mnt/bench03/runs)."),
+    catalog: Optional[str] = typer.Option(None, "--catalog", help="Catalog database: sqlite:///PATH, a file "
+                                          "path, or postgresql://USER@HOST/DB (default: a temporary SQLite file, "
+                                          "rebuilt from the run files at each start)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; any other than loopback "
+                             "needs --api-key."),
+    port: int = typer.Option(8000, "--port", help="TCP port (0 = any free port)."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TILED_SINGLE_USER_API_KEY",
+                                          help="API key every request must carry (letters and digits); "
+                                          "without it, a loopback server lets anyone on this machine read."),
+    scan_interval_s: float = typer.Option(2.0, "--scan-interval-s", help="Seconds between two scans of "
+                                          "the directories for new and changed run files."),
+) -> None:
+    """Serve run directories lab-wide through Tiled, with a searchable catalog, until Ctrl-C.
+
+    The server only reads the run files; runs never talk to it. Clients: `labctl runs --server
+    URL`, `labctl inspect|report|export URL/runs/KEY`, or tiled.client.from_uri(URL).
+    """
+    try:
+        from labctl.app.serve import LabServer, RunsDirectory, ServeConfig, ServeError, catalog_uri
+    except ImportError as exc:
+        raise _fail(f"labctl serve needs Tiled ({exc}); pip install 'labctl[serve]'") from None
+    try:
+        dirs = tuple(RunsDirectory.parse(text) for text in directories)
+        config = ServeConfig(dirs, catalog=None if catalog is None else catalog_uri(catalog), host=host, port=port,
+                             api_key=api_key, scan_interval_s=scan_interval_s)
+        config.check()
+    except (ValueError, ServeError) as exc:
+        raise _fail(str(exc)) from None
+    first = [True]
+
+    def on_sync(report: Any) -> None:
+        if first[0] or report.changed:
+            console.print(f"catalog: {len(report.added)} added, {len(report.updated)} updated, "
+                          f"{len(report.removed)} removed" + (f", {len(report.skipped)} skipped" if report.skipped else ""),
+                          style=None if first[0] else "dim")
+            first[0] = False
+
+    def on_started(server: Any) -> None:
+        access = "anyone on this machine may read" if config.public else "requests need the API key"
+        console.print(f"serving {', '.join(str(d.path) for d in dirs)} at {server.uri}/runs ({access}); Ctrl-C to stop")
+
+    try:
+        LabServer(config, on_sync=on_sync).serve_forever(on_started)
+    except ServeError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def runs(
+    server: str = typer.Option(..., "--server", help="The labctl server, http://HOST:PORT."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Protocol kind, e.g. ccd_staircase."),
+    electrolyte: Optional[str] = typer.Option(None, "--electrolyte", help="Text in the cell's electrolyte (any case)."),
+    operator: Optional[str] = typer.Option(None, "--operator", help="Text in the operator's name (any case)."),
+    status: Optional[str] = typer.Option(None, "--status", help="Run status: running, completed, short …"),
+    bench: Optional[str] = typer.Option(None, "--bench", help="Label of the run directory (labctl serve LABEL=DIR)."),
+    since: Optional[str] = typer.Option(None, "--since", help="Started on or after (ISO 8601, UTC: 2026-11-01)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Started before (ISO 8601, UTC)."),
+    limit: int = typer.Option(200, "--limit", min=1, help="At most this many runs (newest first)."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TILED_API_KEY", help="The server's API key."),
+) -> None:
+    """List the runs on a labctl server that match the filters, with their key results."""
+    from labctl.store.remote import find_runs
+
+    try:
+        found = find_runs(server, kind=kind, electrolyte=electrolyte, operator=operator, status=status, bench=bench,
+                          since=since, until=until, limit=limit, api_key=api_key)
+    except ValueError as exc:
+        raise _fail(f"--since/--until: {exc}") from None
+    except RunFileError as exc:
+        raise _fail(str(exc)) from None
+    wide = console.width >= 120  # electrolyte and operator only where they fit
+    table = Table(expand=True)
+    table.add_column("run", no_wrap=True, min_width=min(60, max((len(r.key) for r in found), default=3)))
+    if not kind:
+        table.add_column("kind", overflow="fold", ratio=2)
+    table.add_column("status", overflow="fold", ratio=2)
+    table.add_column("started (UTC)", no_wrap=True)
+    if wide:
+        table.add_column("electrolyte", overflow="ellipsis", no_wrap=True, ratio=3)
+        table.add_column("operator", overflow="ellipsis", no_wrap=True, ratio=1)
+    table.add_column("results", overflow="fold", ratio=4)
+    for run in found:
+        results = "\n".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {'—' if v is None else v}"
+                            for k, v in run.headline.items())
+        started = run.start_time_utc.replace("T", " ")[:16]
+        table.add_row(run.key, *([] if kind else [run.kind]), run.status, started,
+                      *([run.electrolyte, run.operator or "—"] if wide else []), results or "—")
+    console.print(table)
+    console.print(f"{len(found)} run(s); open one with `labctl inspect {server.rstrip('/')}/runs/RUN`", style="dim")
+
 
 def _sim_cell(cell: str, speed: str, **changes: Optional[float]) -> tuple[Any, Any]:
     """A simulator's cell parameters (preset + overrides) and its scaled clock, or a one-line exit."""

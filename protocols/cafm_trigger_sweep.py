@@ -34,8 +34,8 @@ class CyclicSweep(_Model):
 class Site(_Model):
     """A tip position (nm) and what the operator knows of it (from topography/modulus)."""
 
-    x_nm: float
-    y_nm: float
+    x_nm: float = Field(ge=-1e9, le=1e9)
+    y_nm: float = Field(ge=-1e9, le=1e9)
     site_class: Literal["GB", "GI", "HL"]
     distance_to_boundary_nm: float | None = Field(default=None, ge=0)
 
@@ -43,9 +43,9 @@ class Site(_Model):
 class Transect(_Model):
     """Sites along a line from a point on a boundary, perpendicular to it, into a grain."""
 
-    x_nm: float
-    y_nm: float
-    direction_deg: float
+    x_nm: float = Field(ge=-1e9, le=1e9)
+    y_nm: float = Field(ge=-1e9, le=1e9)
+    direction_deg: float = Field(ge=-360, le=360)
     distances_nm: list[Annotated[float, Field(ge=0, le=1e6)]] = Field(min_length=1, max_length=10_000)
 
 
@@ -62,12 +62,12 @@ class Detection(_Model):
 class MapSpec(_Model):
     """Current map at ``bias_V`` (seed: +0.1 V [004 L50]) on an nx × ny grid."""
 
-    x0_nm: float
-    y0_nm: float
+    x0_nm: float = Field(ge=-1e9, le=1e9)
+    y0_nm: float = Field(ge=-1e9, le=1e9)
     nx: int = Field(ge=1, le=512)
     ny: int = Field(ge=1, le=512)
     pitch_nm: float = Field(gt=0, le=1e6)
-    bias_V: float = 0.1
+    bias_V: float = Field(default=0.1, ge=-210, le=210)
     before: bool = True
     after: bool = True
 

@@ -25,8 +25,8 @@ class WorkingElectrode(_Model):
     """The AFM tip at (x, y) nm, or a square Au pad of ``pad_side_um`` (seed: 500 µm)."""
 
     kind: Literal["tip", "pad"] = "tip"
-    x_nm: float | None = None
-    y_nm: float | None = None
+    x_nm: float | None = Field(default=None, ge=-1e9, le=1e9)
+    y_nm: float | None = Field(default=None, ge=-1e9, le=1e9)
     pad_side_um: float = Field(default=500.0, gt=0, le=1e5)
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from drivers.base import InstrumentError
 from labctl.app import simulated
@@ -82,7 +83,13 @@ def check_protocol(protocol: ProtocolBase, source: str, *, simulate: bool, cycle
     Raises:
         FileError: one line per problem, naming ``source`` and the field.
     """
-    program = protocol.program()
+    try:
+        program = protocol.program()
+    except ValidationError as exc:  # fields that pass alone but make a step no instrument can run
+        raise FileError([f"{source}: the step program it expands to: {'.'.join(map(str, e['loc']))}: "
+                         f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()[:5]]) from None
+    except ValueError as exc:
+        raise FileError([f"{source}: the step program it expands to: {exc}"]) from None
     if simulate and program.electrode == "cell":
         simulated.simulated_cell(protocol, source, line_of=line_of)
     elif simulate:

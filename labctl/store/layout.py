@@ -504,11 +504,13 @@ def read_group(group: h5py.Group) -> dict[str, Any]:
         for key, item in group.items():
             if isinstance(item, h5py.Group):
                 out[key] = read_group(item)
+            elif item is None:  # a link to an object that cannot be resolved
+                raise KeyError(f"{key}: unreadable entry")
             elif h5py.check_string_dtype(item.dtype) is not None and item.ndim == 1:
                 out[key] = list(item.asstr()[()])
             else:
                 out[key] = item[()]
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise damaged(group, group.name.lstrip("/") or "/", exc) from None
     return out
 
