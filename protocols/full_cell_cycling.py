@@ -37,9 +37,9 @@ from labctl.store import RunFile
 from protocols.base import ArealCapacity, Count, Hours, ProtocolBase, RecordInterval, Seconds, _Model
 
 #: Short detection suited to a full cell: its voltage is never near 0 V, so no floor (a
-#: cycler would hold a per-step floor of the wrong sign on a discharge), and the voltage of a
-#: half-cycle's end moves too fast between readings for the symmetric cells' noise test.
-FULL_CELL_DETECTION = ShortDetection(floor_V=0.0, noise_fraction=None)
+#: cycler would hold a per-step floor of the wrong sign on a discharge); the drop and noise
+#: tests as for symmetric cells (no false alarm over the examples' cycles).
+FULL_CELL_DETECTION = ShortDetection(floor_V=0.0)
 
 
 class Cathode(_Model):
@@ -112,7 +112,7 @@ class CycleBlock(_Model):
 def _rate(c: float) -> str:
     """``C/3``, ``0.5C``, ``5C``."""
     inverse = 1.0 / c
-    if c < 1 and abs(inverse - round(inverse)) < 1e-9:
+    if c < 1 and abs(inverse - round(inverse)) < 1e-4 * inverse:
         return f"C/{round(inverse)}"
     return f"{c:g}C"
 
@@ -143,6 +143,9 @@ class FullCellCycling(ProtocolBase):
                              f"({self.upper_cutoff_V:g})")
         if self.max_current_A > 1.05:
             raise ValueError(f"the highest C-rate needs {self.max_current_A:g} A; a 2400 sources at most 1.05 A")
+        if self.detection.enabled and self.detection.floor_V > 0:
+            raise ValueError("detection.floor_V: a full cell's voltage is never near 0 V; set 0 (a cycler would hold "
+                             "the floor as a per-step limit of a symmetric cell's sign and stop a healthy discharge)")
         return self
 
     @property

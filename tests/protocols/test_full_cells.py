@@ -56,7 +56,7 @@ def test_every_example_expands_with_the_seeds_conditions():
         load_checked(path)  # schema, program, simulated cell
     fse, _ = load_checked(EXAMPLES / "full_cell_lfp_fse.yaml")
     assert (fse.formation.c_rate, fse.formation.cycles) == (0.1, 2)  # [000 L183]
-    assert fse.blocks[0].c_rate == pytest.approx(1 / 3) and fse.blocks[0].cycles == 3000  # [000 L145]
+    assert fse.blocks[0].c_rate == pytest.approx(1 / 3, rel=1e-5) and fse.blocks[0].cycles == 3000  # [000 L145]
     nmc, program = load_checked(EXAMPLES / "full_cell_nmc811_fse_5C.yaml")
     assert nmc.current_A(5) / nmc.cell.area_cm2 == pytest.approx(3e-3)  # 5C = 3 mA cm⁻² [000 L145]
     assert nmc.cell.temperature_C == 50
