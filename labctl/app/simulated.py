@@ -28,7 +28,7 @@ from typing import Any
 from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
 from drivers.sim.keithley2400 import Keithley2400Simulator, PtyServer, TcpServer
 from drivers.sim.physics.cell import CELL_PRESETS, CellParameters
-from drivers.sim.physics.models import CELL_MODELS, CellSpec, cell_spec
+from drivers.sim.physics.models import CELL_MODELS, ModelledCell, modelled_cell
 from drivers.sim.physics.tip import Electrode, JunctionParameters, SampleParameters, TipJunction
 from labctl.engine.clock import Clock
 from labctl.station import InstrumentConfig, Station
@@ -93,7 +93,7 @@ def cell_parameters(protocol: Any, source: str, overrides: dict[str, Any] | None
         raise FileError([f"{_where(source, line_of, ['simulated_cell'])}: simulated_cell: {exc}"]) from None
 
 
-def cell_from_record(text: str) -> CellParameters:
+def cell_fromrecord_cell(text: str) -> CellParameters:
     """The cell a run file recorded (its ``simulated_cell`` attribute, JSON).
 
     Raises:
@@ -152,7 +152,7 @@ class SimulatedStation:
 
 
 def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *, cycler: str | None = None,
-                  overrides: dict[str, Any] | None = None, cell: CellParameters | CellSpec | None = None) -> SimulatedStation:
+                  overrides: dict[str, Any] | None = None, cell: CellParameters | ModelledCell | None = None) -> SimulatedStation:
     """Start the simulated instruments a protocol needs on free loopback ports (closed by
     ``stack``), sharing ``clock``; the station names them as the protocol does.
 
@@ -185,10 +185,10 @@ def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *,
     server = TcpServer(Keithley2400Simulator(_load(cell), now=clock.now))
     stack.callback(server.close)
     station = Station(instruments={protocol.instrument: InstrumentConfig(driver="keithley2400", address=server.resource)})
-    return SimulatedStation(station, attrs={"simulated_cell": _record(cell)}, cells=[cell])
+    return SimulatedStation(station, attrs={"simulated_cell": record_cell(cell)}, cells=[cell])
 
 
-def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParameters | CellSpec], clock: Clock,
+def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParameters | ModelledCell], clock: Clock,
                   stack: ExitStack) -> SimulatedStation:
     """One simulated ``cycler`` with a channel per cell, the station naming the channels
     ``names``: a NEWARE BTS on a loopback port (reached over TCP like a real one), or a
@@ -219,7 +219,7 @@ def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParamet
         options["backend"] = backend
     station = Station(instruments={name: InstrumentConfig(driver=cycler, address=address)
                                    for name, address in zip(names, addresses)})
-    attrs = {"simulated_cell": _record(cells[0])} if len(cells) == 1 else {}
+    attrs = {"simulated_cell": record_cell(cells[0])} if len(cells) == 1 else {}
     return SimulatedStation(station, open_options=options, attrs=attrs, cells=list(cells))
 
 
@@ -321,7 +321,7 @@ def serve_chamber(params: Any, clock: Clock, *, port: int = 0, framing: str = "r
 
 
 __all__ = ["BIOLOGIC_MAX_CHANNELS", "SIMULATED_CYCLERS", "SimulatedStation", "cell_from_record", "cell_parameters",
-           "cell_models", "simulated_cell", "simulated_cell_from_record",
+           "cell_models", "record_cell", "simulated_cell", "simulated_cell_from_record", "with_seed_offset",
            "cell_presets", "identify_simulated", "junction", "preset_cell", "serve_afm", "serve_keithley2400",
            "chamber_parameters", "serve_chamber", "serve_neware", "start_cyclers", "start_station"]
 
@@ -348,7 +348,7 @@ def _protocol_context(protocol: Any) -> dict[str, Any]:
 
 
 def simulated_cell(protocol: Any, source: str, overrides: dict[str, Any] | None = None, *,
-                   line_of: Callable[[list[str]], int] | None = None) -> CellParameters | CellSpec:
+                   line_of: Callable[[list[str]], int] | None = None) -> CellParameters | ModelledCell:
     """The cell behind a simulated run of ``protocol``: its ``simulated_cell.model``'s.
 
     ``symmetric`` (the default): :func:`cell_parameters`. Any other model of
@@ -395,7 +395,7 @@ def simulated_cell(protocol: Any, source: str, overrides: dict[str, Any] | None 
     chosen.update(values)
     chosen.update(changes)
     try:
-        return cell_spec(model, preset, chosen, base)
+        return modelled_cell(model, preset, chosen, base)
     except KeyError as exc:
         raise FileError([f"{_where(source, line_of, ['simulated_cell', 'preset'])}: simulated_cell: "
                          f"{exc.args[0]}"]) from None
@@ -403,9 +403,9 @@ def simulated_cell(protocol: Any, source: str, overrides: dict[str, Any] | None 
         raise FileError([f"{_where(source, line_of, ['simulated_cell'])}: simulated_cell: {exc}"]) from None
 
 
-def simulated_cell_from_record(text: str) -> CellParameters | CellSpec:
+def simulated_cell_fromrecord_cell(text: str) -> CellParameters | ModelledCell:
     """The cell a run file recorded (its ``simulated_cell`` attribute, JSON): a symmetric
-    cell's parameters (:func:`cell_from_record`) or another model's :class:`CellSpec`.
+    cell's parameters (:func:`cell_from_record`) or another model's :class:`ModelledCell`.
 
     Raises:
         ValueError: not a recorded cell.
@@ -415,16 +415,24 @@ def simulated_cell_from_record(text: str) -> CellParameters | CellSpec:
     except json.JSONDecodeError as exc:
         raise ValueError(f"simulated_cell: not a recorded cell ({exc})") from None
     if isinstance(data, dict) and "model" in data and "params" in data:
-        return CellSpec.from_dict(data)
-    return cell_from_record(text)
+        return ModelledCell.from_dict(data)
+    return cell_fromrecord_cell(text)
 
 
-def _load(cell: CellParameters | CellSpec) -> Any:
+def with_seed_offset(cell: CellParameters | ModelledCell, offset: int) -> CellParameters | ModelledCell:
+    """The same cell with its random seed moved by ``offset`` (channel k of a multichannel
+    instrument: seed + k, so the cells differ as real ones do)."""
+    if isinstance(cell, ModelledCell):
+        return replace(cell, params=replace(cell.params, seed=cell.params.seed + offset))
+    return replace(cell, seed=cell.seed + offset)
+
+
+def _load(cell: CellParameters | ModelledCell) -> Any:
     """What a simulator runs: a symmetric cell's parameters as they are (it builds the cell),
     or a fresh cell of another model."""
-    return cell.build() if isinstance(cell, CellSpec) else cell
+    return cell.build() if isinstance(cell, ModelledCell) else cell
 
 
-def _record(cell: CellParameters | CellSpec) -> dict[str, Any]:
+def record_cell(cell: CellParameters | ModelledCell) -> dict[str, Any]:
     """What a run file records of the simulated cell."""
-    return cell.as_dict() if isinstance(cell, CellSpec) else asdict(cell)
+    return cell.as_dict() if isinstance(cell, ModelledCell) else asdict(cell)

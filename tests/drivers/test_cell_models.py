@@ -11,7 +11,7 @@ import pytest
 
 from drivers.sim.physics.cathode import CATHODE_PRESETS, CathodeHalfCell, open_circuit_potential_V
 from drivers.sim.physics.licu import LICU_PRESETS, LiCuCell
-from drivers.sim.physics.models import CELL_MODELS, CellSpec, cell_spec
+from drivers.sim.physics.models import CELL_MODELS, ModelledCell, modelled_cell
 from drivers.sim.physics.sei import SEI_PRESETS, SEICell
 from drivers.sim.physics.softshort import SOFT_SHORT_PRESETS, SoftShortJunction
 
@@ -142,16 +142,16 @@ def test_the_soft_short_spikes_grow_then_the_hard_short_burns_out():
 def test_every_model_builds_from_its_presets_and_round_trips_through_a_run_file_record():
     for name, model in CELL_MODELS.items():
         for preset in model.presets:
-            spec = cell_spec(name, preset, {})
-            assert CellSpec.from_dict(spec.as_dict()) == spec
+            spec = modelled_cell(name, preset, {})
+            assert ModelledCell.from_dict(spec.as_dict()) == spec
             cell = spec.build()
             cell.advance(1.0, -1e-6)
             assert math.isfinite(cell.voltage_V(-1e-6)) and math.isfinite(cell.current_A(0.1))
     with pytest.raises(KeyError, match="unknown model"):
-        cell_spec("lco_half_cell", None, {})
+        modelled_cell("lco_half_cell", None, {})
     with pytest.raises(TypeError, match="unknown parameter"):
-        cell_spec("li_cu", None, {"ccd_mA_cm2": 1.0})
+        modelled_cell("li_cu", None, {"ccd_mA_cm2": 1.0})
     with pytest.raises(ValueError):
-        cell_spec("ctta", None, {"sei_rate_uAh_cm2_h05": -1.0})
+        modelled_cell("ctta", None, {"sei_rate_uAh_cm2_h05": -1.0})
     with pytest.raises(ValueError, match="not a recorded simulated cell"):
-        CellSpec.from_dict({"model": "li_cu", "params": {"bogus": 1}})
+        ModelledCell.from_dict({"model": "li_cu", "params": {"bogus": 1}})

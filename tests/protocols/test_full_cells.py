@@ -197,3 +197,18 @@ def test_a_bad_simulated_cell_section_gives_one_line_naming_the_file_line_and_fi
         assert len(info.value.lines) == 1
         line = info.value.lines[0]
         assert line.startswith("bad.yaml:") and __import__("re").search(expected, line), line
+
+
+def test_several_full_cells_share_a_simulated_cycler_each_with_its_own_seed(tmp_path):
+    from labctl.app.cells import CellSpec, run_simulated_cycler_cells
+
+    protocol = shortened(tmp_path, "full_cell_lfp_hl_llzo", block_cycles=[2])
+    results = run_simulated_cycler_cells([CellSpec.parse(f"{protocol}@a"), CellSpec.parse(f"{protocol}@b")],
+                                         cycler="neware", speed=math.inf, output_dir=tmp_path / "runs")
+    assert [r.error for r in results] == [None, None]
+    seeds = []
+    for r in results:
+        assert r.result.results["discharge_capacity_mAh_g"] == pytest.approx(120, rel=0.15)
+        with RunFile(r.result.path) as f:
+            seeds.append(__import__("json").loads(f.attrs["simulated_cell"])["params"]["seed"])
+    assert seeds == [0, 1]

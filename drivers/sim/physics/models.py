@@ -18,9 +18,9 @@ model                     cell                                            preset
 ``soft_short``            :class:`~.softshort.SoftShortJunction`          ``latp``, ``latp_polymer``
 ========================  =============================================  ===========================
 
-A :class:`CellSpec` is one model's parameters (plus, for ``plating_to_short``, the symmetric
+A :class:`ModelledCell` is one model's parameters (plus, for ``plating_to_short``, the symmetric
 cell it wraps): plain data a run file records and a resumed run rebuilds, and
-:meth:`CellSpec.build` makes a fresh cell for each simulated instrument.
+:meth:`ModelledCell.build` makes a fresh cell for each simulated instrument.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from drivers.sim.physics.plating import PLATING_PRESETS, PlatingParameters, Plat
 from drivers.sim.physics.sei import SEI_PRESETS, SEICell, SEIParameters
 from drivers.sim.physics.softshort import SOFT_SHORT_PRESETS, SoftShortJunction, SoftShortParameters
 
-__all__ = ["CELL_MODELS", "CellModel", "CellSpec", "cell_spec"]
+__all__ = ["CELL_MODELS", "CellModel", "ModelledCell", "modelled_cell"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ CELL_MODELS: dict[str, CellModel] = {
 
 
 @dataclass(frozen=True)
-class CellSpec:
+class ModelledCell:
     """One simulated cell: ``model`` (a key of :data:`CELL_MODELS`), its ``params`` and, for a
     wrapping model, the ``base`` symmetric cell's parameters."""
 
@@ -97,7 +97,7 @@ class CellSpec:
         return out
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> CellSpec:
+    def from_dict(cls, values: Mapping[str, Any]) -> ModelledCell:
         """:meth:`as_dict`'s data back. Raises ValueError (one line) if it is not that."""
         try:
             entry = CELL_MODELS[values["model"]]
@@ -111,8 +111,8 @@ class CellSpec:
             raise ValueError(f"not a recorded simulated cell ({exc})") from None
 
 
-def cell_spec(model: str, preset: str | None, values: Mapping[str, Any],
-              base: CellParameters | None = None) -> CellSpec:
+def modelled_cell(model: str, preset: str | None, values: Mapping[str, Any],
+              base: CellParameters | None = None) -> ModelledCell:
     """The cell of ``model`` from its ``preset`` (default: the model's first) with ``values``
     (parameter name → value) replacing the preset's.
 
@@ -133,4 +133,4 @@ def cell_spec(model: str, preset: str | None, values: Mapping[str, Any],
     params = replace(entry.presets[name], **values)
     if entry.wraps_symmetric and base is None:
         base = CellParameters()
-    return CellSpec(model, params, base if entry.wraps_symmetric else None)
+    return ModelledCell(model, params, base if entry.wraps_symmetric else None)
