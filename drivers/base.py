@@ -9,7 +9,12 @@ wire protocol:
 * :class:`SweepingSourceMeter`: source voltage and run list sweeps on the instrument (the 2400);
 * :class:`TipPositioner`: an AFM controller moving a conductive tip (``drivers.afm.NanonisAfm``);
 * :class:`CyclerChannel`: one channel of a battery cycler running a native program in its own
-  firmware (``drivers.neware.NewareCycler``, ``drivers.biologic.BiologicCycler``).
+  firmware (``drivers.neware.NewareCycler``, ``drivers.biologic.BiologicCycler``);
+* :class:`ImpedanceAnalyser`: measure one impedance spectrum (PEIS/GEIS) at open circuit, and
+  :class:`LinearSweeper`: run a linear sweep voltammogram on the instrument — both a BioLogic
+  channel opened as a potentiostat (``drivers.biologic.BiologicPotentiostat``), which is also a
+  :class:`SourceMeter` for the rest, constant-current and constant-voltage steps between them;
+* :class:`TemperatureChamber`: a climate chamber's set point and soak (``drivers.chamber``).
 
 Errors, the same for every interface: :class:`InstrumentLost` when the instrument cannot be
 reached or stops answering (timeout, dropped connection, a reply that does not parse: the
@@ -49,6 +54,7 @@ __all__ = [
     "StepLike", "ConstantCurrentLike", "LoopLike", "SafetyLimitsLike", "ShortDetectionLike", "ProgramLike",
     "RestLike", "ConstantVoltageLike", "LoopUntilLike",
     "StepBlock", "step_blocks", "step_name", "TemperatureChamber",
+    "ImpedanceSpectrum", "ImpedanceAnalyser", "LinearSweeper",
 ]
 
 #: Bit 3 of the Keithley 2400 status word: "in real compliance" (2400 manual §18, Table 18-4).
@@ -547,6 +553,12 @@ class ShortDetectionLike(Protocol):
         """|V| below this on a constant-current step is a hard short (V, ≥ 0; 0 = no floor)."""
         ...
 
+    @property
+    def settle_s(self) -> float:
+        """Time after a step's start before the floor may judge (s, ≥ 0): after a current
+        reversal a real cell still shows the last half-cycle's polarity for a few ms."""
+        ...
+
 
 class ProgramLike(Protocol):
     """A step program as the cycler compilers read it (``labctl.steps``' model has these names)."""
@@ -675,4 +687,62 @@ class TemperatureChamber(Protocol):
 
     def close(self) -> None:
         """Close the connection; the chamber keeps controlling to its set point."""
+        ...
+
+
+# -- potentiostat techniques: impedance and linear sweeps --------------------------------------------
+
+class ImpedanceSpectrum(NamedTuple):
+    """One measured spectrum, in measuring order: ``frequency_Hz`` (Hz, > 0), ``z_real_ohm``
+    (Re Z, Ω), ``z_imag_neg_ohm`` (−Im Z, Ω; positive for a capacitive arc), ``time_s`` (s, the
+    instrument's time of each point from the technique's start): 1-D float arrays of equal length."""
+
+    frequency_Hz: np.ndarray
+    z_real_ohm: np.ndarray
+    z_imag_neg_ohm: np.ndarray
+    time_s: np.ndarray
+
+
+class ImpedanceAnalyser(Protocol):
+    """An instrument that measures impedance spectra (a BioLogic channel's PEIS/GEIS).
+
+    Units: Hz, V, A, s, Ω. The spectrum is measured at open circuit (no DC bias: 0 V vs the
+    open-circuit voltage for PEIS, 0 A for GEIS). The call blocks until the spectrum is done,
+    waiting on the caller's clock (``now``/``sleep``, as :meth:`TemperatureChamber.wait_stable`),
+    so a simulated instrument runs in simulated time. Afterwards the instrument is back in the
+    state it was in (output on at its level, or off).
+
+    Errors: ValueError for bad arguments (nothing sent); :class:`InstrumentError` when the
+    instrument refuses the technique or stops it (a safety limit); :class:`InstrumentLost` when
+    it stops answering or the spectrum does not end within its expected time.
+    """
+
+    address: str
+
+    def measure_impedance(self, *, mode: str, initial_frequency_Hz: float, final_frequency_Hz: float,
+                          points_per_decade: int, amplitude_V: float | None = None,
+                          amplitude_A: float | None = None, average_n: int = 1, wait_periods: float = 0.1,
+                          now: Callable[[], float], sleep: Callable[[float, threading.Event | None], None],
+                          abort: threading.Event | None = None) -> ImpedanceSpectrum:
+        """One spectrum (``mode`` ``potentiostatic`` with ``amplitude_V``, or ``galvanostatic``
+        with ``amplitude_A``), log-spaced, ``points_per_decade`` per decade. Setting ``abort``
+        stops it at once and returns the points measured so far."""
+        ...
+
+
+class LinearSweeper(Protocol):
+    """An instrument that runs linear sweep voltammetry itself (a BioLogic channel's CV technique
+    with one sweep). Units: V, V s⁻¹, A, s. Blocks on the caller's clock like
+    :class:`ImpedanceAnalyser`; errors as there."""
+
+    address: str
+
+    def linear_sweep(self, *, start_V: float, end_V: float, scan_rate_V_s: float, record_every_dE_V: float,
+                     compliance_A: float, start_at_ocv: bool = False, now: Callable[[], float],
+                     sleep: Callable[[float, threading.Event | None], None],
+                     abort: threading.Event | None = None) -> list[Reading]:
+        """Sweep from ``start_V`` (relative to the open-circuit voltage when ``start_at_ocv``)
+        to ``end_V``; one :class:`Reading` per ``record_every_dE_V``, times from the sweep's
+        start. Past ``compliance_A`` the instrument stops: that reading is the last and has
+        :attr:`Reading.compliance` set. ``abort`` stops it and returns what was measured."""
         ...

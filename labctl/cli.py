@@ -473,8 +473,7 @@ def import_(
         console.print(f"area {result.area_cm2:g} cm² ({result.area_source})")
     for note in result.notes:
         console.print(f"note: {note}", style="dim")
-    if result.n_shorts:
-        console.print(f"short detection: {result.n_shorts} step(s) flagged (see `labctl inspect`)")
+    console.print(f"short detection: {result.n_shorts} step(s) flagged" + (" (see `labctl inspect`)" if result.n_shorts else ""))
     console.print(f"run file: {result.path}")
 
 

@@ -119,5 +119,25 @@ class RunEnded:
     steps: tuple[StepSummary, ...] = field(default=())
 
 
-Event = RunStarted | StepStarted | Readings | Detected | StepEnded | RunEnded
+@dataclass(frozen=True)
+class Spectrum:
+    """One impedance spectrum measured by an ``impedance`` step.
+
+    ``frequency_Hz`` (Hz), ``z_real_ohm`` (Re Z, Ω), ``z_imag_neg_ohm`` (−Im Z, Ω): 1-D arrays of
+    equal length, in measuring order; ``t_s`` the test time at the spectrum's end (s);
+    ``spectrum_index`` counts the run's spectra from 0. The run-file writer stores it under
+    ``spectra/<channel>`` (:mod:`labctl.store.spectra`), adding |Z| and the phase.
+    """
+
+    t_s: float
+    channel: str
+    step_index: int
+    cycle: int
+    spectrum_index: int
+    frequency_Hz: np.ndarray
+    z_real_ohm: np.ndarray
+    z_imag_neg_ohm: np.ndarray
+
+
+Event = RunStarted | StepStarted | Readings | Detected | StepEnded | RunEnded | Spectrum
 Subscriber = Callable[[Any], None]

@@ -19,6 +19,13 @@ instruments:
     step_file_dir: /mnt/bts/labctl    # where labctl writes step files; the BTS PC must read them …
     step_file_dir_on_bts: 'C:\\labctl' # … under this name (default: the same path)
     poll_interval_s: 5       # status + new points every 5 s
+  chamber:                   # a climate chamber for set_temperature steps (the protocol's `chamber:`)
+    driver: binder           # BINDER MB1 controller, MODBus (drivers.chamber)
+    address: 192.168.1.20:10001
+    min_setpoint_C: -40      # the chamber's set point range (its data sheet): refused outside
+    max_setpoint_C: 180
+    unit_id: 1               # MODBus slave address
+    framing: rtu             # rtu (the chamber's own Ethernet interface) or tcp (a MODBus/TCP gateway)
 notify:                      # optional: labctl.app.notify.NotifyConfig (event log, desktop, e-mail)
   email: {host: smtp.example.org, from: labctl@example.org, to: [operator@example.org]}
 ```
@@ -49,7 +56,7 @@ from labctl.app.notify import NotifyConfig
 from labctl.engine.policy import ReconnectPolicy
 from labctl.yamlfile import FileError, load_model
 
-Role = Literal["sourcemeter", "afm", "cycler"]
+Role = Literal["sourcemeter", "afm", "cycler", "chamber"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,10 @@ class DriverEntry:
     :class:`drivers.base.InstrumentLost` naming the address when it cannot be reached);
     ``check_address(address)`` raises ValueError with the expected form; ``native_format``
     and ``compile`` (step program, remark → native program text) exist for cyclers, which
-    run a program in their own firmware.
+    run a program in their own firmware. ``potentiostat(config, **options)``, where a cycler
+    channel has it, opens the channel as a software-timed potentiostat instead: the run path
+    does so for a program with steps no firmware program runs (:data:`labctl.steps.SOFTWARE_ONLY`:
+    impedance, temperature, linear sweeps) — the role is chosen by the program.
     """
 
     name: str
@@ -69,6 +79,7 @@ class DriverEntry:
     check_address: Callable[[str], Any] | None = None
     native_format: str = ""
     compile: Callable[..., str] | None = None
+    potentiostat: Callable[..., Any] | None = None
 
 
 def _open_keithley2400(config: InstrumentConfig, **_options: Any) -> Any:
@@ -134,6 +145,37 @@ def _open_biologic(config: InstrumentConfig, *, journal_path: str | Path | None 
                                timeout_s=config.timeout_ms / 1000.0)
 
 
+def _open_biologic_potentiostat(config: InstrumentConfig, *, backend: Any = None, **_options: Any) -> Any:
+    """The channel run one technique at a time (:class:`drivers.biologic.BiologicPotentiostat`)."""
+    from drivers.biologic import BiologicBackendMissing, BiologicPotentiostat, EasyBiologicBackend
+
+    if backend is None:
+        try:
+            backend = EasyBiologicBackend()
+        except BiologicBackendMissing as exc:
+            raise InstrumentError(config.address, str(exc)) from None
+    return BiologicPotentiostat.open(config.address, backend=backend, timeout_s=config.timeout_ms / 1000.0,
+                                     sample_interval_s=config.sample_interval_s)
+
+
+def _open_binder(config: InstrumentConfig, **_options: Any) -> Any:
+    """A BINDER chamber; its set point range must be in the station file."""
+    from drivers.chamber import open_chamber
+
+    if config.min_setpoint_C is None or config.max_setpoint_C is None:
+        raise FileError([f"{config.address}: min_setpoint_C and max_setpoint_C: needed for a chamber (its data "
+                         "sheet's set point range; set points outside it are refused)"])
+    return open_chamber(config.address, driver="binder", timeout_s=config.timeout_ms / 1000.0,
+                        min_setpoint_C=config.min_setpoint_C, max_setpoint_C=config.max_setpoint_C,
+                        unit_id=config.unit_id, framing=config.framing)
+
+
+def _check_binder(address: str) -> None:
+    from drivers.chamber import parse_address
+
+    parse_address(address)
+
+
 def _check_biologic(address: str) -> None:
     from drivers.biologic import parse_address
 
@@ -151,7 +193,9 @@ DRIVERS: dict[str, DriverEntry] = {
     "keithley2400": DriverEntry("keithley2400", "sourcemeter", _open_keithley2400),
     "nanonis": DriverEntry("nanonis", "afm", _open_nanonis, _check_nanonis),
     "neware": DriverEntry("neware", "cycler", _open_neware, _check_neware, NEWARE_FORMAT, _compile_neware),
-    "biologic": DriverEntry("biologic", "cycler", _open_biologic, _check_biologic, BIOLOGIC_FORMAT, _compile_biologic),
+    "biologic": DriverEntry("biologic", "cycler", _open_biologic, _check_biologic, BIOLOGIC_FORMAT, _compile_biologic,
+                            potentiostat=_open_biologic_potentiostat),
+    "binder": DriverEntry("binder", "chamber", _open_binder, _check_binder),
 }
 
 
@@ -162,7 +206,9 @@ class InstrumentConfig(BaseModel):
 
     driver: str
     """A name of :data:`DRIVERS`: keithley2400 (sourcemeter), nanonis (AFM controller, address
-    host:port), neware and biologic (battery cycler channels; runs are delegated to the cycler)."""
+    host:port), neware and biologic (battery cycler channels; runs are delegated to the cycler,
+    except characterisation programs, which run a BioLogic channel as a potentiostat), binder
+    (temperature chamber, address host[:port])."""
     address: str = Field(min_length=1, max_length=512)
     visa_library: str = "@py"
     timeout_ms: int = Field(default=5000, gt=0, le=600_000)
@@ -184,6 +230,17 @@ class InstrumentConfig(BaseModel):
     """``step_file_dir`` as the BTS PC names it (e.g. ``C:\\labctl`` for a mounted share)."""
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
     """Seconds between status polls and downloads of new points (cyclers)."""
+    sample_interval_s: float = Field(default=1.0, ge=0.01, le=3600)
+    """A BioLogic channel run as a potentiostat: its techniques record every this many s."""
+    # -- temperature chambers --------------------------------------------------------------------
+    min_setpoint_C: float | None = Field(default=None, ge=-100, le=400)
+    """Lowest set point the chamber accepts (°C, its data sheet); needed for a chamber."""
+    max_setpoint_C: float | None = Field(default=None, ge=-100, le=400)
+    """Highest set point the chamber accepts (°C); needed for a chamber."""
+    unit_id: int = Field(default=1, ge=1, le=247)
+    """The chamber controller's MODBus slave address."""
+    framing: Literal["rtu", "tcp"] = "rtu"
+    """MODBus framing: RTU frames over TCP (the chamber's own interface) or MODBus/TCP."""
 
     @field_validator("driver")
     @classmethod
@@ -272,6 +329,22 @@ def open_instrument(config: InstrumentConfig, **options: Any) -> Any:
         raise FileError([f"{config.address}: {exc}"]) from None
 
 
+def open_potentiostat(config: InstrumentConfig, **options: Any) -> Any:
+    """A cycler channel opened as a software-timed potentiostat (its registry entry's
+    ``potentiostat`` opener), for programs with ``labctl.steps.SOFTWARE_ONLY`` steps.
+
+    Raises:
+        FileError: the driver has no such opener, or a malformed address.
+        drivers.base.InstrumentLost / InstrumentError: as :func:`open_instrument`.
+    """
+    if config.entry.potentiostat is None:
+        raise FileError([f"{config.address}: a {config.driver} channel cannot run as a potentiostat"])
+    try:
+        return config.entry.potentiostat(config, **options)
+    except ValueError as exc:
+        raise FileError([f"{config.address}: {exc}"]) from None
+
+
 def identify(config: InstrumentConfig) -> str:
     """What the instrument says it is: a sourcemeter's ``*IDN?``, an AFM controller's
     interface, a cycler channel's identification and state. Opens and closes the instrument;
@@ -290,4 +363,4 @@ def identify(config: InstrumentConfig) -> str:
 
 
 __all__ = ["DRIVERS", "DriverEntry", "InstrumentConfig", "Role", "Station", "identify", "load_station",
-           "open_instrument"]
+           "open_instrument", "open_potentiostat"]

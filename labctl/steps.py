@@ -10,6 +10,9 @@ limits and the online checks that hold for the whole run. The step kinds:
   memory and buffer, at most :data:`MAX_SWEEP_POINTS` points), read back in one transfer;
 * :class:`TipMove` — bias to 0 V, withdraw, move, engage: the AFM tip on the next site;
 * :class:`CurrentMap` — the current at one bias on a grid of tip positions;
+* :class:`Impedance` — one PEIS/GEIS spectrum at open circuit (an impedance-capable channel);
+* :class:`SetTemperature` — a chamber set point, then the soak: no step starts before it is done;
+* :class:`LinearSweep` — linear sweep voltammetry at a scan rate (a BioLogic LSV, or a staircase);
 * :class:`Loop` — a body of steps repeated ``count`` times, each pass one cycle; with
   ``until`` (:class:`LoopUntil`) it is left early, at the first reading of a pass that meets
   the exit condition ("until the short", "until the potential reaches 0.05 V").
@@ -36,9 +39,11 @@ electrode; negative plates Li at the working electrode [004 L54].
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Annotated, Literal, NamedTuple
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labctl.checks import ShortDetection
@@ -207,11 +212,140 @@ class CurrentMap(_Model):
                 yield self.x0_nm + i * self.pitch_nm, self.y0_nm + j * self.pitch_nm
 
 
+# -- characterisation steps: impedance, temperature, linear sweeps (issue 12) ----------------------
+
+#: Highest and lowest impedance frequencies a step may ask for (Hz): a BioLogic SP-300 family
+#: channel spans 10 µHz – 7 MHz (EC-Lab, "Impedance" specifications); the seeds use 3 MHz – 1 Hz
+#: [000 L185] and 0.1 Hz – 100 kHz [002 L31].
+MIN_FREQUENCY_HZ = 1e-5
+MAX_FREQUENCY_HZ = 7e6
+#: Chamber set points a step may ask for (°C); the chamber's own range (station file) is narrower.
+MIN_CHAMBER_C, MAX_CHAMBER_C = -80.0, 300.0
+
+
+class Impedance(_Model):
+    """One impedance spectrum at open circuit (no DC bias): PEIS (``mode: potentiostatic``, a
+    sine of ``amplitude_V`` around the open-circuit voltage) or GEIS (``galvanostatic``,
+    ``amplitude_A`` around 0 A), from ``initial_frequency_Hz`` to ``final_frequency_Hz``,
+    ``points_per_decade`` points on a log scale, each the average of ``average_n`` measurements
+    after ``wait_periods`` periods of settling. Seed 000: 3 MHz – 1 Hz, 5 mV [000 L185].
+
+    Runs on an impedance-capable instrument (a BioLogic channel); the spectrum is published as
+    a :class:`labctl.events.Spectrum` and stored under ``spectra/<channel>``.
+    """
+
+    kind: Literal["impedance"] = "impedance"
+    mode: Literal["potentiostatic", "galvanostatic"] = "potentiostatic"
+    initial_frequency_Hz: float = Field(ge=MIN_FREQUENCY_HZ, le=MAX_FREQUENCY_HZ)
+    final_frequency_Hz: float = Field(ge=MIN_FREQUENCY_HZ, le=MAX_FREQUENCY_HZ)
+    points_per_decade: int = Field(default=10, ge=1, le=100)
+    amplitude_V: float | None = Field(default=None, gt=0, le=1.0)
+    amplitude_A: float | None = Field(default=None, gt=0, le=1.0)
+    average_n: int = Field(default=1, ge=1, le=100)
+    wait_periods: float = Field(default=0.1, ge=0, le=100)
+    label: str = ""
+    cycle: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Impedance:
+        if self.initial_frequency_Hz == self.final_frequency_Hz:
+            raise ValueError("initial_frequency_Hz and final_frequency_Hz must differ")
+        if self.mode == "potentiostatic" and (self.amplitude_V is None or self.amplitude_A is not None):
+            raise ValueError("a potentiostatic (PEIS) step needs amplitude_V and no amplitude_A")
+        if self.mode == "galvanostatic" and (self.amplitude_A is None or self.amplitude_V is not None):
+            raise ValueError("a galvanostatic (GEIS) step needs amplitude_A and no amplitude_V")
+        if self.n_frequencies > 10_000:
+            raise ValueError(f"{self.n_frequencies} frequencies; at most 10000")
+        return self
+
+    @property
+    def n_frequencies(self) -> int:
+        """Points of the spectrum: ``points_per_decade`` per decade, both ends included."""
+        decades = abs(math.log10(self.initial_frequency_Hz / self.final_frequency_Hz))
+        return max(2, int(round(decades * self.points_per_decade)) + 1)
+
+    @property
+    def duration_s(self) -> float:
+        """Expected duration (s): per frequency (``wait_periods`` + ``average_n``) periods."""
+        f = np.geomspace(self.initial_frequency_Hz, self.final_frequency_Hz, self.n_frequencies)
+        return float(np.sum((self.wait_periods + self.average_n) / f))
+
+
+class SetTemperature(_Model):
+    """Bring the chamber to ``temperature_C`` and wait until every reading has stayed within
+    ±``tolerance_K`` of it for ``soak_s`` (the cell follows the air); the next step never
+    starts before the soak is done. ``timeout_s`` (≥ ``soak_s``) ends the run with an error
+    when the chamber does not get there; ``poll_s`` is the time between readings. The chamber's
+    own set point range (station file) is checked by its driver before anything is sent.
+    """
+
+    kind: Literal["set_temperature"] = "set_temperature"
+    temperature_C: float = Field(ge=MIN_CHAMBER_C, le=MAX_CHAMBER_C)
+    tolerance_K: float = Field(default=0.5, gt=0, le=20)
+    soak_s: float = Field(default=1800.0, ge=0, le=7 * 86400)
+    timeout_s: float = Field(default=4 * 3600.0, gt=0, le=7 * 86400)
+    poll_s: float = Field(default=10.0, ge=0.1, le=3600)
+    wait: bool = True
+    """False: set the point and go on at once (a standby temperature at the end of a run)."""
+    label: str = ""
+    cycle: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SetTemperature:
+        if self.timeout_s < self.soak_s:
+            raise ValueError(f"timeout_s {self.timeout_s:g} s is shorter than soak_s {self.soak_s:g} s")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        """At least the soak (s); the approach adds the chamber's own time."""
+        return self.soak_s
+
+
+class LinearSweep(_Model):
+    """Linear sweep voltammetry: the working electrode's potential from ``start_V`` (or, with
+    ``start_at_ocv``, from the open-circuit voltage) to ``end_V`` at ``scan_rate_V_s``, one
+    reading every ``record_every_dE_V``. Seed 002: OCV → 6.0 V at 0.5 mV s⁻¹ [002 L39]. The
+    current is limited by ``safety.max_abs_current_A``. Runs as the instrument's own sweep where
+    it has one (a BioLogic channel), else as a staircase of ``record_every_dE_V`` steps timed
+    by the engine.
+    """
+
+    kind: Literal["linear_sweep"] = "linear_sweep"
+    start_V: float = Field(default=0.0, ge=-210, le=210)
+    start_at_ocv: bool = False
+    end_V: float = Field(ge=-210, le=210)
+    scan_rate_V_s: float = Field(gt=0, le=10)
+    record_every_dE_V: float = Field(default=1e-3, ge=1e-5, le=1)
+    label: str = ""
+    cycle: int = Field(default=0, ge=0)
+
+    @property
+    def duration_s(self) -> float:
+        """Expected duration (s) from ``start_V`` (an OCV start is estimated as 0 V: an upper
+        bound for a sweep away from 0 V)."""
+        return abs(self.end_V - (0.0 if self.start_at_ocv else self.start_V)) / self.scan_rate_V_s
+
+    @property
+    def n_points_max(self) -> int:
+        """Readings of the sweep at most (from 0 V when starting at the OCV)."""
+        return int(self.duration_s * self.scan_rate_V_s / self.record_every_dE_V) + 2
+
+
+#: Step kinds that no cycler firmware program runs here: a program with one of these runs step by
+#: step, software-timed, on a potentiostat (a BioLogic channel opened as one) or a sourcemeter.
+SOFTWARE_ONLY = frozenset({"impedance", "set_temperature", "linear_sweep"})
+#: Most readings of one linear sweep.
+MAX_LINEAR_SWEEP_POINTS = 1_000_000
+
+
 #: A step of any kind but a loop.
-Step = Annotated[Rest | ConstantCurrent | ConstantVoltage | VoltageSweep | TipMove | CurrentMap,
+Step = Annotated[Rest | ConstantCurrent | ConstantVoltage | VoltageSweep | TipMove | CurrentMap | Impedance
+                 | SetTemperature | LinearSweep,
                  Field(discriminator="kind")]
-#: Step kinds sourcing a current (the source in current mode); the others source a voltage.
-CURRENT_SOURCED = frozenset({"rest", "constant_current"})
+#: Step kinds sourcing a current (the source in current mode); the others source a voltage. The
+#: characterisation steps begin and end at open circuit (0 A): a linear sweep switches to voltage itself.
+CURRENT_SOURCED = frozenset({"rest", "constant_current", "impedance", "set_temperature", "linear_sweep"})
 #: Step kinds the engine times itself, reading at ``record_interval_s``.
 SOFTWARE_TIMED = frozenset({"rest", "constant_current", "constant_voltage"})
 
@@ -305,7 +439,8 @@ class LoopSpan(NamedTuple):
     last: bool
 
 
-Entry = Annotated[Rest | ConstantCurrent | ConstantVoltage | VoltageSweep | TipMove | CurrentMap | Loop,
+Entry = Annotated[Rest | ConstantCurrent | ConstantVoltage | VoltageSweep | TipMove | CurrentMap | Impedance
+                  | SetTemperature | LinearSweep | Loop,
                   Field(discriminator="kind")]
 
 
@@ -368,6 +503,21 @@ class StepProgram(_Model):
                             raise ValueError(f"{where}: reset_segment {step.reset_segment} outside the sweep")
                 if isinstance(step, CurrentMap) and abs(step.bias_V) > v_max:
                     raise ValueError(f"{where}: map bias {step.bias_V:g} V exceeds safety.max_abs_voltage_V {v_max:g}")
+                if isinstance(step, LinearSweep):
+                    for name in ("start_V", "end_V"):
+                        if abs(getattr(step, name)) > v_max:
+                            raise ValueError(f"{where}: {name} {getattr(step, name):g} V exceeds safety.max_abs_voltage_V "
+                                             f"{v_max:g}")
+                    if step.n_points_max > MAX_LINEAR_SWEEP_POINTS:
+                        raise ValueError(f"{where}: {step.n_points_max} readings; at most {MAX_LINEAR_SWEEP_POINTS} "
+                                         "(raise record_every_dE_V)")
+                if isinstance(step, Impedance):
+                    if step.amplitude_V is not None and step.amplitude_V > v_max:
+                        raise ValueError(f"{where}: amplitude_V {step.amplitude_V:g} exceeds safety.max_abs_voltage_V")
+                    if step.amplitude_A is not None and step.amplitude_A > i_max:
+                        raise ValueError(f"{where}: amplitude_A {step.amplitude_A:g} exceeds safety.max_abs_current_A")
+                if isinstance(step, Impedance | SetTemperature | LinearSweep) and self.electrode != "cell":
+                    raise ValueError(f"{where}: a {step.kind} step needs a cell electrode, not a {self.electrode}")
                 if isinstance(step, TipMove | CurrentMap) and self.electrode != "tip":
                     raise ValueError(f"{where}: a {self.electrode} electrode has no tip to move or map")
             if isinstance(entry, Loop) and entry.until is not None and entry.until.kind == "short" and (
@@ -458,7 +608,13 @@ class StepProgram(_Model):
         return min(intervals) if intervals else None
 
 
-__all__ = ["AUTO_SOURCE_DELAY_S", "CURRENT_SOURCED", "ConstantCurrent", "ConstantVoltage", "CurrentMap", "Entry", "Loop",
+def program_kinds(program: StepProgram) -> set[str]:
+    """The step kinds a program uses (loops looked into, not unrolled)."""
+    return {step.kind for entry in program.steps for step in (entry.steps if isinstance(entry, Loop) else [entry])}
+
+
+__all__ = ["program_kinds", "Impedance", "MAX_CHAMBER_C", "MIN_CHAMBER_C", "LinearSweep", "MAX_FREQUENCY_HZ", "MIN_FREQUENCY_HZ", "SOFTWARE_ONLY", "SetTemperature",
+           "AUTO_SOURCE_DELAY_S", "CURRENT_SOURCED", "ConstantCurrent", "ConstantVoltage", "CurrentMap", "Entry", "Loop",
            "LoopSpan", "LoopUntil", "UNTIL_REASONS",
            "MAX_LOOP_COUNT", "MAX_PROGRAM_STEPS", "MAX_STEP_DURATION_S", "MAX_SWEEP_POINTS", "MIN_RECORD_INTERVAL_S",
            "Rest", "SOFTWARE_TIMED", "SafetyLimits", "ShortDetection", "Step", "StepProgram", "TipMove",

@@ -18,10 +18,19 @@ from protocols.li_cu_efficiency import LiCuEfficiency
 from protocols.memristor_cycling import MemristorCycling
 from protocols.soft_short_amperometry import SoftShortAmperometry
 from protocols.symmetric_cycling import SymmetricCycling
+from protocols.arrhenius import Arrhenius
+from protocols.dc_polarisation import DCPolarisation
+from protocols.eis import EIS
+from protocols.lsv import LSV
+from protocols.sequence import Sequence
+from protocols.transference_number import TransferenceNumber
 
 #: Protocol kinds by the value of their ``kind:`` field.
 KINDS: dict[str, type[ProtocolBase]] = {"ccd_staircase": CCDStaircase, "symmetric_cycling": SymmetricCycling,
                                          "cafm_trigger_sweep": CafmTriggerSweep, "memristor_cycling": MemristorCycling}
+# The characterisation kinds (issue 12).
+KINDS.update({"eis": EIS, "arrhenius": Arrhenius, "dc_polarisation": DCPolarisation,
+              "transference_number": TransferenceNumber, "lsv": LSV, "sequence": Sequence})
 # Full cells and lithium inventory (issue 13).
 KINDS.update({"full_cell_cycling": FullCellCycling, "li_cu_efficiency": LiCuEfficiency,
               "continuous_plating": ContinuousPlating, "ctta": CTTA,
@@ -56,6 +65,6 @@ def _validate(path: str | Path, data: dict, node) -> ProtocolBase:
     return load_model(path, KINDS[kind], data, node)
 
 
-__all__ = ["KINDS", "CafmTriggerSweep", "CCDStaircase", "MemristorCycling", "CellInfo", "FileError", "ProtocolBase", "SimulatedCell", "SymmetricCycling",
+__all__ = ["Arrhenius", "DCPolarisation", "EIS", "LSV", "Sequence", "TransferenceNumber", "KINDS", "CafmTriggerSweep", "CCDStaircase", "MemristorCycling", "CellInfo", "FileError", "ProtocolBase", "SimulatedCell", "SymmetricCycling",
            "load_protocol", "load_protocol_text",
            "CTTA", "ContinuousPlating", "FullCellCycling", "LiCuEfficiency", "SoftShortAmperometry"]

@@ -45,7 +45,17 @@ class CellInfo(_Model):
     li_thickness_um: float = Field(gt=0, le=1e5)
     stack_pressure_MPa: float = Field(ge=0, le=1000)
     temperature_C: float = Field(ge=-80, le=400)
+    ionic_conductivity_S_cm: float | None = Field(default=None, gt=0, le=10)
+    """The electrolyte's bulk ionic conductivity as measured (EIS, σ = d/(R·S) [000 L187]); with
+    it the analyses give the per-interface ASR, (cell − d/σ)/2."""
     notes: str = Field(default="", max_length=10_000)
+
+    @property
+    def bulk_asr_ohm_cm2(self) -> float | None:
+        """d/σ in Ω cm² when the conductivity is given."""
+        if self.ionic_conductivity_S_cm is None:
+            return None
+        return self.electrolyte_thickness_um * 1e-4 / self.ionic_conductivity_S_cm
 
 
 class SimulatedCell(_Model):

@@ -156,7 +156,7 @@ class CafmTriggerSweep(SweepProtocolBase):
         area_cm2 = self.contact_area_cm2
         per_site: dict[str, list] = {k: [] for k in (
             "x_nm", "y_nm", "site_class", "distance_to_boundary_nm", "triggering_bias_V", "triggering_current_A",
-            "triggering_current_density_A_cm2", "back_scan_resistance_ohm", "back_scan_r2", "back_scan_ohmic")}
+            "onset_current_A", "onset_current_density_A_cm2", "back_scan_resistance_ohm", "back_scan_r2", "back_scan_ohmic")}
         site = None
         maps: dict[str, Any] = {}
         for index, step, _cycle in program.iter_steps():
@@ -175,7 +175,8 @@ class CafmTriggerSweep(SweepProtocolBase):
                                     else site.distance_to_boundary_nm),
                                    ("triggering_bias_V", r.triggering_bias_V),
                                    ("triggering_current_A", r.triggering_current_A),
-                                   ("triggering_current_density_A_cm2", r.triggering_current_A / area_cm2),
+                                   ("onset_current_A", r.onset_current_A),
+                                   ("onset_current_density_A_cm2", r.onset_current_A / area_cm2),
                                    ("back_scan_resistance_ohm", r.back_scan_resistance_ohm),
                                    ("back_scan_r2", r.back_scan_r2), ("back_scan_ohmic", float(r.ohmic))):
                     per_site[key].append(value)

@@ -94,17 +94,22 @@ class CCDStaircase(ProtocolBase):
     def analyse(self, steps: list[dict[str, Any]]) -> dict[str, Any]:
         """Results for the run file's ``results`` group: the CCD and per-step overpotentials."""
         result = critical_current_density(steps, self.planned_half_cycle_densities())
-        return {**result.as_dict(), "overpotentials": step_overpotentials(steps)}
+        return {**result.as_dict(), "start_mA_cm2": self.start_mA_cm2,
+                "overpotentials": step_overpotentials(steps, self.cell.bulk_asr_ohm_cm2)}
 
     @staticmethod
     def summary(results: dict[str, Any]) -> list[str]:
-        """Lines for the terminal, e.g. ``CCD = 1.8 mA cm⁻²``."""
+        """Lines for the terminal, e.g. ``CCD = 1.8 mA cm⁻²`` (``CCD < 0.1 mA cm⁻²`` when the
+        first step shorted)."""
         ccd = results["ccd_mA_cm2"]
         if results["short_detected"]:
             t_h = results["short_time_s"] / 3600.0
+            what = "soft short" if results.get("ended_by") == "soft_short" else "short circuit"
+            first = (f"CCD < {results['short_current_density_mA_cm2']:g} mA cm⁻² (the first step shorted)"
+                     if results.get("ccd_below_start") else f"CCD = {ccd:g} mA cm⁻²")
             return [
-                f"CCD = {ccd:g} mA cm⁻²",
-                f"short circuit at {results['short_current_density_mA_cm2']:g} mA cm⁻², "
+                first,
+                f"{what} at {results['short_current_density_mA_cm2']:g} mA cm⁻², "
                 f"t = {t_h:.3f} h (step {results['short_step_index']})",
             ]
         return [f"CCD ≥ {ccd:g} mA cm⁻² (no short; run ended by: {results['ended_by']})"]

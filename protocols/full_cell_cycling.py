@@ -36,10 +36,12 @@ from labctl.steps import ConstantCurrent, ConstantVoltage, Loop, Rest, SafetyLim
 from labctl.store import RunFile
 from protocols.base import ArealCapacity, Count, Hours, ProtocolBase, RecordInterval, Seconds, _Model
 
-#: Short detection suited to a full cell: its voltage is never near 0 V, so no floor (a
-#: cycler would hold a per-step floor of the wrong sign on a discharge); the drop and noise
-#: tests as for symmetric cells (no false alarm over the examples' cycles).
-FULL_CELL_DETECTION = ShortDetection(floor_V=0.0)
+#: Short detection suited to a full cell: judged on |V| (``full_cell``: its voltage keeps its
+#: sign whatever the current); no floor — its voltage is never near 0 V, and a cycler would hold
+#: the floor as a per-step limit of a symmetric cell's sign, stopping a healthy discharge; spikes
+#: at 100× the cell's noise — the approach to a cut-off bends the voltage by up to ~50× its noise
+#: within a few readings (measured on the examples), a soft short's flicker by far more.
+FULL_CELL_DETECTION = ShortDetection(floor_V=0.0, full_cell=True, spike_factor=100.0)
 
 
 class Cathode(_Model):

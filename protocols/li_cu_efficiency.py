@@ -31,8 +31,9 @@ from labctl.store import RunFile
 from protocols.base import ArealCapacity, Count, CurrentDensity, ProtocolBase, RecordInterval
 
 #: Short detection suited to Li | Cu: a drop to under 30 % of the running level or the floor is
-#: a short; the voltage's climb at the end of each strip is not noise.
-LI_CU_DETECTION = ShortDetection(drop_fraction=0.7, noise_fraction=None)
+#: a short; no soft-short spike rule — each strip ends in a climb to the cut-off whose second
+#: differences reach thousands of times the cell's noise (measured on the example).
+LI_CU_DETECTION = ShortDetection(drop_fraction=0.7, spike_factor=None)
 
 
 class LiCuEfficiency(ProtocolBase):

@@ -109,7 +109,7 @@ class SymmetricCycling(ProtocolBase):
     def analyse(self, steps: list[dict[str, Any]]) -> dict[str, Any]:
         """Per-cycle overpotentials, ASR and capacities of the main cycling, and how it ended."""
         main = per_cycle([s for s in steps if not str(s.get("label", "")).startswith("activation")],
-                         self.cell.area_cm2)
+                         self.cell.area_cm2, bulk_asr_ohm_cm2=self.cell.bulk_asr_ohm_cm2)
         last_reason = steps[-1]["reason"] if steps else "no steps"
         done = len(main["cycle"])
         return {
@@ -128,5 +128,8 @@ class SymmetricCycling(ProtocolBase):
         pc = results["per_cycle"]
         if pc["cycle"]:
             lines.append(f"last cycle ({pc['cycle'][-1]}): plating {pc['plating_overpotential_end_mV'][-1]:.1f} mV, "
-                         f"stripping {pc['stripping_overpotential_end_mV'][-1]:.1f} mV, ASR {pc['asr_ohm_cm2'][-1]:.1f} Ω cm²")
+                         f"stripping {pc['stripping_overpotential_end_mV'][-1]:.1f} mV (end of half-cycle), "
+                         f"cell ASR {pc['cell_asr_ohm_cm2'][-1]:.1f} Ω cm²"
+                         + (f", per interface {pc['interface_asr_ohm_cm2'][-1]:.1f} Ω cm²"
+                            if "interface_asr_ohm_cm2" in pc else ""))
         return lines

@@ -211,7 +211,7 @@ def test_cycling_overview_is_decimated_without_losing_extremes(cycling):
     over = figures["overpotential"].data
     pc = result.results["per_cycle"]
     assert list(over["cycle"]) == list(pc["cycle"]) and len(over["cycle"]) == 20
-    np.testing.assert_array_equal(over["asr_ohm_cm2"], pc["asr_ohm_cm2"])
+    np.testing.assert_array_equal(over["cell_asr_ohm_cm2"], pc["cell_asr_ohm_cm2"])
     np.testing.assert_array_equal(over["plating_overpotential_end_mV"], pc["plating_overpotential_end_mV"])
 
 

@@ -9,11 +9,16 @@
 * :mod:`.journal`: decoding ``BL_GetData`` buffers, and the journal every point goes to first;
 * :mod:`.compiler`: a step program → :class:`BiologicProgram` (techniques, safety, step map);
 * :mod:`.channel`: :class:`BiologicChannel` (the driver) and :class:`BiologicCycler` (the
-  channel as a :class:`drivers.base.CyclerChannel`), :func:`compile_native`, :func:`parse_address`.
+  channel as a :class:`drivers.base.CyclerChannel`), :func:`compile_native`, :func:`parse_address`;
+* :mod:`.characterisation`: PEIS, GEIS and a linear sweep (CV), and their rows;
+* :mod:`.potentiostat`: :class:`BiologicPotentiostat`, the channel run one technique at a time
+  for software-timed programs (a SourceMeter, ImpedanceAnalyser and LinearSweeper).
 """
 
 from drivers.biologic.backends import BiologicBackend, BiologicBackendMissing, EasyBiologicBackend
 from drivers.biologic.channel import NATIVE_FORMAT, BiologicChannel, BiologicCycler, compile_native, parse_address
+from drivers.biologic.characterisation import GEIS, PEIS, LinearSweepCV, decode_impedance_rows
+from drivers.biologic.potentiostat import BiologicPotentiostat
 from drivers.biologic.compiler import JSON_FORMAT, BiologicCompileError, BiologicProgram, compile_program
 from drivers.biologic.journal import RECORD_DTYPE, Journal, decode_rows, row_layout
 from drivers.biologic.records import (
@@ -63,6 +68,8 @@ from drivers.biologic.techniques import (
 __all__ = [
     # backends
     "BiologicBackend", "BiologicBackendMissing", "EasyBiologicBackend",
+    # characterisation: one technique at a time
+    "BiologicPotentiostat", "GEIS", "PEIS", "LinearSweepCV", "decode_impedance_rows",
     # channel
     "NATIVE_FORMAT", "BiologicChannel", "BiologicCycler", "compile_native", "parse_address",
     # compiler

@@ -49,6 +49,7 @@ from drivers.biologic.records import (
     LOST_CODES,
     BLError,
     ChannelData,
+    DataInfo,
     ChannelInfo,
     ChannelState,
     ChannelStatus,
@@ -267,6 +268,28 @@ class BiologicChannel:
                 self._last_block = (info.TechniqueIndex, info.loop)
                 new += len(rows)
             return new
+
+    def read_blocks(self, max_blocks: int = 10_000) -> list[tuple[np.ndarray, DataInfo]]:
+        """The channel's stored rows as raw ``BL_GetData`` blocks (words, info), bypassing the
+        journal: for techniques whose rows are not time records (PEIS/GEIS process 1), read by
+        :class:`drivers.biologic.BiologicPotentiostat`, which runs one technique at a time."""
+        with self._lock:
+            blocks = []
+            for _ in range(max_blocks):
+                words, info, _values = self._call("BL_GetData", self.backend.get_data, self._cid, self._ch)
+                if info.IRQskipped:
+                    self.points_lost += int(info.IRQskipped)
+                if info.NbRows <= 0:
+                    break
+                blocks.append((np.array(words[: info.NbRows * info.NbCols], dtype=np.uint32), info))
+            return blocks
+
+    @property
+    def device_code(self) -> int:
+        """``DeviceInfo.DeviceCode`` of the connected instrument (row layouts depend on it)."""
+        if self._device is None:
+            raise InstrumentLost(self.name, "not connected")
+        return self._device.DeviceCode
 
     @property
     def record_count(self) -> int:

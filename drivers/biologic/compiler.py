@@ -32,13 +32,18 @@ refused naming the step (:class:`BiologicCompileError`). The mapping (units: A, 
 * ``safety`` → the channel's safety limits (:class:`drivers.biologic.ChannelSafetyLimits`):
   Ewe within ±``max_abs_voltage_V``, |I| ≤ ``max_abs_current_A``; and ``E_Range`` the smallest
   fixed range holding ±``max_abs_voltage_V``;
-* short detection's floor (``short_detection.floor_V``, when enabled and the run ends on a
-  short) → on each CP without a voltage stop, a limit test ``Ewe < +floor`` on a charge or
-  ``Ewe > −floor`` on a discharge with ``Exit_Cond`` = stop, as :mod:`drivers.neware.compiler` turns it
-  into a per-step ``Protect``: a hard short (V = I·R_short) ends the run in the instrument,
-  even while no PC is watching. A CPLIMIT step has a single ``Exit_Cond`` for all its tests,
-  so a step with a voltage stop (next technique) cannot also stop the channel on the floor:
-  for those steps the floor stays with the engine (:attr:`BiologicProgram.software_floor_steps`).
+* short detection's floor (``ShortDetection.floor_V``, when enabled and the run ends on a
+  short) → a CP limit test ``Ewe < +floor`` on a charge or ``Ewe > −floor`` on a discharge
+  with ``Exit_Cond`` = stop, as the NEWARE compiler turns it into a per-step ``Protect``: a
+  hard short (V = I·R_short) ends the run in the instrument, even while no PC is watching. A
+  limit test acts at every sample from the step's first, and after a current reversal a real
+  cell's voltage keeps the last half-cycle's sign for a few ms (the reversal transient,
+  ``docs/detection.md``); limit tests have no delay, so the CP runs as two steps at the same
+  current: a settling step of ``ShortDetection.settle_s`` rounded up to whole record
+  intervals (the record grid is unchanged) without the floor, then the rest of the duration
+  with it. A CP step with a voltage stop (next technique) has a single ``Exit_Cond`` for all
+  its tests and cannot also stop the channel; for those steps, and for steps too short to
+  split, the floor stays with the engine (:attr:`BiologicProgram.software_floor_steps`).
 
 The running-mean drop and noise tests of short detection, and ``polarisation_limit_V``, stay
 with the engine, which sees the points.
@@ -54,6 +59,7 @@ count rises by one at each jump of any Loop (:func:`drivers.biologic.execution_r
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -181,6 +187,7 @@ def compile_program(program: ProgramLike) -> BiologicProgram:
         raise BiologicCompileError(f"safety.max_abs_voltage_V: {exc}") from None
     detection = program.short_detection
     floor_V = detection.floor_V if detection.enabled and program.end_run_on_short and detection.floor_V > 0 else None
+    settle_s = detection.settle_s
     techniques: list[OCV | CP | CA | Loop] = []
     blocks: list[_Block | None] = []
     software_floor: list[int] = []
@@ -197,7 +204,7 @@ def compile_program(program: ProgramLike) -> BiologicProgram:
             if step.kind == "constant_voltage":
                 technique, floor_in_software = _ca(index + k, step, before, limits.max_abs_current_A, e_range), False  # type: ignore[arg-type]
             else:
-                technique, floor_in_software = _technique(index + k, step, floor_V, e_range, until)
+                technique, floor_in_software = _technique(index + k, step, floor_V, settle_s, e_range, until)
             before = step
             techniques.append(technique)
             blocks.append(_Block(first, len(body), index, loop0, passes))
@@ -238,7 +245,7 @@ def _ca(index: int, cv: ConstantVoltageLike, before: StepLike | None, max_curren
         raise BiologicCompileError(f"{where}: {exc}") from None
 
 
-def _technique(index: int, step: StepLike, floor_V: float | None,
+def _technique(index: int, step: StepLike, floor_V: float | None, settle_s: float,
                e_range: ERange, until: object | None = None) -> tuple[OCV | CP, bool]:
     """One program step's technique, and whether its short floor is left to the engine."""
     if step.kind not in ("rest", "constant_current"):
@@ -284,12 +291,19 @@ def _technique(index: int, step: StepLike, floor_V: float | None,
         i_range = i_range_for(current_A)
     except ValueError as exc:
         raise BiologicCompileError(f"{where}: {exc}") from None
-    tests, exit_condition, software_floor = voltage_tests, ExitCondition.NEXT_TECHNIQUE, False
-    if floor_V is not None and current_A != 0:
-        if voltage_tests:
-            software_floor = True
-        else:
-            tests = [LimitTest(comparison="<", value=floor_V) if current_A > 0 else LimitTest(comparison=">", value=-floor_V)]
-            exit_condition = ExitCondition.STOP
-    cp_step = CPStep(current_A=current_A, duration_s=duration_s, limits=tuple(tests), exit_condition=exit_condition)
-    return CP(steps=(cp_step,), record_every_dT_s=step.record_interval_s, i_range=i_range, e_range=e_range), software_floor
+    record_s = step.record_interval_s
+    technique = {"record_every_dT_s": record_s, "i_range": i_range, "e_range": e_range}
+    if floor_V is None or current_A == 0:
+        return CP(steps=(CPStep(current_A=current_A, duration_s=duration_s, limits=tuple(voltage_tests)),),
+                  **technique), False
+    settle = record_s * math.ceil(settle_s / record_s - 1e-9) if settle_s > 0 else 0.0
+    floor = LimitTest(comparison="<", value=floor_V) if current_A > 0 else LimitTest(comparison=">", value=-floor_V)
+    if not voltage_tests and settle == 0:
+        return CP(steps=(CPStep(current_A=current_A, duration_s=duration_s, limits=(floor,),
+                                exit_condition=ExitCondition.STOP),), **technique), False
+    if voltage_tests or settle >= duration_s:
+        return CP(steps=(CPStep(current_A=current_A, duration_s=duration_s, limits=tuple(voltage_tests)),),
+                  **technique), True
+    return CP(steps=(CPStep(current_A=current_A, duration_s=settle),
+                     CPStep(current_A=current_A, duration_s=duration_s - settle, limits=(floor,),
+                            exit_condition=ExitCondition.STOP)), **technique), False

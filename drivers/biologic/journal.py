@@ -13,7 +13,7 @@ channel could not store).
 
 Record layouts (easy-biologic ``lib/data_parser.py``, VMP3 and SP-300 families): OCV rows are
 ``t_high, t_low, Ewe, Ece`` (VMP3) or ``t_high, t_low, Ewe`` (SP-300); CP, CA, CPLIMIT and
-CALIMIT rows are ``t_high, t_low, Ewe, I, cycle``. Floats are IEEE singles in the 32-bit
+CALIMIT rows are ``t_high, t_low, Ewe, I, cycle``; CV rows ``t_high, t_low, Ec, I, Ewe, cycle``. Floats are IEEE singles in the 32-bit
 words (``BL_ConvertNumericIntoSingle``); time = ``DataInfo.StartTime`` +
 ``CurrentValues.TimeBase`` × (t_high·2³² + t_low) (easy-biologic ``calculate_time``).
 """
@@ -45,6 +45,8 @@ _ROW_LAYOUTS = {
     (True, TechniqueId.OCV): ("t_high", "t_low", "Ewe"),
 }
 _CURRENT_ROWS = ("t_high", "t_low", "Ewe", "I", "cycle")
+#: CV rows (PyExpLabSys ``bio_logic.py`` CV data fields: time, Ec, I, Ewe, cycle).
+_CV_ROWS = ("t_high", "t_low", "Ec", "I", "Ewe", "cycle")
 
 
 def row_layout(technique_id: int, device_code: int) -> tuple[str, ...]:
@@ -55,6 +57,8 @@ def row_layout(technique_id: int, device_code: int) -> tuple[str, ...]:
         return _ROW_LAYOUTS[(sp300, TechniqueId.OCV)]
     if technique_id in (TechniqueId.CP, TechniqueId.CA, TechniqueId.CPLIMIT, TechniqueId.CALIMIT):
         return _CURRENT_ROWS
+    if technique_id == TechniqueId.CV:
+        return _CV_ROWS
     raise ValueError(f"no row layout for technique id {technique_id}")
 
 

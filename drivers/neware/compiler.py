@@ -27,8 +27,10 @@ the step program):
 * short detection's floor (``short_detection.floor_V``, when enabled and the run ends on a
   short) → a per-step ``Protect`` on each CC step: a lower voltage limit of +floor on a
   charge, an upper limit of −floor on a discharge. A hard short (V = I·R_short) then ends
-  the test in the cycler itself, with status ``protect``, even while no PC is watching.
-  The running-mean drop and noise tests stay with the engine, which sees the points.
+  the test in the cycler itself, with status ``protect``, even while no PC is watching. The
+  ``Protect`` delay is the detection's ``settle_s``: a limit must hold that long, so the
+  reversal transient (the step's first point still has the last half-cycle's sign) does not
+  trip it. The running-mean drop and noise tests stay with the engine, which sees the points.
 * a loop's ``until`` (``voltage_above``/``voltage_below``) → a jump condition on every step of
   its body to the End step: the channel leaves the loop, and the test, at the first point past
   the voltage, even with no PC watching. NEWARE has no firmware equivalent of the engine's short
@@ -97,9 +99,13 @@ def compile_program(program: ProgramLike, *, remark: str = "", fold: bool = True
             pending.extend(steps)
     flush()
     limits = program.safety
+    # A limit must hold for the detection's settling time before it trips: the first point of a
+    # step after a current reversal still shows the last half-cycle's polarisation (V of the
+    # wrong sign for a few ms on a real cell) and would trip the per-step floor at once.
     protection = Protection(voltage_upper_V=limits.max_abs_voltage_V, voltage_lower_V=-limits.max_abs_voltage_V,
                             current_upper_mA=limits.max_abs_current_A * 1e3,
-                            current_lower_mA=-limits.max_abs_current_A * 1e3)
+                            current_lower_mA=-limits.max_abs_current_A * 1e3,
+                            delay_s=detection.settle_s if floor_V is not None and detection.settle_s > 0 else None)
     return StepFile(out, protection=protection, record_interval_s=intervals.most_common(1)[0][0], remark=remark)
 
 

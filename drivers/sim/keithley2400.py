@@ -45,6 +45,7 @@ from drivers.sim.server import LoopbackServer
 from drivers.sim.smu import (
     MAX_CURRENT_A,
     MAX_VOLTAGE_V,
+    MEASURE_RESOLUTION,
     NOT_A_NUMBER,
     STATUS_COMPLIANCE,
     Load,
@@ -61,8 +62,8 @@ ELEMENTS = ("VOLT", "CURR", "RES", "TIME", "STAT")
 
 #: Full-scale values of the 2400's ranges (manual §1 specifications; 105 % of nominal).
 RANGES = {
-    "CURR": (1.05e-6, 1.05e-5, 1.05e-4, 1.05e-3, 1.05e-2, 1.05e-1, 1.05),
-    "VOLT": (0.21, 2.1, 21.0, 210.0),
+    "CURR": tuple(scale for scale, _ in MEASURE_RESOLUTION["CURR"]),
+    "VOLT": tuple(scale for scale, _ in MEASURE_RESOLUTION["VOLT"]),
     "RES": (21.0, 210.0, 2.1e3, 2.1e4, 2.1e5, 2.1e6, 2.1e7, 2.1e8),
 }
 _LIMIT = {"CURR": MAX_CURRENT_A, "VOLT": MAX_VOLTAGE_V, "RES": RANGES["RES"][-1]}
@@ -478,6 +479,12 @@ class Keithley2400Simulator:
         def write(value: float) -> None:
             self._settings[key] = _range_for(function, value)
             self._settings[auto_key] = False
+            measured()
+
+        def measured(_auto: bool | None = None) -> None:
+            """The model reads on the sense range: fixed, or auto-ranged (None)."""
+            if kind == "sense" and function in self.model.measure_range:
+                self.model.measure_range[function] = None if self._settings[auto_key] else self._settings[key]
 
         def query() -> str:
             if self._settings[auto_key]:
@@ -486,7 +493,7 @@ class Keithley2400Simulator:
 
         self._tree.command(pattern + upper, write, Numeric(lower, limit, default=RANGES[function][-1]))
         self._tree.query(pattern + upper, query)
-        self._setting(f"{pattern}:AUTO", auto_key, Boolean(), _bool)
+        self._setting(f"{pattern}:AUTO", auto_key, Boolean(), _bool, on_set=measured)
 
     # -- sweeps (manual §10 "Sweep operation", §18 SOURce SWEep/LIST) -----------------------
     def _declare_sweep(self) -> None:

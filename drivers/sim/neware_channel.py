@@ -151,14 +151,15 @@ class ChannelModel:
 
     # -- the firmware loop -----------------------------------------------------------------
     def advance(self, t_s: float) -> None:
-        """Run the channel up to simulated time ``t_s``."""
+        """Run the channel up to simulated time ``t_s``: every point due by then. The cell is
+        integrated from point to point only (and to a stop), never to the instant a client
+        happens to ask, so the points do not depend on how often it asks."""
         while self.status == "working" and self._t < t_s - _EPS_S:
             step = self._step
             natural = self._natural_end_rel()
             target_rel = min(self._next_record_rel, natural)
             target = self._step_start + target_rel
             if target > t_s:
-                self._integrate(t_s - self._t)
                 return
             self._integrate(target - self._t)
             self._t = target

@@ -5,6 +5,11 @@ state, and what a reading returns (the ``:READ?`` elements V, I, R, timestamp, s
 :mod:`drivers.sim.keithley2400` puts SCPI in front of it; tests and benchmarks can call it
 directly.
 
+Readings are rounded to the resolution of the measurement range in use (auto-range: the most
+sensitive range holding the value; :data:`MEASURE_RESOLUTION`), so a reading of a cell at
+16 mV carries 1 µV steps and one of a cell at 0.5 V 10 µV steps, as on the instrument; the
+noise is the load's (:class:`drivers.sim.physics.cell.CellParameters` ``noise_V``).
+
 Compliance (2400 manual 2400S-900-01 §6 "Compliance limit"): when a current source would
 need more than the voltage compliance, the output clamps at the compliance voltage and the
 real current falls below the set value; the status word then has bit 3 ("in real
@@ -37,6 +42,36 @@ MAX_VOLTAGE_V = 210.0
 #: integrated (s): a model choice, short against a cell's relaxation (minutes).
 VOLTAGE_SOURCE_SUBSTEP_S = 2.0
 MAX_CURRENT_A = 1.05
+
+#: Measurement ranges (full scale, 105 % of nominal) and their default resolution, from the
+#: 2400 specifications ("Voltage measurement accuracy": 200 mV range 1 µV, 2 V 10 µV, 20 V
+#: 100 µV, 200 V 1 mV; "Current measurement accuracy": 1 µA range 10 pA … 1 A 10 µA).
+MEASURE_RESOLUTION: dict[str, tuple[tuple[float, float], ...]] = {
+    "VOLT": ((0.21, 1e-6), (2.1, 1e-5), (21.0, 1e-4), (210.0, 1e-3)),
+    "CURR": ((1.05e-6, 1e-11), (1.05e-5, 1e-10), (1.05e-4, 1e-9), (1.05e-3, 1e-8), (1.05e-2, 1e-7),
+             (1.05e-1, 1e-6), (1.05, 1e-5)),
+}
+
+
+def measure_resolution(function: str, value: float, full_scale: float | None = None) -> float:
+    """The 2400's reading resolution for ``value`` of ``function`` ("VOLT" in V, "CURR" in A):
+    that of the fixed range ``full_scale``, or with auto-range (None) of the most sensitive
+    range holding |value| ([`MEASURE_RESOLUTION`]). Raises KeyError for another function."""
+    table = MEASURE_RESOLUTION[function]
+    target = abs(value) if full_scale is None else full_scale
+    for scale, resolution in table:
+        if target <= scale * (1 + 1e-9):
+            return resolution
+    return table[-1][1]
+
+
+def quantise(function: str, value: float, full_scale: float | None = None) -> float:
+    """``value`` rounded to the resolution :func:`measure_resolution` gives."""
+    target = abs(value) if full_scale is None else full_scale
+    for scale, step in MEASURE_RESOLUTION[function]:  # inlined measure_resolution: once per reading
+        if target <= scale * (1 + 1e-9):
+            return round(value / step) * step
+    return round(value / step) * step
 
 
 class Load(Protocol):
@@ -91,6 +126,8 @@ class SourceMeterModel:
             self.output_enabled = False
             self.auto_output_off = False
             self.sense_functions = {"CURR"}
+            self.measure_range: dict[str, float | None] = {"VOLT": None, "CURR": None}
+            """Fixed measurement range (full scale) per function; None: auto-range."""
             self._i_flowing = 0.0
 
     def _sync(self) -> None:
@@ -100,15 +137,14 @@ class SourceMeterModel:
         current follows it between readings)."""
         t = self._now()
         dt = t - self._t_last
-        if dt > 0 and self.output_enabled:
-            if self.source_function == "VOLT":
-                while dt > 1e-12:
-                    h = min(dt, VOLTAGE_SOURCE_SUBSTEP_S)
-                    self._i_flowing = self._operating_point()[1]
-                    self.load.advance(h, self._i_flowing)
-                    dt -= h
-            else:
-                self.load.advance(dt, self._i_flowing)
+        if dt > 0 and self.output_enabled and self.source_function == "VOLT":
+            while dt > 1e-12:
+                h = min(dt, VOLTAGE_SOURCE_SUBSTEP_S)
+                self._i_flowing = self._operating_point()[1]
+                self.load.advance(h, self._i_flowing)
+                dt -= h
+        elif dt > 0:  # with the output off the load sits at open circuit, and relaxes
+            self.load.advance(dt, self._i_flowing if self.output_enabled else 0.0)
         self._t_last = t
 
     def _operating_point(self) -> tuple[float, float, bool]:
@@ -184,6 +220,8 @@ class SourceMeterModel:
                 self._i_flowing = i if self.output_enabled else 0.0
             else:
                 v, i = self.load.voltage_V(0.0), 0.0
+            v = quantise("VOLT", v, self.measure_range["VOLT"])
+            i = quantise("CURR", i, self.measure_range["CURR"])
             r = NOT_A_NUMBER
             if "VOLT" in self.sense_functions:
                 status |= STATUS_V_MEAS

@@ -1,6 +1,6 @@
 """Analyses of the seeds' measurements, on step tables and reading arrays."""
 
-from labctl.analysis.ccd import CCDResult, critical_current_density, step_overpotentials
+from labctl.analysis.ccd import CCDResult, critical_current_density, interface_asr_ohm_cm2, step_overpotentials
 from labctl.analysis.charge import CycleTotals, HalfCycle, Record, cycle_totals, cycles_from_current, half_cycles, record
 from labctl.analysis.conductivity import (
     ArrheniusFit,
@@ -31,7 +31,7 @@ from labctl.analysis.spikes import SpikeAnalysis, soft_short_spikes
 from labctl.analysis.transference import TransferenceResult, bruce_vincent, transference_number
 
 __all__ = [
-    "CCDResult", "critical_current_density", "step_overpotentials",
+    "CCDResult", "critical_current_density", "interface_asr_ohm_cm2", "step_overpotentials",
     "CycleTotals", "HalfCycle", "Record", "cycle_totals", "cycles_from_current", "half_cycles", "record",
     "ArrheniusFit", "ElectronicConductivity", "SteadyState", "arrhenius", "conductivity_from_fit",
     "electronic_conductivity", "ionic_conductivity_S_cm", "steady_state_current",

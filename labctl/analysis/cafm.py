@@ -1,5 +1,5 @@
 """c-AFM triggering-bias analysis: per sweep the triggering bias and the ohmic back-scan
-check, the triggering current density through the Hertzian contact area, and statistics
+check, the onset (Li⁺) current density through the Hertzian contact area, and statistics
 per site class (grain boundary vs grain interior) and vs distance from the boundary.
 
 Method (seed 004, seed-protocols.md §4): at small bias the current is ionic; where Li
@@ -37,11 +37,14 @@ def hertz_contact_area_nm2(tip_radius_nm: float, force_nN: float, modulus_GPa: f
 
 @dataclass(frozen=True)
 class TriggerResult:
-    """One sweep: the triggering bias (V, NaN if no surge), the current there (A), and the
-    back scan: linear-fit resistance (Ω), R², and whether it passes as ohmic."""
+    """One sweep: the triggering bias (V, NaN if no surge), the current at the surge (A, already
+    electronic), the onset current (A): the ionic (Li⁺) current of the last point before the
+    surge, "a proxy for the deposition rate" [004 L54]; and the back scan: linear-fit resistance
+    (Ω), R², and whether it passes as ohmic."""
 
     triggering_bias_V: float
     triggering_current_A: float
+    onset_current_A: float
     back_scan_resistance_ohm: float
     back_scan_r2: float
     ohmic: bool
@@ -63,10 +66,11 @@ def analyse_trigger_sweep(voltage_V: Sequence[float], current_A: Sequence[float]
     i = np.asarray(current_A, dtype=float)
     nan = math.nan
     if len(v) < 3:
-        return TriggerResult(nan, nan, nan, nan, False)
+        return TriggerResult(nan, nan, nan, nan, nan, False)
     vertex = int(np.argmax(np.abs(v)))
     k = surge_index(v[:vertex + 1], i[:vertex + 1], surge_factor, min_current_A)
     bias, current = (float(v[k]), float(i[k])) if k is not None else (nan, nan)
+    onset = float(i[k - 1]) if k is not None and k > 0 else nan
     back_v, back_i = v[vertex:], i[vertex:]
     r, r2 = nan, nan
     if len(back_v) >= 3 and np.ptp(back_v) > 0:
@@ -75,7 +79,7 @@ def analyse_trigger_sweep(voltage_V: Sequence[float], current_A: Sequence[float]
         total = np.sum((back_i - back_i.mean()) ** 2)
         r2 = float(1.0 - np.sum(residual ** 2) / total) if total > 0 else nan
         r = float(1.0 / slope) if slope else math.inf
-    return TriggerResult(bias, current, r, r2, bool(k is not None and r2 >= ohmic_r2_min))
+    return TriggerResult(bias, current, onset, r, r2, bool(k is not None and r2 >= ohmic_r2_min))
 
 
 def class_statistics(values: Sequence[float]) -> dict[str, float]:

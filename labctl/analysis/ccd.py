@@ -5,9 +5,13 @@ CCD: "the highest current density before a Li|LLZO|Li cell shorts" ([004 L36]; s
 planned end, below the first step in which a short was detected.
 
 Overpotential of a step in a symmetric Li | SSE | Li cell: |V| (the open-circuit voltage is 0),
-taken at the end of the half-cycle and as the step mean; the area-specific resistance (ASR)
-is mean overpotential / current density (Ω cm²). The seeds give no formula for either
-(seed-protocols.md §8 "Overpotential / polarisation"); these are the usual definitions.
+taken at the stated point — the last reading of the half-cycle — and as the step mean (which
+includes the reversal transient). The cell's DC area-specific resistance ``cell_asr_ohm_cm2`` is
+the end-of-half-cycle overpotential / |j| (Ω cm²): bulk, grain boundaries, both interfaces and
+any concentration polarisation. Where the bulk is known (R_b = d/σ, [000 L187]) the
+per-interface value is ``interface_asr_ohm_cm2`` = (cell − R_b)/2, the quantity seed 004 quotes
+(~1000 / ~50 / ~14 Ω cm² [004 L87]). The seeds give no formula for either (seed-protocols.md §8
+"Overpotential / polarisation"); these are the usual definitions.
 
 Input is the run's step table: one mapping per executed step with at least ``step_index``,
 ``current_density_mA_cm2``, ``reason`` (why the step ended: time, short, safety, …),
@@ -33,11 +37,15 @@ class CCDResult:
 
     ``ccd_mA_cm2`` is the highest current density completed without a short (0 if not even
     the first completed). ``ccd_is_lower_bound`` is True when no short happened: the cell's
-    CCD is at least that value. The ``short_*`` fields are None without a short.
+    CCD is at least that value. ``ccd_below_start`` is True when the first current density
+    shorted: the CCD is below the staircase's start (printed "CCD < start", not 0). The
+    ``short_*`` fields are None without a short; ``ended_by`` is the step's end reason
+    (``short`` or ``soft_short``, else why the run ended).
     """
 
     ccd_mA_cm2: float
     ccd_is_lower_bound: bool
+    ccd_below_start: bool
     short_detected: bool
     short_current_density_mA_cm2: float | None
     short_time_s: float | None
@@ -80,35 +88,55 @@ def critical_current_density(steps: Sequence[Mapping[str, Any]], planned_densiti
         ccd = j
     last_reason = steps[-1]["reason"] if steps else "no steps"
     if short is None:
-        return CCDResult(ccd, True, False, None, None, None, last_reason)
+        return CCDResult(ccd, True, False, False, None, None, None, last_reason)
+    first = min((round(abs(float(j)), 9) for j in planned_densities_mA_cm2 if float(j) != 0), default=None)
+    short_j = round(abs(float(short["current_density_mA_cm2"])), 9)
     return CCDResult(
         ccd_mA_cm2=ccd,
         ccd_is_lower_bound=False,
+        ccd_below_start=ccd == 0.0 and first is not None and short_j <= first,
         short_detected=True,
         short_current_density_mA_cm2=round(abs(float(short["current_density_mA_cm2"])), 9),
         short_time_s=float(short["end_s"]),
         short_step_index=int(short["step_index"]),
-        ended_by="short",
+        ended_by=str(short["reason"]),
     )
 
 
-def step_overpotentials(steps: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
-    """Per-step overpotentials and ASR of the galvanostatic steps.
+def step_overpotentials(steps: Sequence[Mapping[str, Any]], bulk_asr_ohm_cm2: float | None = None
+                        ) -> dict[str, list[float]]:
+    """Per-step overpotentials and area-specific resistances of the galvanostatic steps.
+
+    Args:
+        steps: the step table (module docstring).
+        bulk_asr_ohm_cm2: R_b × area = d/σ of the electrolyte (Ω cm²) when known; then the
+            per-interface ASR is given too.
 
     Returns columns of equal length: ``step_index``, ``current_density_mA_cm2`` (signed),
-    ``overpotential_end_mV`` (|V| at the step's end), ``overpotential_mean_mV`` (|mean V|),
-    ``asr_ohm_cm2`` (mean overpotential / |j|).
+    ``overpotential_end_mV`` (|V| at the step's last reading), ``overpotential_mean_mV``
+    (|mean V|), ``cell_asr_ohm_cm2`` (end overpotential / |j|) and, with the bulk,
+    ``interface_asr_ohm_cm2`` ((cell − bulk) / 2).
     """
-    out: dict[str, list[float]] = {k: [] for k in (
-        "step_index", "current_density_mA_cm2", "overpotential_end_mV", "overpotential_mean_mV", "asr_ohm_cm2")}
+    keys = ["step_index", "current_density_mA_cm2", "overpotential_end_mV", "overpotential_mean_mV", "cell_asr_ohm_cm2"]
+    if bulk_asr_ohm_cm2 is not None:
+        keys.append("interface_asr_ohm_cm2")
+    out: dict[str, list[float]] = {k: [] for k in keys}
     for s in steps:
         j = float(s["current_density_mA_cm2"])
         if j == 0:
             continue
-        mean_mV = abs(float(s["voltage_mean_V"])) * 1e3
+        end_mV = abs(float(s["voltage_end_V"])) * 1e3
         out["step_index"].append(int(s["step_index"]))
         out["current_density_mA_cm2"].append(j)
-        out["overpotential_end_mV"].append(abs(float(s["voltage_end_V"])) * 1e3)
-        out["overpotential_mean_mV"].append(mean_mV)
-        out["asr_ohm_cm2"].append(mean_mV / abs(j))
+        out["overpotential_end_mV"].append(end_mV)
+        out["overpotential_mean_mV"].append(abs(float(s["voltage_mean_V"])) * 1e3)
+        cell = end_mV / abs(j)
+        out["cell_asr_ohm_cm2"].append(cell)
+        if bulk_asr_ohm_cm2 is not None:
+            out["interface_asr_ohm_cm2"].append(interface_asr_ohm_cm2(cell, bulk_asr_ohm_cm2))
     return out
+
+
+def interface_asr_ohm_cm2(cell_asr_ohm_cm2: float, bulk_asr_ohm_cm2: float) -> float:
+    """Per-interface ASR of a symmetric cell, (cell − bulk) / 2 (Ω cm²); the bulk is d/σ."""
+    return (cell_asr_ohm_cm2 - bulk_asr_ohm_cm2) / 2.0

@@ -74,6 +74,9 @@ CIRCUITS: dict[str, CircuitSpec] = {
                                             warburg=True),
     "Rb-(Rct|CPE)-W": CircuitSpec("R0-p(R1,CPE1)-W2", ("charge_transfer",), warburg=True),
     "Rb-(Rgb|CPE)-CPE": CircuitSpec("R0-p(R1,CPE1)-CPE2", ("grain_boundary",), blocking=True),
+    # SS | SSE | SS whose bulk (and grain-boundary) arc lies above the highest frequency: the
+    # intercept and the blocking electrodes' spike only (R_b is then R_b + R_gb).
+    "Rb-CPE": CircuitSpec("R0-CPE1", (), blocking=True),
 }
 
 

@@ -84,9 +84,26 @@ class TransferenceResult:
                 "transference_Rss_ohm": self.steady_interface_resistance_ohm}
 
 
+def interface_resistance_ohm(fit: ImpedanceFit, interface: Literal["charge_transfer", "all_arcs"]) -> float:
+    """R_0 / R_ss of Eq. S3 from a fit: ``charge_transfer`` — the R_ct arc alone;
+    ``all_arcs`` — every arc after the bulk intercept (R_gb + R_ct), the reading of "interface
+    impedance" [002 L43] for polymer and composite electrolytes whose mid-frequency arc is not
+    the electrolyte's own (Ω).
+
+    Raises:
+        ValueError: the fit has no charge-transfer arc, or an unknown ``interface``.
+    """
+    if interface == "charge_transfer":
+        return fit.interfacial_resistance_ohm
+    if interface == "all_arcs":
+        return fit.interfacial_resistance_ohm + (fit.grain_boundary_resistance_ohm or 0.0)
+    raise ValueError(f"interface must be 'charge_transfer' or 'all_arcs', got {interface!r}")
+
+
 def transference_number(time_s: Any, current_A: Any, *, delta_V: float, fit_before: ImpedanceFit,
                         fit_after: ImpedanceFit, initial_current: Literal["first", "ohmic"] = "first",
-                        max_relative_change_per_h: float = 0.01, window_s: float = 600.0) -> TransferenceResult:
+                        max_relative_change_per_h: float = 0.01, window_s: float = 600.0,
+                        interface: Literal["charge_transfer", "all_arcs"] = "charge_transfer") -> TransferenceResult:
     """Bruce–Vincent t_Li+ from the polarisation's I–t record and the spectra around it.
 
     Args:
@@ -99,6 +116,8 @@ def transference_number(time_s: Any, current_A: Any, *, delta_V: float, fit_befo
             whose first reading comes after the double layers charged).
         max_relative_change_per_h, window_s: steady state, see
             :func:`~labctl.analysis.conductivity.steady_state_current`.
+        interface: which arcs R_0 and R_ss are (:func:`interface_resistance_ohm`); with
+            ``"ohmic"``, I_0 = ΔV / (R_b + R_gb + R_ct) either way.
 
     Raises:
         ValueError: bad input (named), a fit without a charge-transfer arc, or an
@@ -107,12 +126,13 @@ def transference_number(time_s: Any, current_A: Any, *, delta_V: float, fit_befo
     i = finite_array("current_A", current_A)
     dv = positive("|delta_V|", abs(finite("delta_V", delta_V)))
     ss = steady_state_current(time_s, i, max_relative_change_per_h=max_relative_change_per_h, window_s=window_s)
-    r0 = fit_before.interfacial_resistance_ohm
-    rss = fit_after.interfacial_resistance_ohm
+    r0 = interface_resistance_ohm(fit_before, interface)
+    rss = interface_resistance_ohm(fit_after, interface)
     if initial_current == "first":
         i0 = float(i[0])
     elif initial_current == "ohmic":
-        i0 = float(np.copysign(dv / (fit_before.electrolyte_resistance_ohm + r0), ss.current_A))
+        total = fit_before.electrolyte_resistance_ohm + fit_before.interfacial_resistance_ohm
+        i0 = float(np.copysign(dv / total, ss.current_A))
     else:
         raise ValueError(f"initial_current must be 'first' or 'ohmic', got {initial_current!r}")
     t = bruce_vincent(dv, i0, ss.current_A, r0, rss)

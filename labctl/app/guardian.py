@@ -10,7 +10,8 @@ guardian learns of a death at once, without polling. At end of file it makes saf
 watched instrument not reported safe:
 
 * a sourcemeter: output off, confirmed by the driver reading ``:OUTP?`` back (a 2400's
-  output-off state is HIMP: the cell is left open circuit);
+  output-off state is HIMP: the cell is left open circuit); a BioLogic channel run as a
+  potentiostat: its channel stopped, confirmed by its state;
 * an AFM controller: the tip withdrawn.
 
 It retries each with a reconnect and exponential back-off until its budget (default 10 min)
@@ -91,7 +92,7 @@ class Guardian:
 
     def watch(self, name: str, config: Any, *, role: str, notify: Any = None) -> None:
         """Guard instrument ``name`` (its :class:`labctl.station.InstrumentConfig`) as a
-        ``sourcemeter`` or an ``afm``; ``notify`` (a NotifyConfig) says whom to tell when it
+        ``sourcemeter``, a ``potentiostat`` or an ``afm``; ``notify`` (a NotifyConfig) says whom to tell when it
         cannot be made safe."""
         self._send({"watch": name, "role": role, "config": config.model_dump(mode="json"),
                     "notify": None if notify is None else notify.model_dump(mode="json", by_alias=True)})
@@ -130,7 +131,7 @@ def _alive(pid: int) -> bool:
 def _make_safe(name: str, role: str, config: Any, budget_s: float) -> tuple[bool, str]:
     """Output off (sourcemeter) or tip withdrawn (AFM), retried until ``budget_s`` is spent:
     (done, what happened)."""
-    from labctl.station import open_instrument
+    from labctl.station import open_instrument, open_potentiostat
 
     began = time.monotonic()
     tries = 0
@@ -138,7 +139,7 @@ def _make_safe(name: str, role: str, config: Any, budget_s: float) -> tuple[bool
     def attempt() -> None:
         nonlocal tries
         tries += 1
-        instrument = open_instrument(config)
+        instrument = open_potentiostat(config) if role == "potentiostat" else open_instrument(config)
         try:
             if role == "afm":
                 instrument.withdraw()

@@ -44,8 +44,8 @@ from labctl.engine import (
     clock_for_speed,
 )
 from labctl.events import Detected, Subscriber
-from labctl.station import InstrumentConfig, Station, load_station, open_instrument
-from labctl.steps import StepProgram
+from labctl.station import InstrumentConfig, Station, load_station, open_instrument, open_potentiostat
+from labctl.steps import SOFTWARE_ONLY, StepProgram, program_kinds
 from labctl.store import RunFile, RunFileError, RunFileWriter, live_owner, write_results
 from labctl.store.lock import owner_error
 from labctl.store.recover import RESUMABLE, attach_point, resume_point
@@ -202,12 +202,17 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
     protocol, station, source = bench.protocol, bench.station, bench.source
     program = protocol.program()
     config = station.instrument(protocol.instrument, source)
+    kinds = program_kinds(program)
+    software_only = sorted(kinds & SOFTWARE_ONLY)
+    if software_only and config.is_cycler and config.entry.potentiostat is None:
+        raise FileError([f"{source}: instruments: {protocol.instrument}: a {config.driver} cycler cannot run "
+                         f"{', '.join(software_only)} steps (a BioLogic channel or a sourcemeter can)"])
     if not output_exists_ok and path.exists():
         raise FileExistsError(f"{path}: a run file already exists there; choose another -o")
     with ExitStack() as stack:
         extra: dict[str, Any] = dict(bench.attrs)
         guardian: Guardian | None = None
-        if config.is_cycler:
+        if config.is_cycler and not software_only:
             native = native_program or _compile(protocol, program, config)
             if bench.simulated:
                 folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="labctl-steps-"))
@@ -230,17 +235,27 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
             def start(executor: Any) -> RunOutcome:
                 return executor.run(program, native_program=native, attach=resume)
         else:
-            smu = open_instrument(config, **bench.open_options)
+            smu = open_potentiostat(config, **bench.open_options) if config.is_cycler else \
+                open_instrument(config, **bench.open_options)
             stack.callback(smu.close)
+            if "impedance" in kinds and not hasattr(smu, "measure_impedance"):
+                raise FileError([f"{source}: instruments: {protocol.instrument}: a {config.driver} cannot measure "
+                                 "impedance; the protocol's impedance steps need a BioLogic channel"])
             idn = _identify(smu)
             afm = None
-            guarded = [(protocol.instrument, config, "sourcemeter")]
+            guarded = [(protocol.instrument, config, "potentiostat" if config.is_cycler else "sourcemeter")]
             if program.electrode == "tip":
                 afm_config = station.instrument(protocol.afm, source, role="afm")
                 afm = open_instrument(afm_config)
                 stack.callback(afm.close)
                 extra["afm_idn"] = _identify(afm)
                 guarded.append((protocol.afm, afm_config, "afm"))
+            chamber = None
+            if "set_temperature" in kinds:
+                chamber = open_instrument(station.instrument(getattr(protocol, "chamber", "chamber"), source,
+                                                             role="chamber"))
+                stack.callback(chamber.close)
+                extra["chamber_idn"] = _identify(chamber)
             if not bench.simulated:  # a simulator dies with this process; real instruments do not
                 guardian = stack.enter_context(Guardian(path))
                 for name, instrument_config, role in guarded:
@@ -248,7 +263,7 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
             columns = ()
 
             def make(subscribers_: list[Subscriber]) -> RunLifecycle:
-                return SoftwareTimedExecutor(smu, bench.clock, afm=afm, channel=protocol.instrument,
+                return SoftwareTimedExecutor(smu, bench.clock, afm=afm, chamber=chamber, channel=protocol.instrument,
                                              subscribers=subscribers_, reconnect=config.on_lost)
 
             def start(executor: Any) -> RunOutcome:
@@ -257,7 +272,8 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
         if resume is None:
             writer = RunFileWriter(path, [protocol.instrument], run_attrs(
                 protocol, bench.protocol_path, bench.protocol_text, simulated=bench.simulated, speed=bench.speed,
-                station=station, instrument_idn=idn, operator=operator, **extra), extra_columns=columns)
+                station=station, instrument_idn=idn, operator=operator, **extra), extra_columns=columns,
+                spectra="impedance" in kinds)
         else:
             writer = RunFileWriter.append(path)
             t_s = resume.t_offset_s if isinstance(resume, ResumePoint) else resume.last_test_time_s

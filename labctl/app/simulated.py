@@ -32,6 +32,7 @@ from drivers.sim.physics.models import CELL_MODELS, ModelledCell, modelled_cell
 from drivers.sim.physics.tip import Electrode, JunctionParameters, SampleParameters, TipJunction
 from labctl.engine.clock import Clock
 from labctl.station import InstrumentConfig, Station
+from labctl.steps import SOFTWARE_ONLY, program_kinds
 from labctl.yamlfile import FileError
 
 #: The cyclers ``--simulate --cycler NAME`` can put behind a protocol.
@@ -78,6 +79,7 @@ def cell_parameters(protocol: Any, source: str, overrides: dict[str, Any] | None
     cell = getattr(protocol, "cell", None)
     if cell is not None:
         values.update(area_cm2=cell.area_cm2, electrolyte_thickness_um=cell.electrolyte_thickness_um,
+                      li_thickness_um=cell.li_thickness_um, stack_pressure_MPa=cell.stack_pressure_MPa,
                       temperature_C=cell.temperature_C)
     values.update(section)
     if replacement is not None:
@@ -100,8 +102,8 @@ def cell_fromrecord_cell(text: str) -> CellParameters:
         ValueError: not a recorded cell.
     """
     try:
-        return CellParameters(**json.loads(text))
-    except (TypeError, json.JSONDecodeError) as exc:
+        return CellParameters.from_dict(json.loads(text))
+    except (TypeError, ValueError, json.JSONDecodeError) as exc:
         raise ValueError(f"simulated_cell: not a recorded cell ({exc})") from None
 
 
@@ -156,6 +158,9 @@ def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *,
     """Start the simulated instruments a protocol needs on free loopback ports (closed by
     ``stack``), sharing ``clock``; the station names them as the protocol does.
 
+    * a program with characterisation steps (:data:`labctl.steps.SOFTWARE_ONLY`): a BioLogic
+      channel in front of the cell, run as a potentiostat, and, for ``set_temperature`` steps,
+      a BINDER chamber whose air is the cell's temperature (:func:`start_potentiostat`);
     * ``cycler`` (``neware``/``biologic``): a cycler with one channel running the cell;
     * a program with a tip or pad electrode: a 2400 (and for a tip an AFM controller) around
       the protocol's simulated junction;
@@ -166,6 +171,10 @@ def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *,
         FileError: a bad simulation section or an unknown cycler.
     """
     program = protocol.program()
+    kinds = program_kinds(program)
+    if kinds & SOFTWARE_ONLY and cycler in (None, "biologic"):
+        cell = cell or simulated_cell(protocol, source, overrides)
+        return start_potentiostat(protocol, cell, clock, stack, chamber="set_temperature" in kinds)
     if cycler is not None:
         cell = cell or simulated_cell(protocol, source, overrides)
         return start_cyclers(cycler, [protocol.instrument], [cell], clock, stack)
@@ -186,6 +195,48 @@ def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *,
     stack.callback(server.close)
     station = Station(instruments={protocol.instrument: InstrumentConfig(driver="keithley2400", address=server.resource)})
     return SimulatedStation(station, attrs={"simulated_cell": record_cell(cell)}, cells=[cell])
+
+
+def start_potentiostat(protocol: Any, cell: CellParameters | ModelledCell, clock: Clock, stack: ExitStack, *,
+                       chamber: bool = False) -> SimulatedStation:
+    """A simulated BioLogic instrument with one channel in front of ``cell`` (reached in this
+    process through its Development-Package calls) and, with ``chamber``, a simulated BINDER
+    chamber on a loopback port, starting at the cell's temperature, whose air temperature the
+    cell follows (no lag of its own: the soak of a ``set_temperature`` step stands for it). The
+    station names the channel as the protocol's ``instrument`` and the chamber as its ``chamber``
+    (default ``chamber``), with the simulated chamber's set point range.
+
+    Raises:
+        FileError: the cell's temperature is outside the simulated chamber's set point range.
+    """
+    from drivers.sim.biologic import SimulatedBackend
+    from drivers.sim.chamber import BinderMB1Simulator, ChamberServer
+    from drivers.sim.physics.chamber import ChamberParameters
+
+    follow = None
+    instruments: dict[str, InstrumentConfig] = {}
+    attrs: dict[str, Any] = {"simulated_cell": record_cell(cell)}
+    if chamber:
+        try:
+            params = ChamberParameters(start_C=_temperature_C(cell))
+        except ValueError as exc:
+            raise FileError([f"simulated chamber: {exc}"]) from None
+        air = BinderMB1Simulator(params, now=clock.now)
+        server = ChamberServer(air)
+        stack.callback(server.close)
+        follow = air.temperature_C
+        instruments[getattr(protocol, "chamber", "chamber")] = InstrumentConfig(
+            driver="binder", address=server.resource, min_setpoint_C=params.min_setpoint_C,
+            max_setpoint_C=params.max_setpoint_C)
+        attrs["simulated_chamber"] = asdict(params)
+    backend = SimulatedBackend(1, cell=[_load(cell)], now=clock.now, temperature_C=follow)
+    # The channel samples at half the program's shortest record interval (0.1–10 s): every
+    # reading the engine takes is at most that old, and a long dry run stays fast.
+    shortest = protocol.program().shortest_record_interval_s or 1.0
+    instruments[protocol.instrument] = InstrumentConfig(driver="biologic", address=f"{backend.address}/1",
+                                                        sample_interval_s=min(10.0, max(0.1, shortest / 2)))
+    return SimulatedStation(Station(instruments=instruments), open_options={"backend": backend}, attrs=attrs,
+                            cells=[cell])
 
 
 def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParameters | ModelledCell], clock: Clock,
@@ -323,7 +374,7 @@ def serve_chamber(params: Any, clock: Clock, *, port: int = 0, framing: str = "r
 __all__ = ["BIOLOGIC_MAX_CHANNELS", "SIMULATED_CYCLERS", "SimulatedStation", "cell_from_record", "cell_parameters",
            "cell_models", "record_cell", "simulated_cell", "simulated_cell_from_record", "with_seed_offset",
            "cell_presets", "identify_simulated", "junction", "preset_cell", "serve_afm", "serve_keithley2400",
-           "chamber_parameters", "serve_chamber", "serve_neware", "start_cyclers", "start_station"]
+           "chamber_parameters", "serve_chamber", "serve_neware", "start_cyclers", "start_potentiostat", "start_station"]
 
 
 # -- simulated cells other than the symmetric one (``simulated_cell.model``) -----------------------
@@ -425,6 +476,12 @@ def with_seed_offset(cell: CellParameters | ModelledCell, offset: int) -> CellPa
     if isinstance(cell, ModelledCell):
         return replace(cell, params=replace(cell.params, seed=cell.params.seed + offset))
     return replace(cell, seed=cell.seed + offset)
+
+
+def _temperature_C(cell: CellParameters | ModelledCell) -> float:
+    """The cell's temperature (°C; 25 for a model without one)."""
+    params = cell.params if isinstance(cell, ModelledCell) else cell
+    return float(getattr(params, "temperature_C", 25.0))
 
 
 def _load(cell: CellParameters | ModelledCell) -> Any:

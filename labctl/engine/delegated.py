@@ -201,6 +201,8 @@ class DelegatedExecutor(RunLifecycle):
         if native_program is None and self.compile is None:
             raise ValueError("give the native program or a compile function")
         self._program = program
+        # One detector for the run, reset at each step: it carries the cell's healthy noise.
+        self._detector = ShortDetector(program.short_detection)
         self._area = program.area_cm2
         self._t_offset = attach.t_offset_s if attach else 0.0
         self._first_index = attach.first_step_index if attach else 0
@@ -263,7 +265,10 @@ class DelegatedExecutor(RunLifecycle):
             self._publish(Detected(self._t_last, self.channel, "cycler_stopped", confirmed, self._index()))
             while self._collect() >= self.max_batch:
                 pass
-            self._close_step(None if self._open is not None and self._open.reason else status)
+            # a step cut by the stop ends with the decision (a detection's own kind if it was
+            # its step; "stopped" after a loop's exit, which completed the run)
+            self._close_step(None if self._open is not None and self._open.reason else
+                             "stopped" if status == "completed" else status)
         except BaseException as exc:  # noqa: BLE001
             return f"{confirmed}; its last points were not collected ({exc})"
         # A failure's reason says how the channel was left; a decision's ``cycler_stopped`` event does.
@@ -337,6 +342,20 @@ class DelegatedExecutor(RunLifecycle):
                 return "error", (f"the cycler finished the test at step {last} of the program's "
                                  f"{self._program.n_steps} ({status.detail})")
             return "completed", "all steps completed"
+        if status.state == "protection" and self._floor_left_last_loop(s):
+            # The cycler's own short floor ended the test in a last loop "until the short": that
+            # is the loop's exit, in the firmware, and the program is done.
+            floor = self._program.short_detection.floor_V
+            message = short_message("short", s.current_A * 1e3 / self._area, s.t_last, s.index,
+                                    f"the cycler's floor: |V| = {abs(s.v_last) * 1e3:.3g} mV under {floor * 1e3:.3g} mV "
+                                    f"({status.detail})")
+            self._publish(Detected(s.t_last, self.channel, "short", message, s.index))
+            span = self._program.loop_span(s.index)
+            why = (f"loop of steps {span.first}–{span.end - 1} left at step {s.index} on a short in the cycler "
+                   f"(t = {s.t_last:.1f} s): the program's last entry is done")
+            self._publish(Detected(s.t_last, self.channel, "loop_exit", why, s.index))
+            self._close_step("short")
+            return "completed", why
         if status.state == "protection":
             v, i = (s.v_last, s.current_A) if s else (math.nan, 0.0)
             reason = (f"the cycler's protection ended the test at {where}: V = {v:.4g} V at {i:.4g} A "
@@ -347,6 +366,16 @@ class DelegatedExecutor(RunLifecycle):
             return "safety", reason
         self._close_step("stopped")
         return "stopped", f"the test was stopped at the cycler, not by labctl ({status.detail}), at {where}"
+
+    def _floor_left_last_loop(self, s: _OpenStep | None) -> bool:
+        """Whether the open step, a current step of the program's last loop "until the short",
+        ended at the short floor (its last |V| under ``floor_V``): the cycler's protection."""
+        if s is None or not s.current_A or s.n == 0:
+            return False
+        span = self._program.loop_span(s.index)
+        detection = self._program.short_detection
+        return (span is not None and span.last and span.loop.until is not None and span.loop.until.kind == "short"
+                and detection.floor_V > 0 and abs(s.v_last) < detection.floor_V)
 
     def _stop_channel(self) -> str:
         """Stop the channel and read its status back until it is no longer active; what was
@@ -491,7 +520,9 @@ class DelegatedExecutor(RunLifecycle):
         if expected and current_A * expected < 0 and abs(current_A) > 0.5 * abs(expected):
             raise InstrumentError(self.cycler.address, f"step {index}: the channel sources {current_A:.4g} A where the "
                                                        f"program has {expected:.4g} A: it is not running labctl's program")
-        detector = ShortDetector(program.short_detection) if isinstance(step, ConstantCurrent) and expected else None
+        detector = self._detector if isinstance(step, ConstantCurrent) and expected else None
+        if detector is not None:
+            detector.reset()
         span = program.loop_span(index)
         until = span.loop.until if span is not None and span.loop.until is not None else None
         self._open = _OpenStep(index, step, cycle, expected, t_s, self._charge_base_C, detector, t_last=t_s,
@@ -544,7 +575,7 @@ class DelegatedExecutor(RunLifecycle):
             found = first_polarisation_index(v[:j_safe], program.polarisation_limit_V)
             j_polar = n if found is None else found
         if watching:
-            short = first_short(s.detector, v, i, stop=min(j_safe, j_polar + 1))
+            short = first_short(s.detector, v, i, t, stop=min(j_safe, j_polar + 1))
             if short is not None:
                 j, kind, detail = short
                 return kind, short_message(kind, s.current_A * 1e3 / self._area, float(t[j]), s.index, detail), float(t[j])

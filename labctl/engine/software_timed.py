@@ -14,7 +14,10 @@ with an AFM controller for a tip electrode.
   during a sweep: the driver aborts it (``:ABORt``), turns the output off and returns the
   points measured so far;
 * ``tip_move`` and ``current_map`` steps place the AFM tip (bias to 0 V first) and, for a
-  map, read the current at one bias on each grid point.
+  map, read the current at one bias on each grid point;
+* ``impedance``, ``set_temperature`` and ``linear_sweep`` steps run on an impedance analyser,
+  a temperature chamber and the instrument's own sweep
+  (:mod:`labctl.engine.characterisation`).
 
 The source is in current mode for rests and constant-current steps (voltage compliance =
 ``safety.max_abs_voltage_V``) and in voltage mode for the others (current compliance =
@@ -60,6 +63,7 @@ from labctl.checks import (
     safety_violation,
     short_message,
 )
+from labctl.engine.characterisation import CHARACTERISATION_KINDS, CharacterisationSteps
 from labctl.engine.clock import Clock
 from labctl.engine.lifecycle import EngineState, RunEnd, RunLifecycle, RunOutcome
 from labctl.engine.policy import ReconnectPolicy
@@ -112,12 +116,14 @@ class ResumePoint:
     step_elapsed_s: float = 0.0
     step_charge_C: float = 0.0
     step_start_s: float | None = None
+    spectra_done: int = 0
+    """Impedance spectra already in the file: the resumed run numbers its spectra on from here."""
     previous_reason: str = ""
     """Why the step before ``step_index`` ended ("" if unknown): a step that left its loop by
     the loop's ``until`` makes the resumed run go on after that loop."""
 
 
-class SoftwareTimedExecutor(RunLifecycle):
+class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
     """Executes step programs on one source-measure channel and publishes the event stream.
 
     Args:
@@ -125,6 +131,8 @@ class SoftwareTimedExecutor(RunLifecycle):
             also :class:`drivers.base.SweepingSourceMeter`).
         clock: the time base shared with (simulated) instruments.
         afm: the tip positioner; required for a program with ``electrode: tip``.
+        chamber: the temperature chamber (:class:`drivers.base.TemperatureChamber`); required
+            for a program with ``set_temperature`` steps (:mod:`labctl.engine.characterisation`).
         channel: name of the channel group in run files and events.
         subscribers: callables receiving every event, in order, in the executor's thread.
         batch_size: readings per :class:`Readings` event at most.
@@ -139,6 +147,7 @@ class SoftwareTimedExecutor(RunLifecycle):
         clock: Clock,
         *,
         afm: TipPositioner | None = None,
+        chamber: Any = None,
         channel: str = "ch1",
         subscribers: Iterable[Subscriber] = (),
         batch_size: int = 4096,
@@ -149,6 +158,7 @@ class SoftwareTimedExecutor(RunLifecycle):
         self.smu = smu
         self.clock = clock
         self.afm = afm
+        self.chamber = chamber
         self.batch_size = batch_size
         self.publish_interval_s = publish_interval_s
         self.reconnect = reconnect
@@ -172,12 +182,21 @@ class SoftwareTimedExecutor(RunLifecycle):
             raise ValueError(f"start_step {start_step} outside the program's {program.n_steps} steps")
         if program.electrode == "tip" and self.afm is None:
             raise ValueError("a tip-electrode program needs an AFM controller (afm=...)")
+        kinds = {step.kind for _i, step, _c in program.iter_steps(start_step)} if program.n_steps < 100_000 else set()
+        if "set_temperature" in kinds and self.chamber is None:
+            raise ValueError("a program with set_temperature steps needs a temperature chamber (chamber=...)")
+        if "impedance" in kinds and not hasattr(self.smu, "measure_impedance"):
+            raise ValueError(f"{getattr(self.smu, 'address', 'the instrument')} cannot measure impedance; a program "
+                             "with impedance steps needs an impedance-capable instrument (a BioLogic channel)")
+        self._n_spectra = resume.spectra_done if resume is not None else 0
         t_offset = resume.t_offset_s if resume else 0.0
         self._t0 = self.clock.now() - t_offset
         self._program = program
         self._resume = resume
         self._mode: str | None = None
         self._lost_since: float | None = None
+        # One detector for the run, reset at each step: it carries the cell's healthy noise.
+        self._detector = ShortDetector(program.short_detection)
         self._last_publish_wall = time.monotonic()
         self._charge_C = resume.charge_C if resume else 0.0
         self._reset_failures = 0
@@ -299,7 +318,9 @@ class SoftwareTimedExecutor(RunLifecycle):
             self._reconnect(exc, index, level)
         t_start = clock.now() - t0
         self._publish(StepStarted(t_start, self.channel, index, step.kind, step.label, cycle, current_A))
-        detector = ShortDetector(program.short_detection) if step.kind == "constant_current" else None
+        detector = self._detector if step.kind == "constant_current" else None
+        if detector is not None:
+            detector.reset()
         duration = step.duration_s if step.duration_s is not None else math.inf
         v_safe, i_safe = program.safety.max_abs_voltage_V, program.safety.max_abs_current_A
         v_polar = program.polarisation_limit_V if detector is not None else None
@@ -394,7 +415,7 @@ class SoftwareTimedExecutor(RunLifecycle):
                 break
             if paused_at is None:
                 if detector is not None:
-                    found = detector.update(v, i)
+                    found = detector.update(v, i, t)
                     if found is not None:
                         reason = found[0]
                         self._end_reason = short_message(reason, density, t, index, found[1])
@@ -508,6 +529,8 @@ class SoftwareTimedExecutor(RunLifecycle):
         self._publish(Detected(self._test_time(), self.channel, "resumed", "resumed", index))
 
     def _instrument_step(self, index: int, step: Any, cycle: int) -> StepSummary:
+        if step.kind in CHARACTERISATION_KINDS:
+            return self._characterisation_step(index, step, cycle)
         self._flush()  # readings of earlier timed steps go out first, in order
         t_start = self._test_time()
         q_step0 = self._charge_C

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labctl.report._cafm import cafm_report
+from labctl.report._characterisation import (arrhenius_report, dc_polarisation_report, eis_report, lsv_report,
+                                             sequence_report, transference_report)
 from labctl.report._common import ReportFigure, ReportRun
 from labctl.report._full_cell import full_cell_report, li_cu_report
 from labctl.report._galvanostatic import ccd_report, cycling_report, imported_report
@@ -21,6 +23,9 @@ REPORTS: dict[str, Callable[[ReportRun, Path], list[ReportFigure]]] = {
     "symmetric_cycling": cycling_report,
     "imported": imported_report,
 }
+# The characterisation kinds (issue 12).
+REPORTS.update({"eis": eis_report, "arrhenius": arrhenius_report, "dc_polarisation": dc_polarisation_report,
+                "transference_number": transference_report, "lsv": lsv_report, "sequence": sequence_report})
 # Full cells and lithium inventory (issue 13).
 REPORTS.update({
     "full_cell_cycling": full_cell_report,
@@ -74,6 +79,15 @@ def write_report(run_path: str | Path, out_dir: str | Path | None = None) -> lis
       polarisation …), ``_overpotential`` (plating/stripping overpotential in mV and ASR in
       Ω cm² vs cycle).
     * ``imported`` (``labctl import``) — ``_timeseries``.
+    * ``eis`` — ``_nyquist`` (−Im Z vs Re Z in Ω cm², fitted R_b, +R_gb, +R_CT marked),
+      ``_bode`` (|Z| in Ω cm² and phase in ° vs Hz).
+    * ``arrhenius`` — ``_arrhenius`` (ln σ vs 1000/T with the E_a line), ``_nyquist``, ``_bode``
+      (one spectrum per temperature).
+    * ``dc_polarisation`` — ``_current`` (|I| in A vs time in the hold, steady state marked).
+    * ``transference_number`` — ``_current``, ``_nyquist`` (before and after).
+    * ``lsv`` — ``_lsv`` (µA cm⁻² vs V, linear and log, onset and threshold marked).
+    * ``sequence`` — ``_timeseries``, and per technique present ``_nyquist``, ``_bode``,
+      ``_resistances`` (R_b, R_gb, R_CT vs Li plated), ``_current``, ``_lsv``.
     * ``full_cell_cycling`` — ``_timeseries``, ``_capacity`` (charge/discharge capacity in mAh g⁻¹
       or mAh and CE in % vs cycle, the first cycle after formation and the retention marked),
       ``_profiles`` (V vs capacity of the first, a middle and the last cycle), ``_dqdv``

@@ -144,13 +144,14 @@ def ccd_overpotentials(run: ReportRun, out_dir: Path) -> ReportFigure:
     """Per-step overpotential and ASR vs |current density| of a CCD staircase, CCD marked.
 
     ``data``: ``current_density_mA_cm2`` (signed: + plating, − stripping),
-    ``overpotential_end_mV``, ``overpotential_mean_mV``, ``asr_ohm_cm2``, ``ccd_mA_cm2``,
-    ``short_step_index`` (−1 without a short).
+    ``overpotential_end_mV``, ``overpotential_mean_mV``, ``cell_asr_ohm_cm2``, ``ccd_mA_cm2``,
+    ``short_step_index`` (−1 without a short). Run files written before the rename hold
+    ``asr_ohm_cm2`` (then the mean |V| / |j|), read in its place.
     """
     j = run.float_array("overpotentials", "current_density_mA_cm2")
     end_mV = run.float_array("overpotentials", "overpotential_end_mV")
     mean_mV = run.float_array("overpotentials", "overpotential_mean_mV")
-    asr = run.float_array("overpotentials", "asr_ohm_cm2")
+    asr = run.float_array("overpotentials", _asr_key(run.result("overpotentials")))
     step = run.float_array("overpotentials", "step_index")
     ccd = float(run.result("ccd_mA_cm2"))
     raw_step = run.results.get("short_step_index", "")  # "" when there was no short
@@ -180,26 +181,32 @@ def ccd_overpotentials(run: ReportRun, out_dir: Path) -> ReportFigure:
     ax_eta.set_ylabel("overpotential |V| (mV)")
     ax_asr.set_ylabel("ASR (Ω cm$^2$)")
     ax_eta.set_title("overpotential per half-cycle", fontsize=10)
-    ax_asr.set_title("area-specific resistance (mean |V| / |j|)", fontsize=10)
+    ax_asr.set_title("cell ASR (|V| at the end of the half-cycle / |j|)", fontsize=10)
     fig.suptitle(run.title, fontsize=11)
     data = {"current_density_mA_cm2": j, "overpotential_end_mV": end_mV, "overpotential_mean_mV": mean_mV,
-            "asr_ohm_cm2": asr, "ccd_mA_cm2": ccd, "short_step_index": short_step}
+            "cell_asr_ohm_cm2": asr, "ccd_mA_cm2": ccd, "short_step_index": short_step}
     return save(fig, run, out_dir, "overpotential", data)
+
+
+def _asr_key(table: Any) -> str:
+    """``cell_asr_ohm_cm2``, or ``asr_ohm_cm2`` in run files written before the rename."""
+    return "asr_ohm_cm2" if "cell_asr_ohm_cm2" not in table and "asr_ohm_cm2" in table else "cell_asr_ohm_cm2"
 
 
 def cycling_overpotentials(run: ReportRun, out_dir: Path) -> ReportFigure:
     """Per-cycle plating/stripping overpotential and ASR vs cycle of symmetric cycling.
 
     ``data``: ``cycle``, ``plating_overpotential_end_mV``, ``stripping_overpotential_end_mV``,
-    ``plating_overpotential_mean_mV``, ``stripping_overpotential_mean_mV``, ``asr_ohm_cm2``
-    (empty when the run file has none).
+    ``plating_overpotential_mean_mV``, ``stripping_overpotential_mean_mV``, ``cell_asr_ohm_cm2``
+    (empty when the run file has none; ``asr_ohm_cm2`` of older run files in its place).
     """
     pc = run.result("per_cycle")
     cycle = run.float_array("per_cycle", "cycle")
     series = {key: run.float_array("per_cycle", key) for key in (
         "plating_overpotential_end_mV", "stripping_overpotential_end_mV",
         "plating_overpotential_mean_mV", "stripping_overpotential_mean_mV")}
-    asr = run.float_array("per_cycle", "asr_ohm_cm2") if "asr_ohm_cm2" in pc else np.array([])
+    key = _asr_key(pc)
+    asr = run.float_array("per_cycle", key) if key in pc else np.array([])
     has_asr = len(asr) == len(cycle) and len(cycle) > 0
     fig = new_figure(10, 6 if has_asr else 3.8)
     axes = fig.subplots(2 if has_asr else 1, 1, sharex=True, squeeze=False)[:, 0]
@@ -217,9 +224,9 @@ def cycling_overpotentials(run: ReportRun, out_dir: Path) -> ReportFigure:
                       + f"; ended by: {ended}", fontsize=10)
     if has_asr:
         axes[1].plot(cycle, asr, style, color="black", ms=3, lw=1,
-                     label=f"ASR (cycle {int(cycle[0])}: {fmt(float(asr[0]))}, cycle {int(cycle[-1])}: "
+                     label=f"cell ASR (cycle {int(cycle[0])}: {fmt(float(asr[0]))}, cycle {int(cycle[-1])}: "
                            f"{fmt(float(asr[-1]))} Ω cm$^2$)")
-        axes[1].set_ylabel("ASR (Ω cm$^2$)")
+        axes[1].set_ylabel("cell ASR (Ω cm$^2$)")
     axes[-1].set_xlabel("cycle")
     _from_zero(axes[0], *series.values())
     if has_asr:
@@ -230,7 +237,7 @@ def cycling_overpotentials(run: ReportRun, out_dir: Path) -> ReportFigure:
             ax.legend(fontsize=8, loc="lower right")
         else:
             ax.text(0.5, 0.5, "no completed cycle", transform=ax.transAxes, ha="center")
-    data = {"cycle": cycle, **series, "asr_ohm_cm2": asr}
+    data = {"cycle": cycle, **series, "cell_asr_ohm_cm2": asr}
     return save(fig, run, out_dir, "overpotential", data)
 
 

@@ -46,7 +46,9 @@ current; ``reason`` is why it ended: for NEWARE the step file inside the ``.ndax
 (its ``Time`` → ``time``, ``Cap`` → ``charge``, ``Stop_Volt`` → ``voltage``, ``Stop_Curr`` →
 ``current``); otherwise ``next_step`` (the cycler moved on; the file does not say why) or
 ``end_of_file`` (the last step). labctl's short detection (:class:`~labctl.engine.ShortDetector`,
-default :class:`~labctl.engine.ShortDetection`) is replayed over every constant-current step, and
+default :class:`~labctl.engine.ShortDetection`, with ``full_cell`` when
+:func:`~labctl.checks.looks_like_full_cell` says the file is of a cell with an open-circuit
+voltage) is replayed over every constant-current step, and
 a step where it fires ends with the detector's kind (``short``, ``soft_short``) and an event of
 that kind — so
 :func:`~labctl.analysis.critical_current_density` finds a short in old data as it would live.
@@ -75,7 +77,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from labctl.checks import ShortDetector
+from labctl.checks import ShortDetector, looks_like_full_cell
 from labctl.events import Detected, Readings, RunEnded, RunStarted, StepEnded, StepSummary
 from labctl.checks import ShortDetection
 from labctl.store.spectra import SpectrumError, spectrum_columns, write_spectra
@@ -506,12 +508,14 @@ def _end_reason(rec: VendorRecording, rows: np.ndarray, is_last: bool) -> str:
 
 
 def _replay_short_detection(rec: VendorRecording, rows: np.ndarray,
-                            config: ShortDetection) -> tuple[int, str, str] | None:
+                            detector: ShortDetector) -> tuple[int, str, str] | None:
     """First reading (row) where labctl's short detector fires in this step: (row, kind, message),
-    ``kind`` being the detector's ("short", or "soft_short" where it tells soft shorts apart)."""
-    detector = ShortDetector(config)
-    for row, v, i in zip(rows.tolist(), rec.voltage_V[rows].tolist(), rec.current_A[rows].tolist()):
-        found = detector.update(v, i)
+    ``kind`` being the detector's ("short", or "soft_short" where it tells soft shorts apart). One
+    detector serves the file, reset at each step, as in a live run."""
+    detector.reset()
+    for row, v, i, t in zip(rows.tolist(), rec.voltage_V[rows].tolist(), rec.current_A[rows].tolist(),
+                            rec.test_time_s[rows].tolist()):
+        found = detector.update(v, i, t)
         if found is not None:
             kind, message = found if isinstance(found, tuple) else ("short", found)
             return row, kind, message
@@ -601,7 +605,9 @@ def write_run_file(
         "cell_area_source": area_source,
     }
     writer = RunFileWriter(output, [rec.channel], attrs)
-    config = short_detection or ShortDetection()
+    if short_detection is None:  # a Li-ion file is judged on |V|, a symmetric cell on V·sign(I)
+        short_detection = ShortDetection(full_cell=looks_like_full_cell(rec.voltage_V, rec.current_A))
+    detector = ShortDetector(short_detection)
     n_shorts = 0
     try:
         channel = rec.channel
@@ -621,7 +627,7 @@ def write_run_file(
             reason = _end_reason(rec, rows, is_last=k == len(bounds) - 2)
             current = float(np.median(rec.current_A[rows]))
             if kind == "constant_current" and current != 0.0:
-                found = _replay_short_detection(rec, rows, config)
+                found = _replay_short_detection(rec, rows, detector)
                 if found is not None:
                     row, reason, message = found
                     n_shorts += 1

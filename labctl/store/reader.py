@@ -153,6 +153,15 @@ class RunFile:
     def results_group(self) -> h5py.Group:
         return layout.results_group(self._file)
 
+    def spectra(self, channel: str) -> list[dict[str, np.ndarray]]:
+        """The channel's impedance spectra (``spectra/<channel>``), one dict of columns per
+        spectrum in index order (:mod:`labctl.store.spectra`); [] when it has none."""
+        from labctl.store.spectra import GROUP, read_spectra, split_spectra
+
+        if GROUP not in self._file or channel not in self._file[GROUP]:
+            return []
+        return split_spectra(read_spectra(self._file, channel))
+
     def refresh(self) -> None:
         """See rows appended since the file was opened (SWMR mode)."""
         for channel in self.channels:

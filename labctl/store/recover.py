@@ -261,8 +261,9 @@ def resume_point(run: RunFile, channel: str) -> ResumePoint:
             :data:`MAX_TEST_TIME_S`), or a part of the file is missing or damaged.
     """
     n = run.n_rows(channel)
+    spectra = len(run.spectra(channel))
     if n == 0:
-        return ResumePoint(step_index=0, t_offset_s=0.0)
+        return ResumePoint(step_index=0, t_offset_s=0.0, spectra_done=spectra)
     t_name, q_name = layout.column_path(channel, "test_time_s"), layout.column_path(channel, "charge_C")
     last_t = _finite(run, f"{t_name}[{n - 1}] (the last reading's test time)",
                      float(run.read(channel, "test_time_s", slice(n - 1, n))[0]))
@@ -272,23 +273,30 @@ def resume_point(run: RunFile, channel: str) -> ResumePoint:
     index = int(step_index[-1])
     steps = [s for s in run.steps() if s["channel"] == channel]
     last_row = steps[-1] if steps else None
+    if last_row is not None and last_row["step_index"] > index:
+        # An instrument step without readings (a spectrum, a soak) ended last: after it if it
+        # completed, else it runs again from its start.
+        done = last_row["reason"] in _FINISHED | {"completed"}
+        end_s = _finite(run, f"steps row of step {last_row['step_index']}: end_s", float(last_row["end_s"]))
+        return ResumePoint(step_index=int(last_row["step_index"]) + int(done), t_offset_s=max(last_t, end_s),
+                           charge_C=charge, spectra_done=spectra)
     if last_row is not None and last_row["step_index"] == index:
         if last_row["reason"] in _FINISHED:
-            return ResumePoint(step_index=index + 1, t_offset_s=last_t, charge_C=charge,
+            return ResumePoint(step_index=index + 1, t_offset_s=last_t, charge_C=charge, spectra_done=spectra,
                                previous_reason=str(last_row["reason"]))
         # A step ended early by a stop, an error or a lost instrument: its remainder runs.
         start_s = _finite(run, f"steps row of step {index}: start_s", float(last_row["start_s"]))
         end_s = _finite(run, f"steps row of step {index}: end_s", float(last_row["end_s"]))
         step_charge = _finite(run, f"steps row of step {index}: charge_C", float(last_row["charge_C"]))
         return ResumePoint(step_index=index, t_offset_s=last_t, charge_C=charge, step_elapsed_s=end_s - start_s,
-                           step_charge_C=step_charge, step_start_s=start_s)
+                           step_charge_C=step_charge, step_start_s=start_s, spectra_done=spectra)
     first = int(np.flatnonzero(step_index == index)[0])
     t_first = _finite(run, f"{t_name}[{first}] (the test time step {index} began)",
                       float(run.read(channel, "test_time_s", slice(first, first + 1))[0]))
     q_first = _finite(run, f"{q_name}[{first}] (the charge at step {index}'s start)",
                       float(run.read(channel, "charge_C", slice(first, first + 1))[0]))
     return ResumePoint(step_index=index, t_offset_s=last_t, charge_C=charge, step_elapsed_s=last_t - t_first,
-                       step_charge_C=charge - q_first, step_start_s=t_first)
+                       step_charge_C=charge - q_first, step_start_s=t_first, spectra_done=spectra)
 
 
 def attach_point(run: RunFile, channel: str) -> AttachPoint:

@@ -16,6 +16,7 @@ column              units  meaning
 ``spectrum_index``  1      0, 1, 2 … : which spectrum of the run the point belongs to
 ``test_time_s``     s      when the point was measured (run clock); optional
 ``cycle_index``     1      the cycle the spectrum belongs to; optional
+``step_index``      1      the executed step that measured it (a run's ``impedance`` step); optional
 ==================  =====  ==============================================================
 
 The optional columns exist when the first write gives them, and every later write to the group
@@ -45,8 +46,9 @@ SPECTRUM_COLUMNS: tuple[Column, ...] = (
     Column("spectrum_index", "i4", "1", None),
     Column("test_time_s", "f8", "s", None),
     Column("cycle_index", "i4", "1", None),
+    Column("step_index", "i4", "1", None),
 )
-OPTIONAL = ("test_time_s", "cycle_index")
+OPTIONAL = ("test_time_s", "cycle_index", "step_index")
 CHUNK_ROWS = 1024
 
 
@@ -54,17 +56,20 @@ class SpectrumError(ValueError):
     """Spectrum arrays that cannot be stored; the message names the array."""
 
 
-def create_spectra(root: h5py.Group, channel: str, *, with_time: bool = True, with_cycle: bool = True) -> h5py.Group:
+def create_spectra(root: h5py.Group, channel: str, *, with_time: bool = True, with_cycle: bool = True,
+                   with_step: bool = False) -> h5py.Group:
     """Create (or return) the empty group ``spectra/<channel>`` under ``root`` (a file's root).
 
-    ``with_time`` / ``with_cycle`` create the optional ``test_time_s`` / ``cycle_index``.
+    ``with_time`` / ``with_cycle`` / ``with_step`` create the optional ``test_time_s`` /
+    ``cycle_index`` / ``step_index``.
     """
     parent = root.require_group(GROUP)
     if channel in parent:
         return parent[channel]
     group = parent.create_group(channel)
     for column in SPECTRUM_COLUMNS:
-        if (column.name == "test_time_s" and not with_time) or (column.name == "cycle_index" and not with_cycle):
+        if (column.name == "test_time_s" and not with_time) or (column.name == "cycle_index" and not with_cycle) \
+                or (column.name == "step_index" and not with_step):
             continue
         ds = group.create_dataset(column.name, shape=(0,), maxshape=(None,), dtype=column.dtype, chunks=(CHUNK_ROWS,))
         ds.attrs["units"] = column.units
@@ -84,7 +89,7 @@ def _checked(name: str, values: Any, n: int | None) -> np.ndarray:
 
 def spectrum_columns(frequency_Hz: Any, z_real_ohm: Any, z_imag_neg_ohm: Any, *, z_abs_ohm: Any = None,
                      phase_deg: Any = None, spectrum_index: Any = 0, test_time_s: Any = None,
-                     cycle_index: Any = None) -> dict[str, np.ndarray]:
+                     cycle_index: Any = None, step_index: Any = None) -> dict[str, np.ndarray]:
     """Checked columns of one or more spectra (see the module docstring for units).
 
     ``z_abs_ohm`` and ``phase_deg`` default to those computed from Re and −Im Z (give the
@@ -105,7 +110,8 @@ def spectrum_columns(frequency_Hz: Any, z_real_ohm: Any, z_imag_neg_ohm: Any, *,
            "z_abs_ohm": _checked("z_abs_ohm", z_abs_ohm, n) if z_abs_ohm is not None else np.hypot(zr, zi),
            "phase_deg": _checked("phase_deg", phase_deg, n) if phase_deg is not None
            else np.degrees(np.arctan2(-zi, zr))}
-    for name, value in (("spectrum_index", spectrum_index), ("cycle_index", cycle_index)):
+    for name, value in (("spectrum_index", spectrum_index), ("cycle_index", cycle_index),
+                        ("step_index", step_index)):
         if value is None:
             continue
         array = np.broadcast_to(np.asarray(value), (n,)) if np.ndim(value) == 0 else value
@@ -153,7 +159,8 @@ def write_spectra(path: str | Path, channel: str, frequency_Hz: Any, z_real_ohm:
     """
     columns = spectrum_columns(frequency_Hz, z_real_ohm, z_imag_neg_ohm, **options)
     with h5py.File(path, "r+", locking=False) as f:
-        group = create_spectra(f, channel, with_time="test_time_s" in columns, with_cycle="cycle_index" in columns)
+        group = create_spectra(f, channel, with_time="test_time_s" in columns, with_cycle="cycle_index" in columns,
+                               with_step="step_index" in columns)
         return append_spectrum(group, columns)
 
 

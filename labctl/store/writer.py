@@ -1,6 +1,7 @@
 """The HDF5 run file, written by a subscriber to the engine's event stream.
 
-What the file holds and where: :mod:`labctl.store.layout`. The file is built at a staging path,
+What the file holds and where: :mod:`labctl.store.layout` (and impedance spectra,
+``spectra/<channel>``: :mod:`labctl.store.spectra`). The file is built at a staging path,
 switched to SWMR mode and only then moved to its name (rename is atomic), so other processes
 (the GUI, ``labctl inspect``, h5py scripts with ``swmr=True``) can read it while it is written,
 and whoever finds it at its path finds it readable whenever the writer dies. Each readings
@@ -23,11 +24,13 @@ from typing import Any
 
 import h5py
 
-from labctl.events import Column, Detected, Readings, RunEnded, RunStarted, StepEnded
+from labctl.events import Column, Detected, Readings, RunEnded, RunStarted, Spectrum, StepEnded
 import labctl.store.layout as layout
 from labctl.store.layout import CHUNK_ROWS, EVENT_DTYPE, FORMAT, STEP_DTYPE, RunFileError, encode_attr, staging_path
 from labctl.store.lock import RunLock
 from labctl.store.recover import copy_run
+from labctl.store.spectra import GROUP as SPECTRA_GROUP
+from labctl.store.spectra import append_spectrum, create_spectra, spectrum_columns
 
 
 def utc_now_iso() -> str:
@@ -59,6 +62,9 @@ class RunFileWriter:
             :data:`~labctl.events.READING_COLUMNS` (a delegated run's cycler test id and
             point number, :data:`labctl.engine.delegated.DELEGATED_COLUMNS`); every
             ``Readings`` batch must then carry them.
+        spectra: create ``spectra/<channel>`` for every channel (with test time, cycle and
+            step index), so the run's ``Spectrum`` events can be stored (SWMR mode cannot
+            create datasets later).
 
     Attributes:
         lock: the run's lock, held until :meth:`close`; its ``taken_over`` names a dead
@@ -71,7 +77,7 @@ class RunFileWriter:
     """
 
     def __init__(self, path: str | Path, channels: Iterable[str], attrs: Mapping[str, Any],
-                 extra_columns: Iterable[Column] = ()) -> None:
+                 extra_columns: Iterable[Column] = (), *, spectra: bool = False) -> None:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path}: a run file already exists there; choose another -o")
@@ -91,7 +97,11 @@ class RunFileWriter:
                 f.attrs[layout.A_END_REASON] = ""
                 for key, value in attrs.items():
                     f.attrs[key] = encode_attr(value)
+                channels = list(channels)
                 layout.create_layout(f, channels, extra_columns)
+                if spectra:  # SWMR mode cannot create datasets later
+                    for channel in channels:
+                        create_spectra(f, channel, with_time=True, with_cycle=True, with_step=True)
                 self._attach(f)
             except BaseException:
                 f.close()
@@ -146,6 +156,7 @@ class RunFileWriter:
         self._file = f
         self._columns = {name: layout.columns(f, name) for name in layout.channel_names(f)}
         self._events = layout.events_table(f)
+        self._spectra = dict(f[SPECTRA_GROUP].items()) if SPECTRA_GROUP in f else {}
         self._steps = layout.steps_table(f)
         self._running = set(self._columns)
         self._programs: dict[str, str] = {}
@@ -165,6 +176,8 @@ class RunFileWriter:
                                        s.current_density_mA_cm2, s.start_s, s.end_s, s.reason, s.n_points,
                                        s.voltage_end_V, s.voltage_mean_V, s.abs_voltage_max_V, s.charge_C,
                                        s.cumulative_charge_C), flush=False)  # goes out with the next readings
+        elif isinstance(event, Spectrum):
+            self._append_spectrum(event)
         elif isinstance(event, Detected):
             self._append(self._events, (event.t_s, event.channel, event.kind, event.step_index, event.message))
         elif isinstance(event, RunStarted):
@@ -186,6 +199,21 @@ class RunFileWriter:
             start = ds.shape[0]
             ds.resize((start + n,))
             ds[start:] = values
+        self._file.flush()
+
+    def _append_spectrum(self, event: Spectrum) -> None:
+        """Store one spectrum under ``spectra/<channel>``.
+
+        Raises:
+            KeyError: the file was created without ``spectra=True`` (a bug of the caller).
+        """
+        if event.channel not in self._spectra:
+            raise KeyError(f"{self.path}: no spectra/{event.channel} group (writer created without spectra=True)")
+        n = len(event.frequency_Hz)
+        columns = spectrum_columns(event.frequency_Hz, event.z_real_ohm, event.z_imag_neg_ohm,
+                                   spectrum_index=event.spectrum_index, test_time_s=[event.t_s] * n,
+                                   cycle_index=event.cycle, step_index=event.step_index)
+        append_spectrum(self._spectra[event.channel], columns)
         self._file.flush()
 
     def _append(self, ds: h5py.Dataset, row: tuple, *, flush: bool = True) -> None:

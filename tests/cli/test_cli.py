@@ -68,7 +68,7 @@ def test_bad_station_file_names_line_and_field(tmp_path):
     station.write_text("instruments:\n  smu:\n    driver: keithley2401\n    address: GPIB0::24::INSTR\n")
     proc = labctl("run", str(EXAMPLES / "ccd_llzo.yaml"), "--station", str(station))
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == ["error: station.yaml:3: instruments.smu.driver: must be 'keithley2400', 'nanonis', 'neware' or 'biologic'"]
+    assert proc.stderr.strip().splitlines() == ["error: station.yaml:3: instruments.smu.driver: must be 'keithley2400', 'nanonis', 'neware', 'biologic' or 'binder'"]
 
 
 def test_existing_output_is_refused(tmp_path):

@@ -180,7 +180,8 @@ def test_compiled_symmetric_cycling_runs_to_its_end() -> None:
     clock.t = 1000.0
     live = channel.current_values()
     assert live.state == ChannelState.RUN and live.I_A == pytest.approx(0.8e-3, rel=1e-6)
-    assert live.Ewe_V == pytest.approx(0.144, abs=0.005)  # 0.8 mA × (30 + 2·50) Ω + 2 Butler–Volmer η
+    # 0.8 mA × 30 Ω bulk + 2 Butler–Volmer η, I₀ = RT/(F·50 Ω cm²): charge transfer counted once
+    assert live.Ewe_V == pytest.approx(0.096, abs=0.005)
     assert (live.technique_index, live.loop) == (None, None)  # nothing read yet
     channel.poll()
     assert (channel.current_values().technique_index, channel.current_values().loop) == (0, 0)
@@ -211,7 +212,8 @@ def test_limit_tests_end_cp_steps() -> None:
     """CCD 0.5 mA cm⁻² at 1 mA: the filament bridges in 72 s and the voltage collapses from the
     soft short at 36 s; ``Ewe < 0.05`` (next technique) ends the CP there, the OCV then runs."""
     clock, sim, channel = rig(CellParameters(ccd_mA_cm2=0.5))
-    channel.load_techniques([cp(1e-3, 600, tests=[LimitTest(comparison="<", value=0.05)]),
+    # 0.02 V: under the healthy cell's first point (the ohmic 30 mV before the double layers charge)
+    channel.load_techniques([cp(1e-3, 600, tests=[LimitTest(comparison="<", value=0.02)]),
                              OCV(rest_time_s=60, record_every_dT_s=10)])
     channel.start()
     clock.t = 1e4
@@ -219,11 +221,11 @@ def test_limit_tests_end_cp_steps() -> None:
     assert status.end_reason == EndReason.FINISHED
     data = channel.data_since(0)
     in_cp = data.technique_index == 0
-    assert 36 <= data.time_s[in_cp][-1] < 80 and data.Ewe_V[in_cp][-1] < 0.05 < data.Ewe_V[in_cp][0]
+    assert 36 <= data.time_s[in_cp][-1] < 80 and data.Ewe_V[in_cp][-1] < 0.02 < data.Ewe_V[in_cp][0]
     assert np.allclose(data.time_s[~in_cp] - data.time_s[in_cp][-1], np.arange(0, 61, 10), atol=1e-4)
     # Exit_Cond "next step": a two-step CP whose first step ends at its start point
     clock, sim, channel = rig()
-    two = CP(steps=[CPStep(current_A=1e-3, duration_s=100, limits=[LimitTest(comparison=">", value=0.05)],
+    two = CP(steps=[CPStep(current_A=1e-3, duration_s=100, limits=[LimitTest(comparison=">", value=0.02)],
                            exit_condition=ExitCondition.NEXT_STEP), CPStep(current_A=-1e-3, duration_s=10)],
              record_every_dT_s=5, i_range=IRange.I_1mA)
     channel.load_techniques([two])
@@ -236,8 +238,8 @@ def test_limit_tests_end_cp_steps() -> None:
 
 
 @pytest.mark.parametrize(("limits", "current_A", "code", "t_end"), [
-    (ChannelSafetyLimits(ewe_max_V=0.1), 1e-3, SafetyCode.EWE_MAX, 0.0),
-    (ChannelSafetyLimits(ewe_min_V=-0.1), -1e-3, SafetyCode.EWE_MIN, 0.0),
+    (ChannelSafetyLimits(ewe_max_V=0.02), 1e-3, SafetyCode.EWE_MAX, 0.0),   # the first point: 30 mV ohmic
+    (ChannelSafetyLimits(ewe_min_V=-0.02), -1e-3, SafetyCode.EWE_MIN, 0.0),
     (ChannelSafetyLimits(abs_current_max_A=0.5e-3), 1e-3, SafetyCode.ABS_I, 0.0),
     (ChannelSafetyLimits(charge_max_C=0.0505), 1e-3, SafetyCode.CHARGE, 51.0),
 ])
@@ -254,14 +256,37 @@ def test_safety_limits_stop_the_channel(limits, current_A, code, t_end) -> None:
     assert channel.current_values().I_A == 0.0 and sim.channel(0).current_values().I == 0.0
 
 
+def _floor_program(duration_s: float) -> lab.StepProgram:
+    return lab.StepProgram(steps=[lab.Loop(steps=[lab.ConstantCurrent(current_A=1e-3, duration_s=duration_s, record_interval_s=1.0),
+                                                  lab.ConstantCurrent(current_A=-1e-3, duration_s=duration_s, record_interval_s=1.0)],
+                                           count=3)],
+                           area_cm2=1.0, safety=lab.SafetyLimits(max_abs_voltage_V=5.0, max_abs_current_A=2e-3))
+
+
+def test_the_short_floor_waits_out_the_reversal_transient() -> None:
+    """After a reversal a cell still shows the last half-cycle's sign (the first sample here is
+    the ohmic drop on top of the opposite polarisation): the floor is compiled onto the CP's
+    second step, after ``settle_s``, so a healthy channel cycles through its reversals."""
+    compiled = compile_program(_floor_program(600))
+    assert compiled.software_floor_steps == ()
+    clock, sim, channel = rig(CellParameters(ccd_mA_cm2=5.0))
+    channel.load_techniques(compiled.techniques, compiled.safety)
+    channel.start()
+    clock.t = 4000.0
+    assert channel.status().end_reason == EndReason.FINISHED
+    data = channel.data_since(0)
+    steps = compiled.step_indices(data.technique_index, data.loop)
+    for strip in (1, 3, 5):
+        v = data.Ewe_V[steps == strip]
+        # each strip's first point still has the plating sign; a floor (Ewe > −1 mV) there would stop it
+        assert v[0] > 1e-3 and np.all(v[1:] < -1e-3)
+    assert np.array_equal(np.unique(steps, return_counts=True)[1], [601] * 6)  # no point twice
+
+
 def test_a_short_ends_the_channel_with_reason_short() -> None:
     """The compiled short floor (``Ewe < +1 mV`` on a charge, exit stop) ends the run in the
     instrument when the filament bridges (V = I·R_short)."""
-    program = lab.StepProgram(steps=[lab.Loop(steps=[lab.ConstantCurrent(current_A=1e-3, duration_s=3600, record_interval_s=1.0),
-                                                     lab.ConstantCurrent(current_A=-1e-3, duration_s=3600, record_interval_s=1.0)],
-                                              count=3)],
-                              area_cm2=1.0, safety=lab.SafetyLimits(max_abs_voltage_V=5.0, max_abs_current_A=2e-3))
-    compiled = compile_program(program)
+    compiled = compile_program(_floor_program(3600))
     clock, sim, channel = rig(CellParameters(ccd_mA_cm2=0.5))
     channel.load_techniques(compiled.techniques, compiled.safety)
     channel.start()
@@ -342,6 +367,7 @@ def test_cursor_returns_every_point_once_also_after_a_crash(tmp_path: Path) -> N
     clock2.t = 20000.0
     reference.poll()
     whole = reference.data_since(0)
+    # the channel integrates its cell from sample to sample, whenever it is asked: exactly equal
     assert np.array_equal(times, whole.time_s) and np.array_equal(np.concatenate([g.Ewe_V for g in got]), whole.Ewe_V)
     assert again.data_since(366).last_index is None
 

@@ -45,7 +45,8 @@ class Safety:
 @dataclass(frozen=True)
 class Detection:
     enabled: bool = True
-    floor_V: float = 0.001  # labctl.checks.ShortDetection's default
+    floor_V: float = 0.001  # labctl.checks.ShortDetection's defaults
+    settle_s: float = 1.0
 
 
 @dataclass(frozen=True)

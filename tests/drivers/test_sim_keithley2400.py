@@ -212,6 +212,23 @@ def test_reading_obeys_ohms_law_and_format_elements(sim):
     assert errors(sim) == []
 
 
+def test_readings_carry_the_resolution_of_their_measurement_range() -> None:
+    """2400 specifications: 1 µV on the 200 mV range, 10 µV on 2 V, 100 µV on 20 V; 10 nA on
+    the 1 mA current range. Auto-range picks the most sensitive range holding the reading."""
+    sim = Keithley2400Simulator(Resistor(123.456789))
+    sim.handle(":SOUR:FUNC CURR;:SENS:VOLT:PROT 10;:SENS:FUNC 'VOLT','CURR';:OUTP ON")
+    for current_A, volts in ((1e-3, "0.123457"), (1e-2, "1.23457"), (5e-2, "6.1728")):
+        sim.handle(f":SOUR:CURR {current_A:g}")
+        v, i, *_ = floats(sim.handle(":READ?"))
+        assert v == pytest.approx(float(volts), abs=1e-12) and i == pytest.approx(current_A, abs=1e-15)
+    sim.handle(":SOUR:CURR 1.234567e-4;:SENS:CURR:RANG 1e-3")  # fixed 1 mA range: 10 nA
+    assert floats(sim.handle(":READ?"))[1] == pytest.approx(1.2346e-4, abs=1e-15)
+    sim.handle(":SENS:VOLT:RANG 20")  # fixed 20 V range: 100 µV, whatever the reading
+    assert floats(sim.handle(":READ?"))[0] == pytest.approx(0.0152, abs=1e-12)
+    sim.handle(":SENS:VOLT:RANG:AUTO ON")
+    assert floats(sim.handle(":READ?"))[0] == pytest.approx(0.015242, abs=1e-12)
+
+
 def test_compliance_clamps_voltage_and_sets_status_bit_3(sim):
     sim.handle(":SOUR:FUNC CURR;:SOUR:CURR 50e-3;:SENS:VOLT:PROT 5;:OUTP ON")
     v, i, _r, _t, status = floats(sim.handle(":READ?"))
@@ -278,11 +295,16 @@ def test_reset_restores_defaults(sim):
 
 
 def test_cell_load():
-    """Default load: the Li | H.L.-LLZO | Li cell (130 Ω cm² ohmic, 1 cm²) plus kinetics."""
-    sim = Keithley2400Simulator(CELL_PRESETS["hl_llzo"])
+    """Default load: the Li | H.L.-LLZO | Li cell: the first reading after the output turns on is
+    the bulk's ohmic drop (30 mV at 1 mA), then the interfaces' double layers charge."""
+    clock = [0.0]
+    sim = Keithley2400Simulator(CELL_PRESETS["hl_llzo"], now=lambda: clock[0])
     sim.handle(":SOUR:FUNC CURR;:SOUR:CURR 1e-3;:SENS:VOLT:PROT 5;:OUTP ON")
     v, i, *_ = floats(sim.handle(":READ?"))
-    assert i == pytest.approx(1e-3) and 0.13 < v < 0.2
+    assert i == pytest.approx(1e-3) and v == pytest.approx(0.030, abs=5e-4)
+    clock[0] = 1.0
+    v, i, *_ = floats(sim.handle(":READ?"))
+    assert 0.10 < v < 0.13
 
 
 def test_now_is_the_models_clock():

@@ -45,10 +45,14 @@ def test_symmetric_cycling_compiles_to_a_cp_pair_and_a_loop() -> None:
     assert [t.technique_id for t in compiled.techniques] == [TechniqueId.CPLIMIT, TechniqueId.CPLIMIT, TechniqueId.LOOP]
     assert (loop.repeat_count, loop.target_index) == (2, 0)
     for technique, sign in ((plate, 1), (strip, -1)):
-        (step,) = technique.steps
-        assert step.current_A == pytest.approx(sign * 0.8e-3) and step.duration_s == 1800.0
+        # a settling step of one record interval (≥ settle_s = 1 s), then the rest of the half-cycle
+        settle, step = technique.steps
+        assert settle.current_A == step.current_A == pytest.approx(sign * 0.8e-3)
+        assert (settle.duration_s, step.duration_s) == (30.0, 1770.0)
         assert (technique.record_every_dT_s, technique.record_every_dE_V) == (30.0, 0.0)
         assert (technique.i_range, technique.e_range) == (IRange.I_1mA, ERange.E_5V)
+        # the reversal transient (the first samples keep the last half-cycle's sign) is not judged
+        assert settle.limits == () and settle.exit_condition == ExitCondition.NEXT_TECHNIQUE
         # the short floor, as a stop: below +1 mV while plating, above −1 mV while stripping
         assert step.limits == (LimitTest(comparison="<" if sign > 0 else ">", value=sign * 1e-3),)
         assert step.exit_condition == ExitCondition.STOP
@@ -94,7 +98,9 @@ def test_rests_charge_stops_and_voltage_stops() -> None:
     ))
     rest, charge, strip, zero = compiled.techniques
     assert isinstance(rest, OCV) and (rest.rest_time_s, rest.record_every_dT_s) == (600, 60)
-    assert isinstance(charge, CP) and charge.steps[0].duration_s == pytest.approx(1800.0)  # 0.36 C / 0.2 mA
+    # 0.36 C / 0.2 mA = 1800 s: a 10 s settling step (settle_s 1 s in whole record intervals), then the floor
+    assert isinstance(charge, CP) and [s.duration_s for s in charge.steps] == pytest.approx([10.0, 1790.0])
+    assert charge.steps[1].limits == (LimitTest(comparison="<", value=1e-3),)
     assert charge.i_range == IRange.I_1mA
     assert strip.steps[0].limits == (LimitTest(comparison=">", value=0.5), LimitTest(comparison="<", value=-1.0))
     assert strip.steps[0].exit_condition == ExitCondition.NEXT_TECHNIQUE

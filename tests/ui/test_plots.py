@@ -72,9 +72,14 @@ def test_repainting_does_not_leak_references_to_none(qtbot):
     plots.set_series(t, np.sin(t), np.cos(t))
     for _ in range(20):
         plots.canvas.repaint()
-    gc.collect()
-    before = sys.getrefcount(None)
-    for _ in range(100):
-        plots.canvas.repaint()
-    gc.collect()
-    assert sys.getrefcount(None) - before > -20
+    # The bug loses one reference per paint, in every trial; other threads of the test process
+    # (servers of earlier tests) move None's count a little either way, never -100 three times.
+    changes = []
+    for _trial in range(3):
+        gc.collect()
+        before = sys.getrefcount(None)
+        for _ in range(100):
+            plots.canvas.repaint()
+        gc.collect()
+        changes.append(sys.getrefcount(None) - before)
+    assert max(changes) > -50, changes

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 __all__ = ["LiCuParameters", "LiCuCell", "LICU_PRESETS"]
@@ -126,6 +126,10 @@ class LiCuCell:
             -self.plated_mAh_cm2 / p.formation_capacity_mAh_cm2)
         ce += self._rng.gauss(0.0, p.coulombic_efficiency_spread_pct) if p.coulombic_efficiency_spread_pct else 0.0
         return min(max(1.0 - ce / 100.0, 0.0), 1.0)
+
+    def reconfigure(self, **changes: Any) -> None:
+        """Replace parameters (e.g. ``temperature_C``); the state is kept."""
+        self.params = replace(self.params, **changes)
 
     def advance(self, dt_s: float, current_A: float) -> None:
         """Integrate over ``dt_s`` (s) at ``current_A`` (A; < 0 plates Li on the Cu)."""

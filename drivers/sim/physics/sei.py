@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 __all__ = ["SEIParameters", "SEICell", "SEI_PRESETS"]
@@ -81,6 +81,10 @@ class SEICell:
         self.titrated_uAh_cm2 = 0.0
         self._since_empty_s = 0.0
         self._k2_per_s = (self.params.sei_rate_uAh_cm2_h05 ** 2) / 3600.0  # k² in (µAh cm⁻²)² s⁻¹
+
+    def reconfigure(self, **changes: Any) -> None:
+        """Replace parameters (e.g. ``temperature_C``); the state is kept."""
+        self.params = replace(self.params, **changes)
 
     def advance(self, dt_s: float, current_A: float) -> None:
         """Integrate over ``dt_s`` (s) at ``current_A`` (A; < 0 titrates Li onto the steel)."""
