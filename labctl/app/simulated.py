@@ -95,7 +95,7 @@ def cell_parameters(protocol: Any, source: str, overrides: dict[str, Any] | None
         raise FileError([f"{_where(source, line_of, ['simulated_cell'])}: simulated_cell: {exc}"]) from None
 
 
-def cell_fromrecord_cell(text: str) -> CellParameters:
+def cell_from_record(text: str) -> CellParameters:
     """The cell a run file recorded (its ``simulated_cell`` attribute, JSON).
 
     Raises:
@@ -454,7 +454,7 @@ def simulated_cell(protocol: Any, source: str, overrides: dict[str, Any] | None 
         raise FileError([f"{_where(source, line_of, ['simulated_cell'])}: simulated_cell: {exc}"]) from None
 
 
-def simulated_cell_fromrecord_cell(text: str) -> CellParameters | ModelledCell:
+def simulated_cell_from_record(text: str) -> CellParameters | ModelledCell:
     """The cell a run file recorded (its ``simulated_cell`` attribute, JSON): a symmetric
     cell's parameters (:func:`cell_from_record`) or another model's :class:`ModelledCell`.
 
@@ -467,7 +467,7 @@ def simulated_cell_fromrecord_cell(text: str) -> CellParameters | ModelledCell:
         raise ValueError(f"simulated_cell: not a recorded cell ({exc})") from None
     if isinstance(data, dict) and "model" in data and "params" in data:
         return ModelledCell.from_dict(data)
-    return cell_fromrecord_cell(text)
+    return cell_from_record(text)
 
 
 def with_seed_offset(cell: CellParameters | ModelledCell, offset: int) -> CellParameters | ModelledCell:

@@ -212,3 +212,28 @@ def test_several_full_cells_share_a_simulated_cycler_each_with_its_own_seed(tmp_
         with RunFile(r.result.path) as f:
             seeds.append(__import__("json").loads(f.attrs["simulated_cell"])["params"]["seed"])
     assert seeds == [0, 1]
+
+
+def test_a_stopped_continuous_plating_run_resumes_with_its_modelled_cell_and_still_leaves_on_the_short(tmp_path):
+    """Stopped mid-way (the operator), resumed from its file: the recorded plating_to_short cell
+    is rebuilt (fresh, as a resumed simulation's cell is), the loop goes on until the short."""
+    from labctl.app.run import resume_run
+    from labctl.events import StepEnded
+
+    engines = []
+
+    def stop_after_two_chunks(event):
+        if isinstance(event, StepEnded) and event.summary.step_index == 2:
+            engines[0].request_stop("test: stopped after two chunks")
+
+    result = run_protocol(EXAMPLES / "continuous_plating_lpscl.yaml", simulate=True, speed=math.inf,
+                          output=tmp_path / "run.h5", on_engine=engines.append, subscribers=[stop_after_two_chunks])
+    assert result.outcome.status == "stopped"
+    resumed = resume_run(result.path)
+    assert resumed.outcome.status == "completed"
+    with RunFile(result.path) as f:
+        record = __import__("json").loads(f.attrs["simulated_cell"])
+        kinds = [e["kind"] for e in f.events()]
+    assert record["model"] == "plating_to_short" and "resumed" in kinds and "loop_exit" in kinds
+    # the rebuilt cell counts its plated capacity afresh: the short comes 1.2 mAh cm⁻² after the resume
+    assert resumed.results["capacity_to_short_mAh_cm2"] > 1.2
