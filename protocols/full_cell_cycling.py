@@ -15,8 +15,9 @@ charge) —, an optional rest, a constant-current discharge to ``lower_cutoff_V`
 rest. A half-cycle also ends after ``half_cycle_limit_factor`` × its nominal time (1/C-rate),
 so a cell that never reaches its cut-off cannot hold the run. Cycle numbers run on from the
 formation. Temperature: ``cell.temperature_C`` is the cell's (the simulated cell runs at it);
-a station with a climate chamber sets it with a ``set_temperature`` step before the formation
-(issue 12) — the program has none yet.
+with ``chamber_temperature_C`` the program first sets the station's chamber (``chamber``) to it
+and waits ``soak_min`` within ``tolerance_K`` (a ``set_temperature`` step: the run then needs a
+sourcemeter or potentiostat beside the chamber; a cycler channel cannot hold such a step).
 
 The analysis (:func:`labctl.analysis.full_cell.full_cell_cycles`, on the readings): per cycle
 charge and discharge capacity in mAh, mAh g⁻¹ and mAh cm⁻², Coulombic efficiency, energy,
@@ -32,7 +33,18 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from labctl.analysis.full_cell import full_cell_cycles
-from labctl.steps import ConstantCurrent, ConstantVoltage, Loop, Rest, SafetyLimits, ShortDetection, StepProgram
+from labctl.steps import (
+    MAX_CHAMBER_C,
+    MIN_CHAMBER_C,
+    ConstantCurrent,
+    ConstantVoltage,
+    Loop,
+    Rest,
+    SafetyLimits,
+    SetTemperature,
+    ShortDetection,
+    StepProgram,
+)
 from labctl.store import RunFile
 from protocols.base import ArealCapacity, Count, Hours, ProtocolBase, RecordInterval, Seconds, _Model
 
@@ -137,6 +149,11 @@ class FullCellCycling(ProtocolBase):
     """The safety limit (the 2400's voltage compliance): |V| beyond the upper cut-off by this
     much ends the run. The cut-off is the step's to stop at; the limit is the backstop."""
     detection: ShortDetection = FULL_CELL_DETECTION
+    chamber: str = Field(default="chamber", min_length=1, max_length=100,
+                         description="the station's temperature chamber")
+    chamber_temperature_C: float | None = Field(default=None, ge=MIN_CHAMBER_C, le=MAX_CHAMBER_C)
+    soak_min: float = Field(default=30.0, ge=0, le=7 * 1440)
+    tolerance_K: float = Field(default=0.5, gt=0, le=20)
 
     @model_validator(mode="after")
     def _consistent(self) -> FullCellCycling:
@@ -190,7 +207,11 @@ class FullCellCycling(ProtocolBase):
 
     def program(self) -> StepProgram:
         """A loop per block (formation first); cycle numbers continue across them."""
-        entries = []
+        entries: list[Any] = []
+        if self.chamber_temperature_C is not None:
+            entries.append(SetTemperature(temperature_C=self.chamber_temperature_C, tolerance_K=self.tolerance_K,
+                                          soak_s=self.soak_min * 60.0, timeout_s=max(4 * 3600.0, self.soak_min * 120.0),
+                                          label=f"chamber to {self.chamber_temperature_C:g} °C"))
         first = 1
         for block in self.all_blocks:
             entries.append(Loop(steps=self._cycle(block), count=block.cycles, first_cycle=first))

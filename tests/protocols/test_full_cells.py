@@ -237,3 +237,17 @@ def test_a_stopped_continuous_plating_run_resumes_with_its_modelled_cell_and_sti
     assert record["model"] == "plating_to_short" and "resumed" in kinds and "loop_exit" in kinds
     # the rebuilt cell counts its plated capacity afresh: the short comes 1.2 mAh cm⁻² after the resume
     assert resumed.results["capacity_to_short_mAh_cm2"] > 1.2
+
+
+def test_a_full_cell_can_first_bring_the_chamber_to_its_temperature(tmp_path):
+    protocol = shortened(tmp_path, "full_cell_lfp_hl_llzo", block_cycles=[2], chamber_temperature_C=40, soak_min=10)
+    results, path = run(tmp_path, protocol)
+    assert results["run_status"] == "completed"
+    assert results["discharge_capacity_mAh_g"] == pytest.approx(120, rel=0.15)
+    with RunFile(path) as f:
+        steps = f.steps()
+    assert steps[0]["kind"] == "set_temperature" and steps[1]["kind"] == "constant_current"
+    with RunFile(path) as f:
+        assert "simulated_chamber" in f.attrs  # the cell followed a simulated chamber's air
+    with pytest.raises(FileError, match="cannot run set_temperature steps"):
+        run(tmp_path, protocol, "neware", tag="_refused")
