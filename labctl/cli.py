@@ -445,15 +445,24 @@ def export(
 @app.command()
 def report(
     run_file: str = typer.Argument(..., help="HDF5 run file, or a run's URL on a labctl server."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Directory for the PNGs "
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Directory for the figures "
                                           "(default: the run file's; created if missing)."),
+    format: str = typer.Option("png", "--format", help="Figure file format: png, svg or pdf."),
+    dpi: int = typer.Option(300, "--dpi", help="Resolution of a PNG (and of images in an SVG or PDF), "
+                            "50 … 1200 dots per inch."),
 ) -> None:
-    """Draw a run's figures as PNGs (<run>_iv.png, <run>_trigger_hist.png …) from the run file alone."""
-    from labctl.report import write_report  # matplotlib only when reporting
+    """Draw a run's figures (<run>_iv.png, <run>_trigger_hist.png …; SVG or PDF with --format)
+    from the run file alone, titled with the cell it ran on."""
+    from labctl.report import FORMATS, check_output, write_report  # matplotlib only when reporting
 
+    format = format.lower()
+    try:
+        check_output(format, dpi)
+    except ValueError as exc:
+        raise _fail(f"{'--dpi' if format in FORMATS else '--format'}: {exc}") from None
     try:
         with _local_run(run_file) as (path, here):
-            written = write_report(path, output or here)
+            written = write_report(path, output or here, format=format, dpi=dpi)
     except (RunFileError, OSError) as exc:
         raise _fail(str(exc)) from None
     for path in written:
