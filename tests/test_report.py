@@ -354,7 +354,8 @@ def test_units_are_written_with_superscripts():
     assert unit_text("current density (mA cm$^{-2}$)") == "current density (mA cm⁻²)"
     assert unit_text("0.1 mA cm-2 steps, 50 ohm cm2, 140 mAh g^-1") == "0.1 mA cm⁻² steps, 50 ohm cm², 140 mAh g⁻¹"
     assert unit_text("ln(σ / S cm$^{-1}$) vs 1000 / T (K$^{-1}$)") == "ln(σ / S cm⁻¹) vs 1000 / T (K⁻¹)"
-    for kept in ("R$_{CT}$ (Ω cm²)", "V vs Li/Li$^+$", "Li6.5La3Zr1.5Ta0.5O12", "sample K1"):
+    assert unit_text("a 500 um Au pad on 12.6um") == "a 500 µm Au pad on 12.6µm"
+    for kept in ("R$_{CT}$ (Ω cm²)", "V vs Li/Li$^+$", "Li6.5La3Zr1.5Ta0.5O12", "sample K1", "drum"):
         assert unit_text(kept) == kept
 
 

@@ -72,8 +72,8 @@ def nyquist(run: ReportRun, out_dir: Path, labels: list[str] | None = None) -> R
             total += float(results[key])
             marks.append(total)
             ax.axvline(total, color="0.5", lw=0.8, ls="--")
-            ax.annotate(f"{name} {fmt(total)}", (total, 0), xytext=(3, 5), textcoords="offset points", fontsize=8,
-                        color="0.3", rotation=90)
+            ax.annotate(f"{name} {fmt(total)}", (total, 1), xycoords=("data", "axes fraction"), xytext=(3, -4),
+                        textcoords="offset points", fontsize=8, color="0.3", rotation=90, va="top")
     data["marks_ohm_cm2"] = marks
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("Re Z (Ω cm²)")

@@ -288,15 +288,18 @@ _SUPERSCRIPTS = str.maketrans("-−+0123456789", "⁻⁻⁺⁰¹²³⁴⁵⁶⁷
 _MATH_EXPONENT = re.compile(r"\$\^\{?([-−+]?\d)\}?\$")
 _ASCII_EXPONENT = re.compile(r"(?<![\w.])(cm|mol|g|K|s|L)\^?([-−]\d)(?![\w.])")
 _ASCII_POWER = re.compile(r"(?<![\w.])(cm)\^?([23])(?![\w.])")
+_MICRO_METRE = re.compile(r"(?<=\d)( ?)um(?![\w.])")
 
 
 def unit_text(text: str) -> str:
     """``text`` with units in the figures' one form, exponents as superscripts: ``mA cm-2``,
     ``mA cm$^{-2}$`` → ``mA cm⁻²``; ``Ω cm2`` → ``Ω cm²``; ``mAh g^-1`` → ``mAh g⁻¹``; ``K-1``,
-    ``S cm-1`` likewise. Other mathematics (``R$_b$``, ``Li/Li$^+$``) is left alone."""
+    ``S cm-1`` likewise; ``500 um`` → ``500 µm``. Other mathematics (``R$_b$``, ``Li/Li$^+$``) is
+    left alone."""
     text = _MATH_EXPONENT.sub(lambda m: m.group(1).translate(_SUPERSCRIPTS), text)
     text = _ASCII_EXPONENT.sub(lambda m: m.group(1) + m.group(2).translate(_SUPERSCRIPTS), text)
-    return _ASCII_POWER.sub(lambda m: m.group(1) + m.group(2).translate(_SUPERSCRIPTS), text)
+    text = _ASCII_POWER.sub(lambda m: m.group(1) + m.group(2).translate(_SUPERSCRIPTS), text)
+    return _MICRO_METRE.sub(lambda m: m.group(1) + "µm", text)
 
 
 def _house_texts(fig: Figure) -> tuple[str, tuple[str, ...]]:
