@@ -315,31 +315,32 @@ def _house_texts(fig: Figure) -> tuple[str, tuple[str, ...]]:
     return suptitle or (titles[0] if titles else ""), tuple(texts)
 
 
+def _width(artist: Text, text: str, renderer: Any) -> float:
+    """Width in pixels ``artist`` takes showing ``text`` (which it then shows)."""
+    artist.set_text(text)
+    return artist.get_window_extent(renderer).width
+
+
 def _fit_titles(fig: Figure) -> None:
     """Break every title line too wide for the figure after a comma (or a space), so a long
     cell name never runs off the edge; titles that fit are left as they are."""
     renderer = FigureCanvasAgg(fig).get_renderer()
     fig.draw_without_rendering()  # the layout: where each title sits
     right = fig.bbox.x1
-    for title in [t for t in (fig._suptitle, *(ax.title for ax in fig.axes)) if t is not None and t.get_text()]:
+    suptitle = fig._suptitle  # the Text of fig.suptitle (matplotlib has no public accessor for it)
+    for title in [t for t in (suptitle, *(ax.title for ax in fig.axes)) if t is not None and t.get_text()]:
         text = title.get_text()
         box = title.get_window_extent(renderer)
         centre = (box.x0 + box.x1) / 2
         room = 2 * min(centre, right - centre) * 0.96
         if box.width <= room:
             continue
-
-        def width(line: str) -> float:
-            title.set_text(line)
-            return title.get_window_extent(renderer).width
-
         lines: list[str] = []
         for line in text.split("\n"):
-            pieces = re.split(r"(?<=,) ", line) if "," in line else line.split(" ")
             current = ""
-            for piece in pieces:
+            for piece in re.split(r"(?<=,) ", line) if "," in line else line.split(" "):
                 joined = f"{current} {piece}" if current else piece
-                if current and width(joined) > room:
+                if current and _width(title, joined, renderer) > room:
                     lines.append(current)
                     current = piece
                 else:
