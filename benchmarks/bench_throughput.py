@@ -1,10 +1,13 @@
 """Throughput of labctl's own software, and the round trip of one reading over VISA.
 
 1. engine + HDF5 writer: readings per second with an in-process simulated 2400
-   (:class:`drivers.sim.inprocess.InProcessSourceMeter`) on a virtual clock, so that only
-   our code is measured (goal ≥ 50 000 /s; a real 2400 reads at most ~2 000 /s).
+   (:class:`drivers.sim.inprocess.InProcessSourceMeter`) in front of a plain resistor, on a
+   virtual clock, so that only labctl's code is measured (goal ≥ 50 000 /s; a real 2400 reads
+   at most ~2 000 /s).
 2. the same without the writer, to show what the file costs.
-3. one ``:READ?`` round trip through our driver, pymeasure, pyvisa-py and the loopback TCP
+3. the same with the simulated Li | SSE | Li cell behind the 2400 (double layers, diffusion,
+   Butler–Volmer, noise): what a dry run costs, the simulator's physics included.
+4. one ``:READ?`` round trip through our driver, pymeasure, pyvisa-py and the loopback TCP
    socket to the SCPI simulator (median and 95th percentile).
 
 Run: ``python benchmarks/bench_throughput.py`` (about half a minute on 2 cores).
@@ -21,7 +24,7 @@ from drivers.keithley2400 import Keithley2400
 from drivers.sim.physics.cell import CellParameters, SymmetricCell
 from drivers.sim.inprocess import InProcessSourceMeter
 from drivers.sim.keithley2400 import Keithley2400Simulator, TcpServer
-from drivers.sim.smu import SourceMeterModel
+from drivers.sim.smu import Resistor, SourceMeterModel
 from labctl.steps import ConstantCurrent, SafetyLimits, StepProgram
 from labctl.engine import SoftwareTimedExecutor, VirtualClock
 from labctl.store import RunFileWriter
@@ -36,9 +39,10 @@ def _program(n_readings: int) -> StepProgram:
     return StepProgram(steps=steps, area_cm2=1.0, safety=SafetyLimits(max_abs_voltage_V=5, max_abs_current_A=0.01))
 
 
-def engine_throughput(with_writer: bool, n_readings: int = N_READINGS) -> float:
+def engine_throughput(with_writer: bool, n_readings: int = N_READINGS, *, cell: bool = False) -> tuple[float, int]:
     clock = VirtualClock()
-    smu = InProcessSourceMeter(SourceMeterModel(SymmetricCell(CellParameters(ccd_mA_cm2=50)), clock.now))
+    load = SymmetricCell(CellParameters(ccd_mA_cm2=50)) if cell else Resistor(100.0)
+    smu = InProcessSourceMeter(SourceMeterModel(load, clock.now))
     with tempfile.TemporaryDirectory() as tmp:
         subscribers = [RunFileWriter(Path(tmp) / "bench.h5", ["smu"], {})] if with_writer else []
         engine = SoftwareTimedExecutor(smu, clock, channel="smu", subscribers=subscribers)
@@ -77,6 +81,8 @@ def main() -> None:
     print(f"engine + HDF5 writer : {rate:10,.0f} readings/s  ({N_READINGS:,} readings, file {size / 1e6:.1f} MB)")
     rate, _ = engine_throughput(False)
     print(f"engine alone         : {rate:10,.0f} readings/s")
+    rate, _ = engine_throughput(True, cell=True)
+    print(f"… with the cell model: {rate:10,.0f} readings/s  (engine + writer + simulated Li|SSE|Li cell)")
     median, p95 = visa_round_trip()
     print(f":READ? over VISA/TCP : median {median * 1e6:.0f} µs, 95th percentile {p95 * 1e6:.0f} µs "
           f"({1 / median:,.0f} readings/s)")

@@ -52,6 +52,7 @@ __all__ = [
     "SourceMeter", "SweepingSourceMeter", "TipPositioner",
     "CYCLER_STATES", "CYCLER_ACTIVE_STATES", "CYCLER_RECORD_COLUMNS", "CyclerStatus", "CyclerChannel",
     "StepLike", "ConstantCurrentLike", "LoopLike", "SafetyLimitsLike", "ShortDetectionLike", "ProgramLike",
+    "RestLike", "ConstantVoltageLike", "LoopUntilLike",
     "StepBlock", "step_blocks", "step_name", "TemperatureChamber",
     "ImpedanceSpectrum", "ImpedanceAnalyser", "LinearSweeper",
 ]
@@ -387,7 +388,8 @@ class CyclerChannel(Protocol):
 # The compilers (drivers/neware/compiler.py, drivers/biologic/compiler.py) read a program by
 # structure, not by class: drivers import nothing of labctl. labctl.steps' program model has
 # these attribute names; any object with them compiles. Entries are told apart by ``kind``:
-# "rest", "constant_current", "loop"; a compiler refuses any other kind naming the step.
+# "rest", "constant_current", "constant_voltage", "loop"; a compiler refuses any other kind
+# naming the step.
 
 class StepLike(Protocol):
     """One step of a program, any kind. Units: s."""
@@ -438,8 +440,70 @@ class ConstantCurrentLike(StepLike, Protocol):
         ...
 
 
+class RestLike(StepLike, Protocol):
+    """A ``"rest"`` step: no current for ``duration_s``, or until the voltage reaches a stop
+    (a "rest until a voltage"; either stop may be None). Units: V."""
+
+    @property
+    def stop_voltage_above_V(self) -> float | None:
+        """End the rest when the measured voltage rises to this (V, signed)."""
+        ...
+
+    @property
+    def stop_voltage_below_V(self) -> float | None:
+        """End the rest when the measured voltage falls to this (V, signed)."""
+        ...
+
+
+class ConstantVoltageLike(StepLike, Protocol):
+    """A ``"constant_voltage"`` step: hold ``voltage_V`` until the first end condition is met
+    (``duration_s``, |I| falling to ``stop_current_below_A`` — the CV hold of a CC-CV —,
+    |I| rising to ``stop_current_above_A``, or ``stop_charge_C``). Units: V, A, C."""
+
+    @property
+    def voltage_V(self) -> float:
+        """The held voltage (V, signed)."""
+        ...
+
+    @property
+    def stop_current_below_A(self) -> float | None:
+        """End the step when |I| falls to this (A, > 0)."""
+        ...
+
+    @property
+    def stop_current_above_A(self) -> float | None:
+        """End the step when |I| rises to this (A, > 0)."""
+        ...
+
+    @property
+    def direction(self) -> str | None:
+        """``"charge"``/``"discharge"``: the hold's current direction (the current stops are
+        then signed in it), or None (read with ``getattr(step, "direction", None)``)."""
+        ...
+
+    @property
+    def stop_charge_C(self) -> float | None:
+        """End the step when |charge passed in this step| reaches this (C, > 0)."""
+        ...
+
+
+class LoopUntilLike(Protocol):
+    """A loop's exit condition: ``kind`` ``"short"``, ``"voltage_above"`` or
+    ``"voltage_below"`` with ``voltage_V`` (V; None for a short). Met at any reading of a pass,
+    it ends the step in progress and leaves the loop."""
+
+    @property
+    def kind(self) -> str:
+        ...
+
+    @property
+    def voltage_V(self) -> float | None:
+        ...
+
+
 class LoopLike(Protocol):
-    """A ``"loop"`` entry: ``steps`` run ``count`` times in a row (each pass one cycle)."""
+    """A ``"loop"`` entry: ``steps`` run ``count`` times in a row (each pass one cycle); with
+    ``until`` (an attribute a loop may lack or leave None) the loop is left early."""
 
     @property
     def kind(self) -> str:
@@ -454,6 +518,11 @@ class LoopLike(Protocol):
     @property
     def count(self) -> int:
         """Passes (≥ 1)."""
+        ...
+
+    @property
+    def until(self) -> LoopUntilLike | None:
+        """The exit condition, or None (read with ``getattr(loop, "until", None)``)."""
         ...
 
 

@@ -404,13 +404,14 @@ class EndConditions:
     check per reading is a few comparisons: ``voltage`` (``stop_voltage_above_V`` /
     ``stop_voltage_below_V``), ``current`` (|I| ≤ ``stop_current_below_A`` or ≥
     ``stop_current_above_A``), ``charge`` (|charge passed in the step| ≥ ``stop_charge_C``),
-    checked in that order. The duration is the executor's to check against its own clock
+    checked in that order (a constant-voltage step with a ``direction`` compares its current
+    signed in that direction). The duration is the executor's to check against its own clock
     (:func:`time_is_up`). ``step`` is any step of :mod:`labctl.steps` (attributes it lacks are
     not conditions). ``charge_rtol`` and ``voltage_tolerance_V`` let a cycler's rounded report
     count as the condition met.
     """
 
-    __slots__ = ("_v_above", "_v_below", "_i_below", "_i_above", "_q_stop", "any")
+    __slots__ = ("_v_above", "_v_below", "_i_below", "_i_above", "_q_stop", "_sign", "any")
 
     def __init__(self, step: Any, *, charge_rtol: float = 0.0, voltage_tolerance_V: float = 0.0) -> None:
         inf = math.inf
@@ -419,9 +420,11 @@ class EndConditions:
         q_stop = getattr(step, "stop_charge_C", None)
         self._v_above = inf if above is None else above - voltage_tolerance_V
         self._v_below = -inf if below is None else below + voltage_tolerance_V
-        self._i_below = -1.0 if i_below is None else i_below
+        self._i_below = -inf if i_below is None else i_below
         self._i_above = inf if i_above is None else i_above
         self._q_stop = inf if q_stop is None else q_stop * (1 - charge_rtol)
+        direction = getattr(step, "direction", None)
+        self._sign = 1.0 if direction == "charge" else -1.0 if direction == "discharge" else 0.0
         self.any = any(x is not None for x in (above, below, i_below, i_above, q_stop))
 
     def reason(self, voltage_V: float, current_A: float, charge_C: float) -> str | None:
@@ -429,7 +432,9 @@ class EndConditions:
         (C) meets that condition, else None."""
         if voltage_V >= self._v_above or voltage_V <= self._v_below:
             return "voltage"
-        i = abs(current_A)
+        # A directed constant-voltage hold's current is signed in its direction (a current that
+        # turned back has fallen below the cut-off too); otherwise its magnitude counts.
+        i = self._sign * current_A if self._sign else abs(current_A)
         if i <= self._i_below or i >= self._i_above:
             return "current"
         if abs(charge_C) >= self._q_stop:

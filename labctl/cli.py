@@ -58,6 +58,27 @@ def _fail(lines: list[str] | str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+_CELL_PARAM_HELP = ("NAME=VALUE: set a parameter of the simulated cell (repeatable), e.g. noise_V=0.001, "
+                    "temperature_C=70; the names are the simulated cell's parameters (docs/cell-presets.md).")
+
+
+def _cell_params(texts: Optional[list[str]], **named: Any) -> dict[str, Any]:
+    """The simulated cell's parameters set on the command line: ``--cell-param NAME=VALUE``
+    and the options naming one parameter (``named``, None when not given); a one-line exit for
+    a bad one, or for a parameter set twice."""
+    try:
+        params = simulated.parse_cell_params(texts or [])
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    for name, value in named.items():
+        if value is not None:
+            if name in params:
+                raise _fail(f"{simulated.CELL_OPTIONS[name]} and --cell-param {name}=… set the same parameter; "
+                            "give one")
+            params[name] = value
+    return params
+
+
 class ProgressView:
     """Subscriber drawing a rich progress bar over the run's planned (simulated) time."""
 
@@ -99,6 +120,7 @@ def run(
     cell: Optional[str] = typer.Option(None, "--cell", help=f"Simulated cell preset: {', '.join(simulated.cell_presets())}."),
     cell_ccd: Optional[float] = typer.Option(None, "--cell-ccd-mA-cm2", help="Simulated cell's CCD."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the simulated cell's randomness."),
+    cell_param: Optional[list[str]] = typer.Option(None, "--cell-param", help=_CELL_PARAM_HELP),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     control: bool = typer.Option(False, "--control", help="Listen for stop/pause/resume/status on a local "
                                  "control socket (<run file>.ctl), e.g. from `labctl gui`."),
@@ -128,6 +150,9 @@ def run(
     speed_value = _speed(speed)
     if not simulate and station is None:
         raise _fail("give a station file (--station FILE) or --simulate")
+    if cell_param and not simulate:
+        raise _fail("--cell-param sets a parameter of the simulated cell: give it with --simulate")
+    params = _cell_params(cell_param, ccd_mA_cm2=cell_ccd, seed=seed)
     specs = [CellSpec.parse(text) for text in protocols]
     if queue:
         if channels > 1:
@@ -148,8 +173,8 @@ def run(
     if channels > 1 and (cycler is None or len(specs) > 1 or specs[0].instrument is not None):
         raise _fail("--channels runs one protocol file (without @instrument) on a simulated --cycler")
     if len(specs) > 1 or specs[0].instrument is not None or channels > 1:
-        if control_socket is not None or cell or cell_ccd is not None or seed is not None:
-            raise _fail("--control-socket, --cell, --cell-ccd-mA-cm2 and --seed apply to one cell; "
+        if control_socket is not None or cell or cell_ccd is not None or seed is not None or cell_param:
+            raise _fail("--control-socket, --cell, --cell-ccd-mA-cm2, --seed and --cell-param apply to one cell; "
                         "set them per protocol file (--control gives each cell its own <run file>.ctl)")
         with signals_end_the_run() as signals:
             _run_cells(specs * channels, station, simulate, speed_value, output or Path("runs"), notify, cycler, control)
@@ -157,7 +182,7 @@ def run(
             raise typer.Exit(signals.exit_code)
         return
     protocol = specs[0].protocol_path
-    overrides: dict[str, Any] = {"ccd_mA_cm2": cell_ccd, "seed": seed, "preset": cell}
+    overrides: dict[str, Any] = {**params, "preset": cell}
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                         TimeElapsedColumn(), console=console, disable=quiet, transient=False)
     view = ProgressView(progress)
@@ -380,6 +405,16 @@ def validate(protocol: Path = typer.Argument(..., help="Protocol file (YAML)."))
         if gap:
             table.add_row("…", f"{n - 8} more", "", "", "")
     console.print(table)
+    position = 0
+    for entry in program.steps:  # loops that may end early
+        size = len(entry.steps) * entry.count if entry.kind == "loop" else 1
+        if entry.kind == "loop" and entry.until is not None:
+            console.print(f"steps {position}–{position + size - 1}: the loop ends early at {entry.until.describe()}")
+        position += size
+    section = getattr(proto, "simulated_cell", None)
+    if section is not None and section.model != "symmetric":
+        console.print(f"simulated cell (--simulate): model {section.model}, preset "
+                      f"{section.preset if 'preset' in section.model_fields_set else 'default'}")
 
 
 @app.command()
@@ -552,15 +587,24 @@ def export(
 @app.command()
 def report(
     run_file: str = typer.Argument(..., help="HDF5 run file, or a run's URL on a labctl server."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Directory for the PNGs "
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Directory for the figures "
                                           "(default: the run file's; created if missing)."),
+    format: str = typer.Option("png", "--format", help="Figure file format: png, svg or pdf."),
+    dpi: int = typer.Option(300, "--dpi", help="Resolution of a PNG (and of images in an SVG or PDF), "
+                            "50 … 1200 dots per inch."),
 ) -> None:
-    """Draw a run's figures as PNGs (<run>_iv.png, <run>_trigger_hist.png …) from the run file alone."""
-    from labctl.report import write_report  # matplotlib only when reporting
+    """Draw a run's figures (<run>_iv.png, <run>_trigger_hist.png …; SVG or PDF with --format)
+    from the run file alone, titled with the cell it ran on."""
+    from labctl.report import FORMATS, check_output, write_report  # matplotlib only when reporting
 
+    format = format.lower()
+    try:
+        check_output(format, dpi)
+    except ValueError as exc:
+        raise _fail(f"{'--dpi' if format in FORMATS else '--format'}: {exc}") from None
     try:
         with _local_run(run_file) as (path, here):
-            written = write_report(path, output or here)
+            written = write_report(path, output or here, format=format, dpi=dpi)
     except (RunFileError, OSError) as exc:
         raise _fail(str(exc)) from None
     for path in written:
@@ -718,15 +762,16 @@ def runs(
     console.print(f"{len(found)} run(s); open one with `labctl inspect {server.rstrip('/')}/runs/RUN`", style="dim")
 
 
-def _sim_cell(cell: str, speed: str, **changes: Optional[float]) -> tuple[Any, Any]:
-    """A simulator's cell parameters (preset + overrides) and its scaled clock, or a one-line exit."""
+def _sim_cell(cell: str, speed: str, cell_param: Optional[list[str]], **changes: Optional[float]) -> tuple[Any, Any]:
+    """A simulator's cell parameters (preset + ``--cell-param`` + the other options) and its
+    scaled clock, or a one-line exit."""
     from labctl.engine.clock import ScaledClock
 
     speed_value = _speed(speed)
     if math.isinf(speed_value):
         raise _fail("--speed max needs the client in the same process; give a number")
     try:
-        params = simulated.preset_cell(cell, **changes)
+        params = simulated.preset_cell(cell, **_cell_params(cell_param, **changes))
     except ValueError as exc:
         raise _fail(str(exc)) from None
     return params, ScaledClock(speed_value)
@@ -754,10 +799,11 @@ def sim_keithley2400(
     cell_ccd: Optional[float] = typer.Option(None, "--cell-ccd-mA-cm2", help="Override the cell's CCD."),
     cell_area: Optional[float] = typer.Option(None, "--cell-area-cm2", help="Override the electrode area."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the cell's randomness."),
+    cell_param: Optional[list[str]] = typer.Option(None, "--cell-param", help=_CELL_PARAM_HELP),
     speed: str = typer.Option("1", "--speed", help="Simulated time per wall second (the client must match)."),
 ) -> None:
     """Serve a simulated Keithley 2400 with a Li|SSE|Li cell until Ctrl-C."""
-    params, clock = _sim_cell(cell, speed, ccd_mA_cm2=cell_ccd, area_cm2=cell_area, seed=seed)
+    params, clock = _sim_cell(cell, speed, cell_param, ccd_mA_cm2=cell_ccd, area_cm2=cell_area, seed=seed)
     try:
         servers = simulated.serve_keithley2400(params, clock, port=port, pty=pty)
     except OSError as exc:
@@ -765,7 +811,7 @@ def sim_keithley2400(
     for server in servers:
         console.print(server.resource)
     console.print(f"cell: {cell}, CCD {params.ccd_mA_cm2:g} mA cm⁻², area {params.area_cm2:g} cm², "
-                  f"speed ×{clock.speed:g}. Ctrl-C to stop.", style="dim")
+                  f"{params.temperature_C:g} °C, speed ×{clock.speed:g}. Ctrl-C to stop.", style="dim")
     _serve_until_ctrl_c(servers)
 
 
@@ -799,10 +845,11 @@ def sim_neware(
     cell: str = typer.Option("hl_llzo", "--cell", help=f"Cell preset of every channel: {_PRESETS}."),
     cell_ccd: Optional[float] = typer.Option(None, "--cell-ccd-mA-cm2", help="Override the cells' CCD."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the first channel's cell (channel k: seed + k)."),
+    cell_param: Optional[list[str]] = typer.Option(None, "--cell-param", help=_CELL_PARAM_HELP),
     speed: str = typer.Option("1", "--speed", help="Simulated time per wall second."),
 ) -> None:
     """Serve a simulated NEWARE BTS (client API, XML over TCP) with a Li|SSE|Li cell per channel until Ctrl-C."""
-    params, clock = _sim_cell(cell, speed, ccd_mA_cm2=cell_ccd, seed=seed)
+    params, clock = _sim_cell(cell, speed, cell_param, ccd_mA_cm2=cell_ccd, seed=seed)
     try:
         server, ids = simulated.serve_neware(params, clock, channels=channels, port=port)
     except ValueError as exc:
@@ -812,7 +859,8 @@ def sim_neware(
     host, bound = server.address
     console.print(f"{host}:{bound}")
     console.print(f"{len(ids)} channels (devid-subdevid-chlid): {ids[0]} … {ids[-1]}; cell: {cell}, "
-                  f"CCD {params.ccd_mA_cm2:g} mA cm⁻², speed ×{clock.speed:g}. Ctrl-C to stop.", style="dim")
+                  f"CCD {params.ccd_mA_cm2:g} mA cm⁻², {params.temperature_C:g} °C, speed ×{clock.speed:g}. Ctrl-C to stop.",
+                  style="dim")
     _serve_until_ctrl_c([server])
 
 

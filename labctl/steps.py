@@ -13,7 +13,13 @@ limits and the online checks that hold for the whole run. The step kinds:
 * :class:`Impedance` — one PEIS/GEIS spectrum at open circuit (an impedance-capable channel);
 * :class:`SetTemperature` — a chamber set point, then the soak: no step starts before it is done;
 * :class:`LinearSweep` — linear sweep voltammetry at a scan rate (a BioLogic LSV, or a staircase);
-* :class:`Loop` — a body of steps repeated ``count`` times, each pass one cycle.
+* :class:`Loop` — a body of steps repeated ``count`` times, each pass one cycle; with
+  ``until`` (:class:`LoopUntil`) it is left early, at the first reading of a pass that meets
+  the exit condition ("until the short", "until the potential reaches 0.05 V").
+
+A CC-CV charge is a :class:`ConstantCurrent` to a voltage cut-off followed by a
+:class:`ConstantVoltage` hold at that voltage with a current cut-off; a "rest until a
+voltage" is a :class:`Rest` with a voltage stop.
 
 Every kind has a ``kind`` string (the discriminator), a ``label`` and a ``cycle``; the
 engine dispatches on ``kind``, and so do the cycler compilers in ``drivers/`` (which read
@@ -35,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -126,6 +132,11 @@ class ConstantVoltage(_Model):
     record_interval_s: RecordInterval
     label: str = ""
     cycle: int = Field(default=0, ge=0)
+    direction: Literal["charge", "discharge"] | None = None
+    """The hold's current direction: the CV half of a CC-CV charge is ``charge``. With it the
+    current stops are signed in that direction — the step ends when the charging current has
+    fallen to ``stop_current_below_A``, a current that has turned back included — and cyclers
+    write it as their CV charge (NEWARE Step_Type 3) or discharge (19). None: on |I|."""
 
     @model_validator(mode="after")
     def _has_an_end(self) -> ConstantVoltage:
@@ -339,17 +350,93 @@ CURRENT_SOURCED = frozenset({"rest", "constant_current", "impedance", "set_tempe
 SOFTWARE_TIMED = frozenset({"rest", "constant_current", "constant_voltage"})
 
 
+class LoopUntil(_Model):
+    """The exit condition of a :class:`Loop`: when a reading of a pass meets it, the step in
+    progress ends at that reading and the loop is left (the executors go on with the first
+    step after it; the rest of the pass and the remaining passes never run).
+
+    ``kind``:
+
+    * ``short`` — a short or soft short detected on a constant-current step of the loop
+      (:class:`~labctl.checks.ShortDetector`, configured by the program's
+      ``short_detection``): "plate until the cell shorts" [000 L87]. The short is recorded
+      (event and the step's reason) but does not end the run: the run goes on after the loop;
+    * ``voltage_above`` / ``voltage_below`` — a reading at or beyond ``voltage_V`` (V, signed)
+      on any step of the loop ("until the potential reaches 0.05 V", [003 L555]).
+
+    The step that met the condition ends with the reason ``until`` (``short`` or
+    ``soft_short`` for a short). Where each executor evaluates it: the software-timed executor
+    at every reading; on a cycler, NEWARE's step jump conditions for the voltage kinds
+    (:mod:`drivers.neware.compiler`) and the engine's decision on the downloaded points for the
+    others (it stops the channel), which is why a cycler needs such a loop to be the program's
+    last entry (:mod:`labctl.engine.delegated`).
+    """
+
+    kind: Literal["short", "voltage_above", "voltage_below"]
+    voltage_V: float | None = Field(default=None, ge=-210, le=210)
+
+    @model_validator(mode="after")
+    def _threshold(self) -> LoopUntil:
+        if (self.kind == "short") != (self.voltage_V is None):
+            raise ValueError("until: voltage_above and voltage_below need voltage_V; short takes none")
+        return self
+
+    def met(self, voltage_V: float) -> bool:
+        """Whether a reading of ``voltage_V`` (V) meets a voltage condition (never for ``short``)."""
+        if self.kind == "voltage_above":
+            return voltage_V >= self.voltage_V  # type: ignore[operator]
+        if self.kind == "voltage_below":
+            return voltage_V <= self.voltage_V  # type: ignore[operator]
+        return False
+
+    def describe(self) -> str:
+        """``the short`` or ``V ≥ 0.05 V``: the condition in words, for reasons and messages."""
+        if self.kind == "short":
+            return "a short"
+        return f"V {'≥' if self.kind == 'voltage_above' else '≤'} {self.voltage_V:g} V"
+
+
+#: Step reasons that meet a loop's ``until`` of each kind.
+UNTIL_REASONS = {"short": frozenset({"short", "soft_short"}), "voltage_above": frozenset({"until"}),
+                 "voltage_below": frozenset({"until"})}
+
+
 class Loop(_Model):
     """``steps`` repeated ``count`` times; each pass is one cycle.
 
     Inside a loop, a step's cycle number is ``first_cycle`` + the pass (0-based), so a
-    12 000 h cycling run is a few steps of data, not tens of thousands.
+    12 000 h cycling run is a few steps of data, not tens of thousands. ``until``: leave the
+    loop early (:class:`LoopUntil`); its steps must then be rests, constant-current and
+    constant-voltage steps, and a ``short`` condition needs a constant-current step.
     """
 
     kind: Literal["loop"] = "loop"
     steps: list[Step] = Field(min_length=1, max_length=10_000)
     count: int = Field(ge=1, le=MAX_LOOP_COUNT)
     first_cycle: int = Field(default=1, ge=0)
+    until: LoopUntil | None = None
+
+    @model_validator(mode="after")
+    def _until_fits(self) -> Loop:
+        if self.until is not None:
+            odd = [s.kind for s in self.steps if s.kind not in SOFTWARE_TIMED]
+            if odd:
+                raise ValueError(f"a loop with until holds rests, constant-current and constant-voltage steps, "
+                                 f"not {odd[0]}")
+            if self.until.kind == "short" and not any(s.kind == "constant_current" and s.current_A
+                                                      for s in self.steps):
+                raise ValueError("until: short needs a constant-current step in the loop (shorts are detected there)")
+        return self
+
+
+class LoopSpan(NamedTuple):
+    """Where a loop sits in the executed sequence: steps ``first``…``end − 1`` (loops
+    unrolled), the loop itself, and whether it is the program's last entry."""
+
+    first: int
+    end: int
+    loop: Loop
+    last: bool
 
 
 Entry = Annotated[Rest | ConstantCurrent | ConstantVoltage | VoltageSweep | TipMove | CurrentMap | Impedance
@@ -433,7 +520,30 @@ class StepProgram(_Model):
                     raise ValueError(f"{where}: a {step.kind} step needs a cell electrode, not a {self.electrode}")
                 if isinstance(step, TipMove | CurrentMap) and self.electrode != "tip":
                     raise ValueError(f"{where}: a {self.electrode} electrode has no tip to move or map")
+            if isinstance(entry, Loop) and entry.until is not None and entry.until.kind == "short" and (
+                    not self.short_detection.enabled):
+                raise ValueError(f"step {position} (loop): until: short needs short_detection enabled")
         return self
+
+    def loop_span(self, index: int) -> LoopSpan | None:
+        """The loop that executed step ``index`` belongs to (None: not in a loop, or outside
+        the program). O(number of entries)."""
+        position = 0
+        for k, entry in enumerate(self.steps):
+            size = len(entry.steps) * entry.count if isinstance(entry, Loop) else 1
+            if position <= index < position + size:
+                return LoopSpan(position, position + size, entry, k == len(self.steps) - 1) \
+                    if isinstance(entry, Loop) else None
+            position += size
+        return None
+
+    def loop_exit(self, index: int, reason: str) -> LoopSpan | None:
+        """The loop that step ``index``, ended with ``reason``, leaves by its ``until``
+        (:data:`UNTIL_REASONS`), or None when the step does not end its loop."""
+        span = self.loop_span(index)
+        if span is None or span.loop.until is None or reason not in UNTIL_REASONS[span.loop.until.kind]:
+            return None
+        return span
 
     def iter_steps(self, start: int = 0) -> Iterator[tuple[int, Step, int]]:
         """(step index, step, cycle) of the executed sequence, loops unrolled, from ``start``.
@@ -505,6 +615,7 @@ def program_kinds(program: StepProgram) -> set[str]:
 
 __all__ = ["program_kinds", "Impedance", "MAX_CHAMBER_C", "MIN_CHAMBER_C", "LinearSweep", "MAX_FREQUENCY_HZ", "MIN_FREQUENCY_HZ", "SOFTWARE_ONLY", "SetTemperature",
            "AUTO_SOURCE_DELAY_S", "CURRENT_SOURCED", "ConstantCurrent", "ConstantVoltage", "CurrentMap", "Entry", "Loop",
+           "LoopSpan", "LoopUntil", "UNTIL_REASONS",
            "MAX_LOOP_COUNT", "MAX_PROGRAM_STEPS", "MAX_STEP_DURATION_S", "MAX_SWEEP_POINTS", "MIN_RECORD_INTERVAL_S",
            "Rest", "SOFTWARE_TIMED", "SafetyLimits", "ShortDetection", "Step", "StepProgram", "TipMove",
            "VoltageSweep"]

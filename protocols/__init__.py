@@ -11,7 +11,12 @@ from labctl.yamlfile import FileError, line_of, load_model, parse_yaml, read_yam
 from protocols.base import CellInfo, ProtocolBase, SimulatedCell
 from protocols.ccd_staircase import CCDStaircase
 from protocols.cafm_trigger_sweep import CafmTriggerSweep
+from protocols.continuous_plating import ContinuousPlating
+from protocols.ctta import CTTA
+from protocols.full_cell_cycling import FullCellCycling
+from protocols.li_cu_efficiency import LiCuEfficiency
 from protocols.memristor_cycling import MemristorCycling
+from protocols.soft_short_amperometry import SoftShortAmperometry
 from protocols.symmetric_cycling import SymmetricCycling
 from protocols.arrhenius import Arrhenius
 from protocols.dc_polarisation import DCPolarisation
@@ -26,6 +31,10 @@ KINDS: dict[str, type[ProtocolBase]] = {"ccd_staircase": CCDStaircase, "symmetri
 # The characterisation kinds (issue 12).
 KINDS.update({"eis": EIS, "arrhenius": Arrhenius, "dc_polarisation": DCPolarisation,
               "transference_number": TransferenceNumber, "lsv": LSV, "sequence": Sequence})
+# Full cells and lithium inventory (issue 13).
+KINDS.update({"full_cell_cycling": FullCellCycling, "li_cu_efficiency": LiCuEfficiency,
+              "continuous_plating": ContinuousPlating, "ctta": CTTA,
+              "soft_short_amperometry": SoftShortAmperometry})
 
 
 def load_protocol(path: str | Path) -> ProtocolBase:
@@ -57,4 +66,5 @@ def _validate(path: str | Path, data: dict, node) -> ProtocolBase:
 
 
 __all__ = ["Arrhenius", "DCPolarisation", "EIS", "LSV", "Sequence", "TransferenceNumber", "KINDS", "CafmTriggerSweep", "CCDStaircase", "MemristorCycling", "CellInfo", "FileError", "ProtocolBase", "SimulatedCell", "SymmetricCycling",
-           "load_protocol", "load_protocol_text"]
+           "load_protocol", "load_protocol_text",
+           "CTTA", "ContinuousPlating", "FullCellCycling", "LiCuEfficiency", "SoftShortAmperometry"]

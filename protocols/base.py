@@ -71,9 +71,14 @@ class SimulatedCell(_Model):
 
     model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     preset: str = Field(default="hl_llzo", min_length=1, max_length=64)
+    model: str = Field(default="symmetric", min_length=1, max_length=64)
+    """``symmetric`` (the Li | SSE | Li cell, whose presets ``preset`` names) or another
+    simulated cell model (``lfp_half_cell``, ``nmc811_half_cell``, ``li_cu``,
+    ``plating_to_short``, ``ctta``, ``soft_short``), ``preset`` then naming one of that model's
+    presets (default its first). ``labctl validate`` lists what each accepts."""
 
     def as_dict(self) -> dict[str, Any]:
-        """The section as written: ``preset`` and the parameter overrides."""
+        """The section as written: ``preset`` and the parameter overrides (not ``model``)."""
         return {"preset": self.preset, **(self.model_extra or {})}
 
 

@@ -69,16 +69,45 @@ def cycling(tmp_path_factory):
     return _run(tmp_path_factory, "cycling_llzo_0p8.yaml", total_time_h=20, record_interval_s=10.0)
 
 
-def _assert_png(path: Path, min_width: int = 600) -> None:
+def _assert_png(path: Path, dpi: int = 300) -> None:
+    """A PNG at ``dpi`` (its pHYs chunk), of the size the figure's inches give at that dpi."""
     assert path.is_file() and path.suffix == ".png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(path) as image:
         image.verify()
     with Image.open(path) as image:
+        assert image.info["dpi"] == pytest.approx((dpi, dpi), abs=0.05)  # stored as dots per metre
         width, height = image.size
-        assert min_width <= width <= 2000 and 300 <= height <= 1200, image.size
+        # The figures are 5–11.5 in wide and 3.8–8.4 in high.
+        assert 5 * dpi <= width <= 11.5 * dpi and 3.8 * dpi <= height <= 8.4 * dpi, image.size
         assert len(np.unique(np.asarray(image.convert("L")))) > 20  # something is drawn
-    assert 10_000 < path.stat().st_size < 600_000
+    assert 10_000 < path.stat().st_size < 2_000_000 * (dpi / 300) ** 2
+
+
+def assert_figure_file(path: Path, format: str, title: str) -> None:
+    """A figure file in ``format`` (png at 300 dpi, svg, pdf) whose metadata carry ``title``."""
+    assert path.suffix == f".{format}" and path.is_file()
+    data = path.read_bytes()
+    if format == "png":
+        _assert_png(path)
+        with Image.open(path) as image:
+            assert image.info["Title"] == " ".join(title.split())
+    elif format == "svg":
+        assert data.startswith(b"<?xml") and b"<svg " in data[:1000] and data.rstrip().endswith(b"</svg>")
+        assert f"<dc:title>{' '.join(title.split())}</dc:title>".encode() in data.replace(b"&amp;", b"&")
+    else:
+        assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+        assert b"/Title" in data and b"/CreationDate" not in data
+        assert b"/FontFile2" in data and b"/Type3" not in data  # TrueType text, as journals ask
+
+
+UNIT_FORMS = ("cm-2", "cm-1", "cm2", "cm$^", "g-1", "K-1", "$^{")
+
+
+def assert_units_with_superscripts(figure) -> None:
+    """No unit of the figure is written as mA cm-2, cm$^{-2}$ or Ω cm2: the superscript form only."""
+    for text in figure.texts:
+        assert not any(form in text for form in UNIT_FORMS), (figure.name, text)
 
 
 # -- c-AFM ---------------------------------------------------------------------------------------
@@ -89,6 +118,7 @@ def test_cafm_writes_four_figures_named_after_the_run(cafm):
     for name, figure in figures.items():
         assert figure.path == result.path.parent / f"{stem}_{name}.png"
         _assert_png(figure.path)
+        assert_units_with_superscripts(figure)
 
 
 def test_cafm_histogram_holds_the_boundary_and_interior_triggering_biases(cafm):
@@ -136,6 +166,26 @@ def test_cafm_distance_plot_and_current_map_show_the_stored_numbers(cafm):
             lo, hi = maps[f"{name}_range_A"]
             assert 0 < lo <= hi == pytest.approx(np.nanmax(np.abs(stored)))
     assert maps["bias_V"] == 0.1
+
+
+def test_cafm_maps_before_and_after_share_one_log_colour_scale(cafm, tmp_path):
+    result, _ = cafm
+    bright = tmp_path / "bright.h5"
+    shutil.copy(result.path, bright)
+    with h5py.File(bright, "r+") as f:  # conductive bumps after the sweeps: 10⁴ × the background at one point
+        after = f["results/current_map_after/current_A"]
+        image = after[()]
+        image[3, 4] *= 1e4
+        after[...] = image
+    figure = next(f for f in build_report(bright, tmp_path) if f.name == "current_map")
+    maps = figure.data
+    before, after = maps["current_map_before_range_A"], maps["current_map_after_range_A"]
+    assert after[1] > 1000 * before[1]  # the two maps' own ranges are decades apart …
+    # … yet both are drawn with the same colour limits, those of all maps together.
+    assert maps["current_map_before_clim_A"] == maps["current_map_after_clim_A"] == maps["colour_limits_A"]
+    assert maps["colour_limits_A"] == pytest.approx((min(before[0], after[0]), max(before[1], after[1])))
+    # One colour bar for both.
+    assert sum(text.startswith("|current| at") for text in figure.texts) == 1
 
 
 # -- memristor -----------------------------------------------------------------------------------
@@ -194,6 +244,9 @@ def test_ccd_time_series_marks_the_short_and_the_ccd(ccd):
     over = figures["overpotential"].data
     np.testing.assert_array_equal(over["overpotential_end_mV"], r["overpotentials"]["overpotential_end_mV"])
     assert over["short_step_index"] == r["short_step_index"]
+    for figure in figures.values():
+        assert_units_with_superscripts(figure)
+        assert figure.title.startswith("CCD staircase, Li | H.L.-LLZO | Li, 300 µm, 25 °C (simulated)")
 
 
 def test_cycling_overview_is_decimated_without_losing_extremes(cycling):
@@ -233,6 +286,77 @@ def test_imported_run_gets_the_time_series(ccd, tmp_path):
         del f["results"]
         f.create_group("results")
     assert [p.name for p in write_report(copy, tmp_path / "figs")] == ["imported_timeseries.png"]
+
+
+# -- format, resolution, titles ------------------------------------------------------------------
+@pytest.mark.parametrize("fixture", ["cafm", "memristor_pad", "ccd", "cycling"])
+@pytest.mark.parametrize("format", ["svg", "pdf"])
+def test_every_figure_kind_writes_svg_and_pdf(request, tmp_path, fixture, format):
+    result, pngs = request.getfixturevalue(fixture)
+    figures = build_report(result.path, tmp_path, format=format)
+    assert [f.name for f in figures] == list(pngs)
+    for figure in figures:
+        assert figure.path == tmp_path / f"{result.path.stem}_{figure.name}.{format}"
+        assert_figure_file(figure.path, format, figure.title)
+        assert figure.title == pngs[figure.name].title
+    # Drawn twice from one run file, a figure is the same file (no creation date in it).
+    first = figures[0].path.read_bytes()
+    build_report(result.path, tmp_path, format=format)
+    assert figures[0].path.read_bytes() == first
+
+
+def test_png_resolution_is_300_dpi_unless_asked(memristor_pad, tmp_path):
+    result, figures = memristor_pad
+    for figure in figures.values():
+        assert_figure_file(figure.path, "png", figure.title)  # 300 dpi by default
+    with Image.open(figures["resistance"].path) as image:
+        size_300 = image.size
+    [_, resistance] = build_report(result.path, tmp_path, dpi=150)
+    _assert_png(resistance.path, dpi=150)
+    with Image.open(resistance.path) as image:
+        assert image.size == (size_300[0] // 2, size_300[1] // 2)  # the same figure, half the pixels
+    for format, dpi in (("tiff", 300), ("png", 20), ("png", 5000)):
+        with pytest.raises(ValueError):
+            build_report(result.path, tmp_path / "refused", format=format, dpi=dpi)
+    assert not (tmp_path / "refused").exists()
+
+
+def test_titles_come_from_the_runs_own_cell(tmp_path_factory):
+    """A CCD protocol of Li | H.L.-LLZO | Li run with ``--cell bare_llzo`` at 70 °C is titled with
+    the bare LLZO cell at 70 °C, not with its protocol's name or cell."""
+    tmp = tmp_path_factory.mktemp("bare")
+    result = run_protocol(EXAMPLES / "ccd_llzo.yaml", simulate=True, speed=math.inf, output=tmp / "bare.h5",
+                          cell_overrides={"preset": "bare_llzo", "temperature_C": 70.0, "ccd_mA_cm2": 0.15})
+    figures = build_report(result.path)
+    assert [f.name for f in figures] == ["timeseries", "overpotential"]
+    for figure in figures:
+        assert figure.title.startswith("CCD staircase, Li | LLZO | Li, no interlayer, 300 µm, 70 °C (simulated)")
+        assert not any("H.L.-LLZO" in text or "PPC" in text for text in figure.texts)
+        assert_units_with_superscripts(figure)
+    # Without a simulated preset the protocol's cell names the run; without either, the file.
+    with h5py.File(result.path, "r+") as f:
+        for key in ("simulated_cell_label", "simulated_cell_preset"):
+            del f.attrs[key]
+        f.attrs["simulated"] = False
+    [series, _] = build_report(result.path)
+    assert series.title.startswith("CCD staircase, Li6.5La3Zr1.5Ta0.5O12 (LLZO) with PPC-LiTFSI homogenising layer, "
+                                   "300 µm, 25 °C\n")
+    with h5py.File(result.path, "r+") as f:
+        f.attrs["cell_electrolyte"] = ""
+        f.attrs["protocol_name"] = "a $5 cell, 0.1 mA cm-2 steps"
+    [series, _] = build_report(result.path)
+    assert series.title.startswith("CCD staircase, a \\$5 cell, 0.1 mA cm⁻² steps\n")  # shown as written
+
+
+def test_units_are_written_with_superscripts():
+    from labctl.report import unit_text
+
+    assert unit_text("current density (mA cm$^{-2}$)") == "current density (mA cm⁻²)"
+    assert unit_text("0.1 mA cm-2 steps, 50 ohm cm2, 140 mAh g^-1") == "0.1 mA cm⁻² steps, 50 ohm cm², 140 mAh g⁻¹"
+    assert unit_text("ln(σ / S cm$^{-1}$) vs 1000 / T (K$^{-1}$)") == "ln(σ / S cm⁻¹) vs 1000 / T (K⁻¹)"
+    assert unit_text("a 500 um Au pad on 12.6um") == "a 500 µm Au pad on 12.6µm"
+    for kept in ("R$_{CT}$ (Ω cm²)", "V vs Li/Li$^+$", "Li6.5La3Zr1.5Ta0.5O12", "sample K1", "drum"):
+        assert unit_text(kept) == kept
 
 
 # -- decimation ----------------------------------------------------------------------------------
@@ -314,15 +438,22 @@ LABCTL = [shutil.which("labctl") or sys.executable, *([] if shutil.which("labctl
 
 
 def test_labctl_report_prints_the_paths_and_bad_files_exit_1(memristor_pad, tmp_path):
-    result, _ = memristor_pad
+    result, figures = memristor_pad
     out = tmp_path / "figures"
-    proc = subprocess.run([*LABCTL, "report", str(result.path), "-o", str(out)], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    written = [line.removeprefix("wrote ") for line in proc.stdout.splitlines()]
-    assert written == [str(out / f"{result.path.stem}_{name}.png") for name in ("iv", "resistance")]
-    for path in written:
-        _assert_png(Path(path))
+    for format in ("png", "pdf", "svg"):
+        proc = subprocess.run([*LABCTL, "report", str(result.path), "-o", str(out), "--format", format],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        written = [line.removeprefix("wrote ") for line in proc.stdout.splitlines()]
+        assert written == [str(out / f"{result.path.stem}_{name}.{format}") for name in ("iv", "resistance")]
+        for path, figure in zip(written, figures.values()):
+            assert_figure_file(Path(path), format, figure.title)
+    for option, value, expected in (("--format", "tiff", "error: --format: unknown figure format 'tiff'; known: "
+                                                          "png, svg, pdf"),
+                                    ("--dpi", "20", "error: --dpi: the resolution must be 50 … 1200 dpi, got 20")):
+        proc = subprocess.run([*LABCTL, "report", str(result.path), option, value], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [expected]
     bad = tmp_path / "bad.h5"
     bad.write_text("not a run file")
     proc = subprocess.run([*LABCTL, "report", str(bad)], capture_output=True, text=True, timeout=120)

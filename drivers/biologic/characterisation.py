@@ -30,6 +30,7 @@ Units: V, A, s, Hz. Bad parameters raise pydantic's ``ValidationError``.
 
 from __future__ import annotations
 
+import abc
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -71,8 +72,9 @@ class _Impedance(_Model):
     _amplitude_name: ClassVar[str]
     _record_name: ClassVar[str]
 
+    @abc.abstractmethod
     def _amplitude(self) -> float:
-        raise NotImplementedError
+        """The excitation amplitude (PEIS: V; GEIS: A)."""
 
     def frequencies_Hz(self) -> np.ndarray:
         """The frequencies in measuring order (Hz)."""

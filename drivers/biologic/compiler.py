@@ -1,12 +1,21 @@
 """Compile a step program into a BioLogic technique list (:mod:`drivers.biologic`).
 
 The program is read by structure (:class:`drivers.base.ProgramLike`), its entries told apart
-by ``kind``; any kind but ``rest``, ``constant_current`` and ``loop`` is refused naming the
-step (:class:`BiologicCompileError`). The mapping (units: A, V, s; sign: + = plating onto the
-working electrode, as in the program):
+by ``kind``; any kind but ``rest``, ``constant_current``, ``constant_voltage`` and ``loop`` is
+refused naming the step (:class:`BiologicCompileError`). The mapping (units: A, V, s; sign: +
+= plating onto the working electrode, as in the program):
 
 * ``rest`` → OCV (``Rest_time_T`` = ``duration_s``); a 0 A ``constant_current`` with a
-  duration and no voltage stop is a rest too;
+  duration and no voltage stop is a rest too. A rest with a voltage stop (a rest until a
+  voltage) → a CP at 0 A with the limit test ``Ewe > x`` / ``Ewe < x`` (OCV has no limit
+  tests in the Development Package; CPLIMIT at 0 A is its open circuit with a test);
+* ``constant_voltage`` → a one-step CA (``Voltage_step`` = ``voltage_V``, ``Duration_step`` =
+  ``duration_s``, required): ``stop_current_below_A`` → the limit test ``I < x`` after a
+  charge (``I > −x`` after a discharge: the direction is the step's ``direction``, else that
+  of the constant-current step before it, the CC half of a CC-CV, else a charge) and ``stop_current_above_A`` → ``I > x``
+  (``I < −x``), with ``Exit_Cond`` = next technique (CALIMIT); ``I_Range`` the smallest fixed
+  range holding the preceding CC's current (EC-Lab changes the current range only after an
+  OCV, so a CV keeps its CC's range: aurora-unicycler PR #19), else ``max_abs_current_A``;
 * ``constant_current`` → a one-step CP: ``Current_step`` = ``current_A``, ``Duration_step`` =
   ``duration_s``, shortened to ``stop_charge_C`` / |I| when that comes first (a CP's current
   is constant, so the charge stop is a time; the limit tests have no charge variable, §3.2);
@@ -15,6 +24,11 @@ working electrode, as in the program):
   |I|; ``Record_every_dT`` = ``record_interval_s``, no dE recording;
 * a ``loop`` → its steps, then a Loop technique back to the first of them with
   ``loop_N_times`` = ``count`` − 1 (none when ``count`` is 1);
+* a loop's ``until``: a technique list cannot jump out of a Loop, so the loop must be the
+  program's last entry and leaving it ends the run: a voltage condition becomes a limit test
+  with ``Exit_Cond`` = stop on each CP of its body that has no voltage test of its own (a
+  CPLIMIT step has one ``Exit_Cond`` for all its tests), and the engine decides from the points
+  on every step (the PC-side decision: it stops the channel; a short is always decided there);
 * ``safety`` → the channel's safety limits (:class:`drivers.biologic.ChannelSafetyLimits`):
   Ewe within ±``max_abs_voltage_V``, |I| ≤ ``max_abs_current_A``; and ``E_Range`` the smallest
   fixed range holding ±``max_abs_voltage_V``;
@@ -51,11 +65,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from drivers.base import ConstantCurrentLike, ProgramLike, StepLike, step_blocks, step_name
+from drivers.base import ConstantCurrentLike, ConstantVoltageLike, ProgramLike, StepLike, step_blocks, step_name
 from drivers.biologic.records import ChannelStatus, EndReason, ERange, ExitCondition
 from drivers.biologic.techniques import (
+    CA,
     CP,
     OCV,
+    CAStep,
     ChannelSafetyLimits,
     CPStep,
     LimitTest,
@@ -97,7 +113,7 @@ class BiologicProgram:
     steps.
     """
 
-    techniques: tuple[OCV | CP | Loop, ...]
+    techniques: tuple[OCV | CP | CA | Loop, ...]
     safety: ChannelSafetyLimits
     software_floor_steps: tuple[int, ...]
     n_steps: int
@@ -172,14 +188,24 @@ def compile_program(program: ProgramLike) -> BiologicProgram:
     detection = program.short_detection
     floor_V = detection.floor_V if detection.enabled and program.end_run_on_short and detection.floor_V > 0 else None
     settle_s = detection.settle_s
-    techniques: list[OCV | CP | Loop] = []
+    techniques: list[OCV | CP | CA | Loop] = []
     blocks: list[_Block | None] = []
     software_floor: list[int] = []
     n_steps = loop0 = 0
-    for index, body, passes, _loop in step_blocks(program):
+    all_blocks = step_blocks(program)
+    before: StepLike | None = None  # the step before (a CV's direction and current range follow it)
+    for number, ((index, body, passes, _loop), entry) in enumerate(zip(all_blocks, program.steps)):
         first = len(techniques)
+        until = getattr(entry, "until", None) if entry.kind == "loop" else None
+        if until is not None and number != len(all_blocks) - 1:
+            raise BiologicCompileError(f"step {index} (loop until {until.kind}): on BioLogic a loop with until must be "
+                                       "the program's last entry (a technique list cannot jump out of a Loop)")
         for k, step in enumerate(body):
-            technique, floor_in_software = _technique(index + k, step, floor_V, settle_s, e_range)
+            if step.kind == "constant_voltage":
+                technique, floor_in_software = _ca(index + k, step, before, limits.max_abs_current_A, e_range), False  # type: ignore[arg-type]
+            else:
+                technique, floor_in_software = _technique(index + k, step, floor_V, settle_s, e_range, until)
+            before = step
             techniques.append(technique)
             blocks.append(_Block(first, len(body), index, loop0, passes))
             if floor_in_software:
@@ -194,19 +220,61 @@ def compile_program(program: ProgramLike) -> BiologicProgram:
     return BiologicProgram(tuple(techniques), safety, tuple(software_floor), n_steps, tuple(blocks))
 
 
+def _ca(index: int, cv: ConstantVoltageLike, before: StepLike | None, max_current_A: float, e_range: ERange) -> CA:
+    """A constant-voltage step as a one-step CA (CALIMIT with its current tests)."""
+    where = step_name(index, cv)
+    prev_current = getattr(before, "current_A", 0.0) if before is not None and before.kind == "constant_current" else 0.0
+    direction = getattr(cv, "direction", None)
+    sign = (-1.0 if direction == "discharge" else 1.0) if direction is not None else (-1.0 if prev_current < 0 else 1.0)
+    if cv.duration_s is None:
+        raise BiologicCompileError(f"{where}: a BioLogic CA step needs a Duration_step; give duration_s as well as the "
+                                   "current stop")
+    if cv.stop_charge_C is not None:
+        raise BiologicCompileError(f"{where}: a BioLogic CA step has no charge limit test (stop_charge_C)")
+    tests = []
+    if cv.stop_current_below_A is not None:
+        tests.append(LimitTest(variable="I", comparison="<" if sign > 0 else ">", value=sign * cv.stop_current_below_A))
+    if cv.stop_current_above_A is not None:
+        tests.append(LimitTest(variable="I", comparison=">" if sign > 0 else "<", value=sign * cv.stop_current_above_A))
+    try:
+        i_range = i_range_for(abs(prev_current) if prev_current else max_current_A)
+        return CA(steps=(CAStep(voltage_V=cv.voltage_V, duration_s=cv.duration_s, limits=tuple(tests),
+                                exit_condition=ExitCondition.NEXT_TECHNIQUE),),
+                  record_every_dT_s=cv.record_interval_s, i_range=i_range, e_range=e_range)
+    except ValueError as exc:
+        raise BiologicCompileError(f"{where}: {exc}") from None
+
+
 def _technique(index: int, step: StepLike, floor_V: float | None, settle_s: float,
-               e_range: ERange) -> tuple[OCV | CP, bool]:
+               e_range: ERange, until: object | None = None) -> tuple[OCV | CP, bool]:
     """One program step's technique, and whether its short floor is left to the engine."""
     if step.kind not in ("rest", "constant_current"):
         raise BiologicCompileError(f"step {index} ({step.kind}): not supported on BioLogic yet")
     where = step_name(index, step)
     cc: ConstantCurrentLike | None = step if step.kind == "constant_current" else None  # type: ignore[assignment]
     voltage_tests = []
-    if cc is not None:
-        if cc.stop_voltage_above_V is not None:
-            voltage_tests.append(LimitTest(comparison=">", value=cc.stop_voltage_above_V))
-        if cc.stop_voltage_below_V is not None:
-            voltage_tests.append(LimitTest(comparison="<", value=cc.stop_voltage_below_V))
+    above, below = getattr(step, "stop_voltage_above_V", None), getattr(step, "stop_voltage_below_V", None)
+    if above is not None:
+        voltage_tests.append(LimitTest(comparison=">", value=above))
+    if below is not None:
+        voltage_tests.append(LimitTest(comparison="<", value=below))
+    kind = getattr(until, "kind", "short")
+    if kind != "short" and not voltage_tests:
+        # Leaving the last loop ends the run: the channel stops itself at the condition.
+        stop_test = LimitTest(comparison=">" if kind == "voltage_above" else "<", value=until.voltage_V)  # type: ignore[union-attr]
+        current = cc.current_A if cc is not None else 0.0
+        duration = step.duration_s
+        if cc is not None and cc.stop_charge_C is not None and current:
+            duration = cc.stop_charge_C / abs(current) if duration is None else min(duration, cc.stop_charge_C / abs(current))
+        if duration is None:
+            raise BiologicCompileError(f"{where}: a BioLogic CP step needs a Duration_step")
+        try:
+            i_range = i_range_for(current)
+        except ValueError as exc:
+            raise BiologicCompileError(f"{where}: {exc}") from None
+        cp_step = CPStep(current_A=current, duration_s=duration, limits=(stop_test,), exit_condition=ExitCondition.STOP)
+        return CP(steps=(cp_step,), record_every_dT_s=step.record_interval_s, i_range=i_range, e_range=e_range), \
+            floor_V is not None and current != 0
     current_A = cc.current_A if cc is not None else 0.0
     duration_s = step.duration_s
     if cc is not None and cc.stop_charge_C is not None and current_A != 0:

@@ -7,6 +7,7 @@ Units: V, A, s, C. Bad parameters raise pydantic's ``ValidationError``.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterator, Sequence
 from typing import Annotated, ClassVar, Literal
 
@@ -167,8 +168,9 @@ class _StepTechnique(_Model):
     def ecc_name(self) -> str:
         return self._base + ("limit" if self.limited else "")
 
+    @abc.abstractmethod
     def _record_value(self) -> float:
-        raise NotImplementedError
+        """The technique's record threshold (CP: ``Record_every_dE`` in V; CA: ``Record_every_dI`` in A)."""
 
     def ecc_params(self) -> list[EccParam]:
         out: list[EccParam] = []

@@ -2,8 +2,9 @@
 program, and the channel as a :class:`drivers.base.CyclerChannel`.
 
 * :mod:`.client`: :class:`NewareClient` (XML over TCP, port 502) and :class:`DownloadCursor`;
-* :mod:`.stepfile`: the step model (:class:`Rest`, :class:`ConstantCurrent`, :class:`Cycle`,
-  :class:`Protection`) and :class:`StepFile`'s XML;
+* :mod:`.stepfile`: the step model (:class:`Rest`, :class:`ConstantCurrent`,
+  :class:`ConstantVoltage`, :class:`Cycle`, :class:`Condition`, :class:`Protection`) and
+  :class:`StepFile`'s XML;
 * :mod:`.compiler`: :func:`compile_program`, a step program → :class:`StepFile`;
 * :mod:`.channel`: :class:`NewareCycler`, :func:`compile_native`, :func:`parse_address`.
 """
@@ -24,7 +25,19 @@ from drivers.neware.client import (
     TimedPoint,
 )
 from drivers.neware.compiler import compile_program
-from drivers.neware.stepfile import ConstantCurrent, Cycle, Protection, Rest, StepFile, StepFileError, fold_repeats
+from drivers.neware.stepfile import (
+    JUMP_END,
+    JUMP_NEXT,
+    Condition,
+    ConstantCurrent,
+    ConstantVoltage,
+    Cycle,
+    Protection,
+    Rest,
+    StepFile,
+    StepFileError,
+    fold_repeats,
+)
 
 __all__ = [
     # channel
@@ -35,5 +48,6 @@ __all__ = [
     # compiler
     "compile_program",
     # step files
-    "ConstantCurrent", "Cycle", "Protection", "Rest", "StepFile", "StepFileError", "fold_repeats",
+    "ConstantCurrent", "ConstantVoltage", "Condition", "Cycle", "JUMP_END", "JUMP_NEXT", "Protection", "Rest", "StepFile",
+    "StepFileError", "fold_repeats",
 ]

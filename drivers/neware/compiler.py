@@ -1,11 +1,20 @@
 """Compile a step program into a NEWARE step file (:class:`drivers.neware.StepFile`).
 
 The program is read by structure (:class:`drivers.base.ProgramLike`), its entries told apart
-by ``kind``; any kind but ``rest``, ``constant_current`` and ``loop`` is refused naming the
-step (:class:`drivers.neware.StepFileError`). The mapping (units: :mod:`drivers.neware.stepfile`;
-sign: + = charge = plating onto the working electrode, as in the step program):
+by ``kind``; any kind but ``rest``, ``constant_current``, ``constant_voltage`` and ``loop`` is
+refused naming the step (:class:`drivers.neware.StepFileError`). The mapping (units:
+:mod:`drivers.neware.stepfile`; sign: + = charge = plating onto the working electrode, as in
+the step program):
 
-* ``rest`` → rest (Step_Type 4) for ``duration_s``; a ``constant_current`` at 0 A is a rest too;
+* ``rest`` → rest (Step_Type 4) for ``duration_s``; a ``constant_current`` at 0 A is a rest
+  too; a voltage stop (a rest until a voltage) → a jump condition to the next step
+  (``Cnd``: V > ``stop_voltage_above_V`` or V < ``stop_voltage_below_V``);
+* ``constant_voltage`` → CV charge (Step_Type 3) or CV discharge (19): ``Volt``, ``Stop_Curr``
+  = ``stop_current_below_A``, ``Time``, ``Cap``; charge or discharge is the step's
+  ``direction`` (else that of the constant-current step before it, else a charge) and the
+  current limit ``Curr`` the preceding CC's current (the CC half of a CC-CV; without one
+  ``safety.max_abs_current_A``); ``stop_current_above_A`` → a jump condition
+  on the current in the step's direction;
 * ``constant_current`` → CC charge (1) for ``current_A`` > 0, CC discharge (2) for < 0, with
   ``duration_s`` → ``Time``, ``stop_charge_C`` → ``Cap`` (mA·s) and the voltage stop in the
   step's direction → ``Stop_Volt``: ``stop_voltage_above_V`` on a charge,
@@ -22,6 +31,13 @@ sign: + = charge = plating onto the working electrode, as in the step program):
   ``Protect`` delay is the detection's ``settle_s``: a limit must hold that long, so the
   reversal transient (the step's first point still has the last half-cycle's sign) does not
   trip it. The running-mean drop and noise tests stay with the engine, which sees the points.
+* a loop's ``until`` (``voltage_above``/``voltage_below``) → a jump condition on every step of
+  its body to the End step: the channel leaves the loop, and the test, at the first point past
+  the voltage, even with no PC watching. NEWARE has no firmware equivalent of the engine's short
+  detection, so ``until: short`` is the engine's decision (it stops the channel; the
+  floor's per-step ``Protect`` stays as the hardware backstop). Either way the loop must be
+  the program's last entry: a jump out of a loop in the middle of a program would make the
+  channel's n-th step another program step than the engine counts;
 * a ``loop`` → its steps and a cycle step (Step_Type 5) with ``Cycle_Count`` = ``count``;
   between loops, consecutive repeats of a block of steps are folded the same way
   (:func:`drivers.neware.fold_repeats`). The order of execution is unchanged, so the n-th
@@ -33,9 +49,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from drivers.base import ConstantCurrentLike, ProgramLike, StepLike, step_blocks, step_name
+from drivers.base import ConstantCurrentLike, ConstantVoltageLike, ProgramLike, StepLike, step_blocks, step_name
+from drivers.neware.stepfile import JUMP_END, Condition, Cycle, Protection, StepFile, StepFileError, fold_repeats
 from drivers.neware.stepfile import ConstantCurrent as NewareCC
-from drivers.neware.stepfile import Cycle, Protection, StepFile, StepFileError, fold_repeats
+from drivers.neware.stepfile import ConstantVoltage as NewareCV
 from drivers.neware.stepfile import Rest as NewareRest
 
 __all__ = ["compile_program"]
@@ -54,16 +71,22 @@ def compile_program(program: ProgramLike, *, remark: str = "", fold: bool = True
     detection = program.short_detection
     if detection.enabled and program.end_run_on_short and detection.floor_V > 0:
         floor_V = detection.floor_V
-    out: list[NewareRest | NewareCC | Cycle] = []
-    pending: list[NewareRest | NewareCC] = []
+    out: list[NewareRest | NewareCC | NewareCV | Cycle] = []
+    pending: list[NewareRest | NewareCC | NewareCV] = []
     intervals: Counter[float] = Counter()  # executed steps per record interval, in order of first use
 
     def flush() -> None:
         out.extend(fold_repeats(pending, first_step=len(out) + 1) if fold else pending)
         pending.clear()
 
-    for block in step_blocks(program):
-        steps = [_step(block.first_index + k, step, floor_V) for k, step in enumerate(block.body)]
+    blocks = step_blocks(program)
+    before: StepLike | None = None  # the step written before (a CV step's direction follows it)
+    for number, (block, entry) in enumerate(zip(blocks, program.steps)):
+        exits = _loop_exits(block.first_index, entry, last=number == len(blocks) - 1)
+        steps = []
+        for k, step in enumerate(block.body):
+            steps.append(_step(block.first_index + k, step, floor_V, before, program.safety.max_abs_current_A, exits))
+            before = step
         for step in block.body:
             intervals[step.record_interval_s] += block.passes
         if block.loop:
@@ -86,14 +109,40 @@ def compile_program(program: ProgramLike, *, remark: str = "", fold: bool = True
     return StepFile(out, protection=protection, record_interval_s=intervals.most_common(1)[0][0], remark=remark)
 
 
-def _step(index: int, step: StepLike, floor_V: float | None) -> NewareRest | NewareCC:
+def _loop_exits(first_index: int, entry: object, *, last: bool) -> tuple[Condition, ...]:
+    """The jump conditions a loop's ``until`` puts on each step of its body (none for a short:
+    the engine decides). Raises StepFileError for a loop with ``until`` that is not last."""
+    until = getattr(entry, "until", None) if getattr(entry, "kind", "") == "loop" else None
+    if until is None:
+        return ()
+    if not last:
+        raise StepFileError(f"step {first_index} (loop until {until.kind}): on NEWARE a loop with until must be the "
+                            "program's last entry (leaving it ends the test)")
+    if until.kind == "voltage_above":
+        return (Condition("voltage", ">", until.voltage_V, JUMP_END),)
+    if until.kind == "voltage_below":
+        return (Condition("voltage", "<", until.voltage_V, JUMP_END),)
+    return ()
+
+
+def _step(index: int, step: StepLike, floor_V: float | None, previous: StepLike | None, max_current_A: float,
+          exits: tuple[Condition, ...]) -> NewareRest | NewareCC | NewareCV:
     where = step_name(index, step)
-    if step.kind not in ("rest", "constant_current"):
+    if step.kind not in ("rest", "constant_current", "constant_voltage"):
         raise StepFileError(f"step {index} ({step.kind}): not supported on NEWARE yet")
+    if step.kind == "constant_voltage":
+        return _cv(where, step, previous, max_current_A, exits)  # type: ignore[arg-type]
     if step.kind == "rest" or step.current_A == 0:  # type: ignore[attr-defined]
         if step.duration_s is None:
             raise StepFileError(f"{where}: a 0 A step needs duration_s to run as a NEWARE rest")
-        return NewareRest(time_s=step.duration_s, record_interval_s=step.record_interval_s)
+        stops = []
+        above, below = getattr(step, "stop_voltage_above_V", None), getattr(step, "stop_voltage_below_V", None)
+        if above is not None:
+            stops.append(Condition("voltage", ">", above))
+        if below is not None:
+            stops.append(Condition("voltage", "<", below))
+        return NewareRest(time_s=step.duration_s, record_interval_s=step.record_interval_s,
+                          conditions=(*exits, *stops))
     cc: ConstantCurrentLike = step  # type: ignore[assignment]
     charge = cc.current_A > 0
     wrong_way = cc.stop_voltage_below_V if charge else cc.stop_voltage_above_V
@@ -109,4 +158,25 @@ def _step(index: int, step: StepLike, floor_V: float | None) -> NewareRest | New
         record_interval_s=cc.record_interval_s,
         protect_voltage_lower_V=floor_V if charge and floor_V is not None else None,
         protect_voltage_upper_V=-floor_V if not charge and floor_V is not None else None,
+        conditions=exits,
     )
+
+
+def _cv(where: str, cv: ConstantVoltageLike, previous: StepLike | None, max_current_A: float,
+        exits: tuple[Condition, ...]) -> NewareCV:
+    """A CV step: its direction and current limit from the CC step before it (a CC-CV)."""
+    prev_current = getattr(previous, "current_A", 0.0) if previous is not None and previous.kind == "constant_current" else 0.0
+    direction = getattr(cv, "direction", None)
+    charge = direction == "charge" if direction is not None else prev_current >= 0
+    limit_A = abs(prev_current) if prev_current else max_current_A
+    stops = []
+    if cv.stop_current_above_A is not None:
+        stops.append(Condition("current", ">" if charge else "<",
+                               cv.stop_current_above_A if charge else -cv.stop_current_above_A))
+    try:
+        return NewareCV(voltage_V=cv.voltage_V, current_limit_mA=limit_A * 1e3, charge=charge, time_s=cv.duration_s,
+                        stop_current_mA=cv.stop_current_below_A * 1e3 if cv.stop_current_below_A is not None else None,
+                        stop_capacity_mAs=cv.stop_charge_C * 1e3 if cv.stop_charge_C is not None else None,
+                        record_interval_s=cv.record_interval_s, conditions=(*exits, *stops))
+    except StepFileError as exc:
+        raise StepFileError(f"{where}: {exc}") from None

@@ -14,8 +14,10 @@ The file layout, element names, step-type codes and units follow the domain note
   ``Head_Info``, ``Whole_Prt`` (``Protect`` and ``Record``), ``Step_Info Num=N`` holding
   ``<StepK Step_ID="K" Step_Type="T">`` elements, the last one End (type 6), and ``SMBUS``;
 * units: voltage in 0.1 mV (V × 10000), current in mA, time in ms, capacity in mA·s;
-* step types: 1 CC charge, 2 CC discharge, 4 rest, 5 cycle (``Limit/Other/Start_Step`` and
-  ``Cycle_Count``, the total number of passes), 6 end.
+* step types: 1 CC charge, 2 CC discharge, 3 CV charge, 19 CV discharge (``Volt``, the
+  current limit ``Curr`` — the preceding CC's current in unicycler's CC-CV —, ``Stop_Curr``,
+  ``Time``), 4 rest, 5 cycle (``Limit/Other/Start_Step`` and ``Cycle_Count``, the total number
+  of passes), 6 end.
 
 Three elements go beyond what unicycler writes; each is seen in real BTS step files read by
 other public code, but none was checked on a cycler here:
@@ -26,7 +28,13 @@ other public code, but none was checked on a cycler here:
 * ``StepK/Record/Main/Time`` (ms): a per-step record interval (aurora-cycler-manager reads a
   per-step ``Record`` from the ``Step.xml`` of real ``.ndax`` files);
 * ``StepK/Protect/Main/Volt/Upper|Lower``: per-step voltage protection (the same BTS
-  step-file parser reads it; it reports ±40000 as the BTS default).
+  step-file parser reads it; it reports ±40000 as the BTS default);
+* ``StepK/Limit/Other`` with ``CndCount`` and ``Cnd1…`` jump conditions (:class:`Condition`):
+  "go to step J when the voltage (``type`` 1) or current (2) is above (``CmpType`` 3) or below
+  (5) ``Value``", ``Jump_Line`` J a Step_ID or 65526 for the next step — as a BTS step-file
+  writer in the code index emits them (its ``add_condition``: voltage × 10000, current ×
+  1000, ``Function``/``TimeGoto``/``Aux`` 0, ``GlobleUserID``/``GlobalVar`` 2147483647,
+  ``GLobleType`` 1). Used for a rest until a voltage and for leaving a loop.
 
 Current sign: positive = charge (plating onto the working electrode, the Battery Data Format
 convention); a CC step's type (1 or 2) follows the sign and the file holds |I|.
@@ -40,11 +48,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["StepFileError", "Rest", "ConstantCurrent", "Cycle", "Protection", "StepFile", "fold_repeats"]
+__all__ = ["StepFileError", "Rest", "ConstantCurrent", "ConstantVoltage", "Condition", "Cycle", "Protection", "StepFile",
+           "fold_repeats", "JUMP_NEXT", "JUMP_END"]
 
 #: Step_Type codes (aurora-unicycler ``_formats/neware.py``; fastnda ``dicts.py``).
 STEP_TYPE_CC_CHARGE = 1
 STEP_TYPE_CC_DISCHARGE = 2
+STEP_TYPE_CV_CHARGE = 3
+STEP_TYPE_CV_DISCHARGE = 19
 STEP_TYPE_REST = 4
 STEP_TYPE_CYCLE = 5
 STEP_TYPE_END = 6
@@ -75,18 +86,52 @@ def _value(parent: ET.Element, tag: str, value: float) -> ET.Element:
     return ET.SubElement(parent, tag, Value=_num(value))
 
 
+#: ``Jump_Line`` of a condition that goes on with the next step (the writer in the code index).
+JUMP_NEXT = 65526
+#: A condition's jump to the file's End step; :meth:`StepFile.to_xml` writes its Step_ID.
+JUMP_END = -1
+#: ``type`` of a condition's quantity and ``CmpType`` of its comparison.
+_CND_TYPE = {"voltage": 1, "current": 2}
+_CND_SCALE = {"voltage": VOLT_UNITS_PER_V, "current": MA_PER_A}
+_CMP_TYPE = {">": 3, "<": 5}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A step's jump condition (``Limit/Other/CndK``): when ``quantity`` (``"voltage"`` in V,
+    ``"current"`` in A, signed) is ``comparison`` (``">"`` / ``"<"``) ``value``, the step ends
+    and the channel goes to ``jump``: :data:`JUMP_NEXT`, :data:`JUMP_END` or a Step_ID."""
+
+    quantity: str
+    comparison: str
+    value: float
+    jump: int = JUMP_NEXT
+
+    def __post_init__(self) -> None:
+        if self.quantity not in _CND_TYPE or self.comparison not in _CMP_TYPE:
+            raise StepFileError(f"condition: {self.quantity!r} {self.comparison!r} is not voltage/current and > or <")
+
+
+def _check_conditions(conditions: Sequence[Condition], what: str) -> None:
+    if not all(isinstance(c, Condition) for c in conditions):
+        raise StepFileError(f"{what}: conditions must be Condition objects")
+
+
 @dataclass(frozen=True)
 class Rest:
-    """Rest (Step_Type 4): no current for ``time_s`` seconds."""
+    """Rest (Step_Type 4): no current for ``time_s`` seconds, or until a jump ``condition``
+    (e.g. the voltage rising above 0.05 V: a rest until a voltage) ends it."""
 
     time_s: float
     record_interval_s: float | None = None
     """Per-step record interval (s); None = the file's."""
+    conditions: tuple[Condition, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.time_s > 0:
             raise StepFileError(f"rest: time_s must be > 0, got {self.time_s!r}")
         _check_interval(self.record_interval_s, "rest")
+        _check_conditions(self.conditions, "rest")
 
 
 @dataclass(frozen=True)
@@ -106,8 +151,10 @@ class ConstantCurrent:
     record_interval_s: float | None = None
     protect_voltage_upper_V: float | None = None
     protect_voltage_lower_V: float | None = None
+    conditions: tuple[Condition, ...] = ()
 
     def __post_init__(self) -> None:
+        _check_conditions(self.conditions, "constant current")
         if self.current_mA == 0:
             raise StepFileError("constant current: current_mA must not be 0 (use a rest)")
         if self.time_s is None and self.stop_voltage_V is None and self.stop_capacity_mAs is None:
@@ -124,6 +171,40 @@ class ConstantCurrent:
 
 
 @dataclass(frozen=True)
+class ConstantVoltage:
+    """Constant voltage (Step_Type 3 CV charge, 19 CV discharge): hold ``voltage_V`` with the
+    current limited to ``current_limit_mA`` (``Curr``, > 0) until the first of ``time_s``,
+    |I| falling to ``stop_current_mA`` (``Stop_Curr``) or ``stop_capacity_mAs`` (``Cap``).
+    Following a CC step to the same voltage it is the CV half of a CC-CV (aurora-unicycler
+    writes ``Curr`` as that CC's current, its PR #14)."""
+
+    voltage_V: float
+    current_limit_mA: float
+    charge: bool = True
+    time_s: float | None = None
+    stop_current_mA: float | None = None
+    stop_capacity_mAs: float | None = None
+    record_interval_s: float | None = None
+    conditions: tuple[Condition, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_conditions(self.conditions, "constant voltage")
+        if not self.current_limit_mA > 0:
+            raise StepFileError(f"constant voltage: current_limit_mA must be > 0, got {self.current_limit_mA!r}")
+        if self.time_s is None and self.stop_current_mA is None and self.stop_capacity_mAs is None:
+            raise StepFileError("constant voltage: needs time_s, stop_current_mA or stop_capacity_mAs")
+        for name in ("time_s", "stop_current_mA", "stop_capacity_mAs"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise StepFileError(f"constant voltage: {name} must be > 0, got {value!r}")
+        _check_interval(self.record_interval_s, "constant voltage")
+
+    @property
+    def step_type(self) -> int:
+        return STEP_TYPE_CV_CHARGE if self.charge else STEP_TYPE_CV_DISCHARGE
+
+
+@dataclass(frozen=True)
 class Cycle:
     """Cycle (Step_Type 5): jump back to step ``start_step`` (1-based Step_ID) until the
     block has run ``cycle_count`` times in total (aurora-unicycler's meaning of
@@ -137,7 +218,7 @@ class Cycle:
             raise StepFileError(f"cycle: start_step and cycle_count must be >= 1, got {self.start_step}, {self.cycle_count}")
 
 
-Step = Rest | ConstantCurrent | Cycle
+Step = Rest | ConstantCurrent | ConstantVoltage | Cycle
 
 
 def _check_interval(interval_s: float | None, what: str) -> None:
@@ -213,7 +294,7 @@ class StepFile:
         _value(record, "Time", self.record_interval_s * MS_PER_S)
         info = ET.SubElement(config, "Step_Info", Num=str(len(self.steps) + 1))
         for number, step in enumerate(self.steps, start=1):
-            info.append(_step_element(step, number))
+            info.append(_step_element(step, number, end_step=len(self.steps) + 1))
         end = len(self.steps) + 1
         ET.SubElement(info, f"Step{end}", Step_ID=str(end), Step_Type=str(STEP_TYPE_END))
         smbus = ET.SubElement(config, "SMBUS")
@@ -243,7 +324,7 @@ class StepFile:
         return protect
 
 
-def _step_element(step: Step, number: int) -> ET.Element:
+def _step_element(step: Step, number: int, end_step: int) -> ET.Element:
     if isinstance(step, Cycle):
         element = ET.Element(f"Step{number}", Step_ID=str(number), Step_Type=str(STEP_TYPE_CYCLE))
         other = ET.SubElement(ET.SubElement(element, "Limit"), "Other")
@@ -254,6 +335,17 @@ def _step_element(step: Step, number: int) -> ET.Element:
         element = ET.Element(f"Step{number}", Step_ID=str(number), Step_Type=str(STEP_TYPE_REST))
         main = ET.SubElement(ET.SubElement(element, "Limit"), "Main")
         _value(main, "Time", step.time_s * MS_PER_S)
+    elif isinstance(step, ConstantVoltage):
+        element = ET.Element(f"Step{number}", Step_ID=str(number), Step_Type=str(step.step_type))
+        main = ET.SubElement(ET.SubElement(element, "Limit"), "Main")
+        _value(main, "Volt", step.voltage_V * VOLT_UNITS_PER_V)
+        _value(main, "Curr", step.current_limit_mA)
+        if step.time_s is not None:
+            _value(main, "Time", step.time_s * MS_PER_S)
+        if step.stop_current_mA is not None:
+            _value(main, "Stop_Curr", step.stop_current_mA)
+        if step.stop_capacity_mAs is not None:
+            _value(main, "Cap", step.stop_capacity_mAs)
     else:
         element = ET.Element(f"Step{number}", Step_ID=str(number), Step_Type=str(step.step_type))
         main = ET.SubElement(ET.SubElement(element, "Limit"), "Main")
@@ -270,18 +362,28 @@ def _step_element(step: Step, number: int) -> ET.Element:
                 _value(volt, "Upper", step.protect_voltage_upper_V * VOLT_UNITS_PER_V)
             if step.protect_voltage_lower_V is not None:
                 _value(volt, "Lower", step.protect_voltage_lower_V * VOLT_UNITS_PER_V)
+    if step.conditions:
+        limit = element.find("Limit")
+        other = ET.SubElement(limit, "Other", CndCount=str(len(step.conditions)))
+        for k, c in enumerate(step.conditions, start=1):
+            jump = end_step if c.jump == JUMP_END else c.jump
+            ET.SubElement(other, f"Cnd{k}", {
+                "type": str(_CND_TYPE[c.quantity]), "Function": "0", "CmpType": str(_CMP_TYPE[c.comparison]),
+                "Jump_Line": str(jump), "Value": str(int(round(c.value * _CND_SCALE[c.quantity]))), "TimeGoto": "0",
+                "GlobleUserID": "2147483647", "GLobleType": "1", "GlobalVar": "2147483647", "Aux": "0"})
     if step.record_interval_s is not None:
         _value(ET.SubElement(ET.SubElement(element, "Record"), "Main"), "Time", step.record_interval_s * MS_PER_S)
     return element
 
 
-def fold_repeats(steps: Sequence[Rest | ConstantCurrent], *, max_block: int = 64, first_step: int = 1) -> list[Step]:
+def fold_repeats(steps: Sequence[Rest | ConstantCurrent | ConstantVoltage], *, max_block: int = 64,
+                 first_step: int = 1) -> list[Step]:
     """``steps`` with runs of a repeated block replaced by one block and a :class:`Cycle`.
 
     Scans left to right; at each position takes the block length (≤ ``max_block``) whose
     consecutive repeats save the most steps, if any. The order of execution is unchanged:
-    the n-th step the channel runs is still ``steps[n]``. Only Rest and ConstantCurrent
-    steps are accepted (no nested cycles). ``first_step`` is the Step_ID the result will
+    the n-th step the channel runs is still ``steps[n]``. Only Rest, ConstantCurrent and
+    ConstantVoltage steps are accepted (no nested cycles). ``first_step`` is the Step_ID the result will
     start at in the file (for the cycles' ``start_step``).
     """
     out: list[Step] = []

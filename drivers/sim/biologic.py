@@ -54,6 +54,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +83,9 @@ TIME_BASE_S = 2.0**-16
 #: The simulated model: an MPG-2 (DeviceCode 22, VMP3 family).
 MPG2 = 22
 _EPS_S = 1e-9
+#: Longest interval over which a CA technique's current is held constant while the cell is
+#: integrated (s); a model choice (the cell relaxes over minutes).
+CA_SUBSTEP_S = 2.0
 _ECC_IDS = {"ocv": TechniqueId.OCV, "cp": TechniqueId.CP, "cplimit": TechniqueId.CPLIMIT, "ca": TechniqueId.CA,
             "calimit": TechniqueId.CALIMIT, "loop": TechniqueId.LOOP, "peis": TechniqueId.PEIS,
             "geis": TechniqueId.GEIS, "cv": TechniqueId.CV}
@@ -261,7 +265,8 @@ class SimChannel:
     """
 
     index: int
-    cell: SymmetricCell
+    cell: Any
+    """The channel's cell: any :class:`drivers.sim.smu.Load`."""
     memory_bytes: int = DEFAULT_MEMORY_BYTES
     sample_interval_s: float = 1.0
     sp300: bool = False
@@ -362,7 +367,10 @@ class SimChannel:
             self._sample(tech, step, rel, rel >= duration - _EPS_S)
 
     def _follow_temperature(self) -> None:
-        if self.temperature_C is not None:
+        # A cell model without a temperature or a way to change it (e.g. a soft-short junction)
+        # keeps its own.
+        if (self.temperature_C is not None and hasattr(getattr(self.cell, "params", None), "temperature_C")
+                and hasattr(self.cell, "reconfigure")):
             t_c = float(self.temperature_C(self._t))
             if abs(t_c - self.cell.params.temperature_C) > 0.01:
                 self.cell.reconfigure(temperature_C=round(t_c, 3))
@@ -371,8 +379,18 @@ class SimChannel:
         self._follow_temperature()
         dt = to_s - self._t
         if dt > 0 and self.state == ChannelState.RUN:
-            self.cell.advance(dt, self._I)
-            self._q_C += self._I * dt
+            if self._tech.technique_id in (TechniqueId.CA, TechniqueId.CALIMIT):
+                # Under a held potential the current follows the cell: recompute it at least
+                # every CA_SUBSTEP_S (the stored points still come at the record interval).
+                while dt > _EPS_S:
+                    h = min(dt, CA_SUBSTEP_S)
+                    self._I = self.cell.current_A(self._level)
+                    self.cell.advance(h, self._I)
+                    self._q_C += self._I * h
+                    dt -= h
+            else:
+                self.cell.advance(dt, self._I)
+                self._q_C += self._I * dt
         self._t = max(self._t, to_s)
 
     def _sample(self, tech: _Technique, step: _Step, rel: float, at_end: bool) -> None:
@@ -626,7 +644,8 @@ class SimulatedBackend:
     Args:
         channels: 1–16 (``MAX_SLOT_NB``, pyeclab ``kbio_types``).
         cell: parameters of every channel's cell (channel k gets ``seed + k``), one per
-            channel, or None for the default Li | H.L.-LLZO | Li cell.
+            channel, or None for the default Li | H.L.-LLZO | Li cell; a sequence may also hold
+            cell objects (any :class:`drivers.sim.smu.Load`), one per channel.
         now: simulated clock in seconds (share :mod:`labctl.engine.clock` with the engine).
         address: what ``BL_Connect`` must be given (``"USB0"`` or an IP address).
         device_code: ``DeviceInfo.DeviceCode`` (22, MPG-2, by default; an SP-300-family code
@@ -641,7 +660,7 @@ class SimulatedBackend:
     fail with -200 (communication failed) while the channels carry on. Thread-safe.
     """
 
-    def __init__(self, channels: int = 1, *, cell: CellParameters | Sequence[CellParameters] | None = None,
+    def __init__(self, channels: int = 1, *, cell: CellParameters | Sequence[Any] | None = None,
                  now: Callable[[], float] = time.monotonic, address: str = "USB0", device_code: int = MPG2,
                  serial_number: int = 1207, memory_bytes: int = DEFAULT_MEMORY_BYTES,
                  sample_interval_s: float = 1.0, temperature_C: Callable[[float], float] | None = None) -> None:
@@ -653,8 +672,8 @@ class SimulatedBackend:
         self.device_code = device_code
         self.serial_number = serial_number
         self.reachable = True
-        self.channels = [SimChannel(k, SymmetricCell(p), memory_bytes, sample_interval_s, device_code in SP300_FAMILY,
-                                    temperature_C=temperature_C)
+        self.channels = [SimChannel(k, SymmetricCell(p) if isinstance(p, CellParameters) else p, memory_bytes,
+                                    sample_interval_s, device_code in SP300_FAMILY, temperature_C=temperature_C)
                          for k, p in enumerate(params)]
         self._connections: set[int] = set()
         self._next_id = 1

@@ -12,7 +12,8 @@ from drivers.sim.smu import SourceMeterModel
 
 
 class InProcessSourceMeter:
-    """Implements :class:`drivers.base.SourceMeter` on a :class:`SourceMeterModel`."""
+    """Implements :class:`drivers.base.SourceMeter` on a :class:`SourceMeterModel`, and the
+    voltage source of :class:`drivers.base.SweepingSourceMeter` without its list sweeps."""
 
     def __init__(self, model: SourceMeterModel, address: str = "sim://inprocess") -> None:
         self.model = model
@@ -29,6 +30,18 @@ class InProcessSourceMeter:
 
     def set_current(self, current_A: float) -> None:
         self.model.set_level("CURR", current_A)
+
+    def configure_voltage_source(self, compliance_A, *, voltage_range_V=None, current_range_A=None, nplc=1.0):
+        """As :meth:`drivers.base.SweepingSourceMeter.configure_voltage_source` (no list sweeps here)."""
+        self.model.set_output(False)
+        self.model.set_source_function("VOLT")
+        self.model.set_level("VOLT", 0.0)
+        self.model.set_compliance("CURR", compliance_A)
+        self.model.sense_functions = {"VOLT", "CURR"}
+        self._compliance_set = True
+
+    def set_voltage(self, voltage_V: float) -> None:
+        self.model.set_level("VOLT", voltage_V)
 
     def output_on(self) -> None:
         if not self._compliance_set:

@@ -309,6 +309,13 @@ class Keithley2400Simulator:
             self._advance()
             return self._run is not None
 
+    @property
+    def points_taken(self) -> int:
+        """Readings the running sweep has taken so far (0 when none runs)."""
+        with self._idle:
+            self._advance()
+            return 0 if self._run is None else len(self._run.readings)
+
     def _wait_idle(self) -> None:
         """Block (lock released) until no sweep runs, advancing it with the clock."""
         self._advance()

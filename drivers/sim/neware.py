@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeET
@@ -79,7 +80,9 @@ class NewareBtsSimulator:
     Args:
         channels: number of channels (1–256).
         cell: parameters of every channel's cell (channel k gets ``seed + k``), a sequence
-            with one per channel, or None for the default Li | H.L.-LLZO | Li cell.
+            with one per channel, or None for the default Li | H.L.-LLZO | Li cell. A sequence
+            may also hold cell objects (any :class:`drivers.sim.smu.Load`, e.g. a full cell of
+            :mod:`drivers.sim.physics`), one per channel, each run by its channel as it is.
         now: simulated clock in seconds (share an accelerated clock with the client side to
             run faster than real time).
         devid: the device id of all channels.
@@ -92,7 +95,7 @@ class NewareBtsSimulator:
     devtype = 27
     channels_per_unit = 8
 
-    def __init__(self, channels: int = 8, *, cell: CellParameters | Sequence[CellParameters] | None = None,
+    def __init__(self, channels: int = 8, *, cell: CellParameters | Sequence[Any] | None = None,
                  now: Callable[[], float] = time.monotonic, devid: int = 1,
                  epoch: datetime | None = None) -> None:
         if not 1 <= channels <= 256:
@@ -107,7 +110,7 @@ class NewareBtsSimulator:
         self.channels: dict[ChannelKey, ChannelModel] = {}
         for k, p in enumerate(params):
             key = (self.devtype, devid, k // self.channels_per_unit + 1, k % self.channels_per_unit + 1)
-            self.channels[key] = ChannelModel(SymmetricCell(p))
+            self.channels[key] = ChannelModel(SymmetricCell(p) if isinstance(p, CellParameters) else p)
 
     # -- public ----------------------------------------------------------------------------
     def channel(self, pipeline_id: str) -> ChannelModel:

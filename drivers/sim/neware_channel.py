@@ -11,17 +11,24 @@ What it does, per step:
   and at the step's end, like the BTS (the captured step layer numbers each step's points
   from its start point to its end point, ``cyclers-data-formats.md`` §1.2);
 * time and capacity (``Cap``) end conditions at their exact instant; ``Stop_Volt``
-  (rising on a charge, falling on a discharge), the step's ``Protect`` voltages and the
-  test-wide ``Protect`` limits at each point — the voltage is sampled when a point is
-  stored, so a crossing is seen at the next point (real channels sample faster than they
-  record; the record interval is the simulator's sampling interval);
+  (rising on a charge, falling on a discharge), the step's jump conditions (``Cnd``: checked
+  first; the step ends and the channel goes to the condition's step), the step's ``Protect``
+  voltages and the test-wide ``Protect`` limits at each point — the voltage is sampled when a
+  point is stored, so a crossing is seen at the next point (real channels sample faster than
+  they record; the record interval is the simulator's sampling interval);
+* a CV step holds its ``Volt`` with the current limited to ``Curr`` (the cell then runs at
+  the limit, below the set voltage, as a CC-CV channel does at the start of its CV), the
+  current recomputed every :data:`CV_SUBSTEP_S` at most; it ends on |I| ≤ ``Stop_Curr``, its
+  ``Cap`` or its ``Time``;
 * a protection trip ends the test with status ``protect`` and the current off; a cycle step
   jumps back and increments the cycle id; the end step (or the last step) ends the test with
   status ``finish``; ``stop`` ends it with status ``stop``.
 
-The cell is :class:`drivers.sim.physics.cell.SymmetricCell`: above its CCD a filament grows and the
-cell soft- then hard-shorts (V = I·R_short). A cycler does not know a short from a healthy
-cell; only a limit ends the test (e.g. a per-step ``Protect`` lower voltage on a charge).
+The cell is any :class:`drivers.sim.smu.Load` (``advance``, ``voltage_V``, ``current_A``): by
+default :class:`drivers.sim.physics.cell.SymmetricCell` — above its CCD a filament grows and
+the cell soft- then hard-shorts (V = I·R_short) —, or a full cell, a Li | Cu cell … of
+:mod:`drivers.sim.physics`. A cycler does not know a short from a healthy cell; only a limit
+ends the test (e.g. a per-step ``Protect`` lower voltage on a charge).
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from typing import Any
+
 from drivers.sim.neware_stepfile import SimStep, SimStepFile
-from drivers.sim.physics.cell import SymmetricCell
 
 #: Log codes seen in the captured ``downloadlog`` reply (aurora-neware ``tests/mocks.py``):
 #: 100000 at the first point of a test and 100001 at the last point of a finished one;
@@ -40,6 +48,10 @@ LOG_TEST_FINISHED = 100001
 LOG_WORKING = 102000
 
 _EPS_S = 1e-9
+#: Longest interval over which a CV step's current is held constant while the cell is
+#: integrated (s): the current follows the cell's relaxation (time constants of minutes).
+CV_SUBSTEP_S = 2.0
+_CV_KINDS = ("cv", "dcv")
 
 
 @dataclass(slots=True)
@@ -101,7 +113,7 @@ class ChannelModel:
     ``protect``.
     """
 
-    def __init__(self, cell: SymmetricCell) -> None:
+    def __init__(self, cell: Any) -> None:
         self.cell = cell
         self.status = "stop"
         self.tests: dict[int, Test] = {}
@@ -159,7 +171,15 @@ class ChannelModel:
                 self.flag = True
                 self._end_test("protect", f"protection at step {step.step_id}: V = {v:.6g} V")
                 return
+            jump = self._condition_jump(v) if step.conditions else False
+            if jump is not False:
+                self._store(v)
+                self._close_step(v)
+                self._begin_step(self._index + 1 if jump is None else jump)
+                continue
             if step.stop_voltage_V is not None and self._crossed_stop(v):
+                ended = True
+            if step.kind in _CV_KINDS and self._cv_done():
                 ended = True
             self._store(v)
             if ended:
@@ -171,7 +191,7 @@ class ChannelModel:
     def _natural_end_rel(self) -> float:
         step = self._step
         end = step.time_s if step.time_s is not None else math.inf
-        if step.stop_charge_C is not None and step.current_A:
+        if step.stop_charge_C is not None and step.current_A and step.kind not in _CV_KINDS:
             end = min(end, self._step_time + (step.stop_charge_C - self._charge_C) / abs(step.current_A))
         return end
 
@@ -182,15 +202,59 @@ class ChannelModel:
     def _integrate(self, dt_s: float) -> None:
         if dt_s <= 0:
             return
+        if self._step.kind in _CV_KINDS:
+            while dt_s > _EPS_S:
+                h = min(dt_s, CV_SUBSTEP_S)
+                v, current = self._cv_point()
+                self.cell.advance(h, current)
+                self._charge_C += abs(current) * h
+                self._energy_J += abs(v * current) * h
+                self._t += h
+                dt_s -= h
+            return
         current = self._step.current_A
         self.cell.advance(dt_s, current)
         self._charge_C += abs(current) * dt_s
         self._energy_J += abs(self._last_V * current) * dt_s
         self._t += dt_s
 
+    def _cv_point(self) -> tuple[float, float]:
+        """(V, I) of a CV step now: the set voltage, or the current limit when the cell would
+        draw more (then V is the cell's at that current)."""
+        step = self._step
+        current = self.cell.current_A(step.voltage_V)
+        if abs(current) > step.current_limit_A:
+            current = math.copysign(step.current_limit_A, current)
+            return self.cell.voltage_V(current), current
+        return step.voltage_V, current
+
     def _measure(self) -> float:
-        self._last_V = self.cell.voltage_V(self._step.current_A)
+        if self._step.kind in _CV_KINDS:
+            self._last_V, self._last_I = self._cv_point()
+        else:
+            self._last_V, self._last_I = self.cell.voltage_V(self._step.current_A), self._step.current_A
         return self._last_V
+
+    def _condition_jump(self, v: float) -> int | None | bool:
+        """The first of the step's jump conditions met at this point: the index of the step to
+        go to, None for the next step; False when none is met."""
+        for quantity, comparison, value, target in self._step.conditions:
+            x = v if quantity == "voltage" else self._last_I
+            met = (x > value if comparison == ">" else x >= value if comparison == ">=" else
+                   x < value if comparison == "<" else x <= value)
+            if met:
+                return target
+        return False
+
+    def _cv_done(self) -> bool:
+        """A CV step's current (or charge) cut-off is met at this point."""
+        step = self._step
+        # Stop_Curr of a CV charge: the charging current has fallen to it (a current turned back
+        # included); of a CV discharge, the discharging current.
+        directed = self._last_I if step.kind == "cv" else -self._last_I
+        if step.stop_current_A is not None and directed <= step.stop_current_A:
+            return True
+        return step.stop_charge_C is not None and self._charge_C >= step.stop_charge_C
 
     def _crossed_stop(self, v: float) -> bool:
         stop = self._step.stop_voltage_V
@@ -198,7 +262,7 @@ class ChannelModel:
 
     def _protection_tripped(self, v: float) -> bool:
         """True once a limit has been exceeded for the protection's delay."""
-        p, step, i = self._program.protection, self._step, self._step.current_A
+        p, step, i = self._program.protection, self._step, self._last_I
         exceeded = (
             (p.upper_V is not None and v > p.upper_V) or (p.lower_V is not None and v < p.lower_V)
             or (p.upper_A is not None and i > p.upper_A) or (p.lower_A is not None and i < p.lower_A)
@@ -250,7 +314,13 @@ class ChannelModel:
                 self.flag = True
                 self._end_test("protect", f"protection at step {step.step_id}: V = {v:.6g} V")
                 return
-            if step.stop_voltage_V is None or not self._crossed_stop(v):
+            jump = self._condition_jump(v) if step.conditions else False
+            if jump is not False:
+                self._close_step(v)
+                index = index + 1 if jump is None else jump
+                continue
+            cv_done = step.kind in _CV_KINDS and self._cv_done()
+            if not cv_done and (step.stop_voltage_V is None or not self._crossed_stop(v)):
                 return
             self._close_step(v)
             index += 1
@@ -259,16 +329,16 @@ class ChannelModel:
         test = self.test
         step = self._step
         test.points.append(Point(
-            len(test.points) + 1, step.step_id, self._cycle_id, step.kind, self._step_time, self._t - test.start_s,
-            v, step.current_A, self._charge_C / 3600.0, self._energy_J / 3600.0))
+            len(test.points) + 1, step.step_id, self._cycle_id, "cv" if step.kind in _CV_KINDS else step.kind,
+            self._step_time, self._t - test.start_s, v, self._last_I, self._charge_C / 3600.0, self._energy_J / 3600.0))
 
     def _close_step(self, v: float) -> None:
         test = self.test
         first = test.points[self._step_first_seq - 1]
         test.steps.append(StepRow(
             self._step_first_seq, len(test.points), self._step_index, self._step.step_id, self._cycle_id,
-            self._step.kind, self._step_time, self._t - test.start_s, first.voltage_V, v,
-            first.current_A, self._step.current_A, self._charge_C / 3600.0, self._energy_J / 3600.0))
+            "cv" if self._step.kind in _CV_KINDS else self._step.kind, self._step_time, self._t - test.start_s,
+            first.voltage_V, v, first.current_A, self._last_I, self._charge_C / 3600.0, self._energy_J / 3600.0))
 
     def _end_test(self, status: str, reason: str) -> None:
         self.status = status

@@ -6,13 +6,17 @@ units and step-type codes: ``anchors-and-wire-protocols.md`` §3.1 "Step-file pa
 ``cyclers-data-formats.md`` §1.2 (from aurora-unicycler ``_formats/neware.py``): values are
 ``Value`` attributes in 0.1 mV, mA, ms and mA·s.
 
-Understood: Step_Type 1 (CC charge), 2 (CC discharge), 4 (rest), 5 (cycle: ``Start_Step`` —
-or ``Start_Step_ID``, the name aurora-cycler-manager reads from real ``.ndax`` files — and
-``Cycle_Count``, the total number of passes), 6 (end); per step ``Limit/Main`` ``Curr``,
-``Time``, ``Stop_Volt``, ``Cap``, ``Record/Main/Time`` and ``Protect/Main/Volt/Upper|Lower``;
-the test-wide ``Whole_Prt/Protect/Main`` (``Volt``, ``Curr`` ``Upper``/``Lower``,
-``Cap/Upper``, ``Delay_Time``) and ``Whole_Prt/Record/Main/Time``. Any other step type
-(CV, CCCV, pulse …) is refused with :class:`SimStepFileError`, as are C-rate-only currents.
+Understood: Step_Type 1 (CC charge), 2 (CC discharge), 3 (CV charge) and 19 (CV discharge)
+(``Volt``, ``Curr`` the current limit, ``Stop_Curr``, ``Time``, ``Cap``), 4 (rest), 5 (cycle:
+``Start_Step`` — or ``Start_Step_ID``, the name aurora-cycler-manager reads from real
+``.ndax`` files — and ``Cycle_Count``, the total number of passes), 6 (end); per step
+``Limit/Main`` ``Curr``, ``Time``, ``Stop_Volt``, ``Cap``, ``Record/Main/Time``,
+``Protect/Main/Volt/Upper|Lower`` and the jump conditions ``Limit/Other/CndK`` (``type`` 1
+voltage in 0.1 mV or 2 current in mA, ``CmpType`` 3 > / 4 ≥ / 5 < / 6 ≤, ``Jump_Line`` a
+Step_ID or 65526 for the next step); the test-wide ``Whole_Prt/Protect/Main`` (``Volt``,
+``Curr`` ``Upper``/``Lower``, ``Cap/Upper``, ``Delay_Time``) and ``Whole_Prt/Record/Main/Time``.
+Any other step type (CCCV in one step, pulse …) is refused with :class:`SimStepFileError`, as
+are C-rate-only currents.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from pathlib import Path
 
 from defusedxml import ElementTree as SafeET
 
-CC_CHARGE, CC_DISCHARGE, REST, CYCLE, END = 1, 2, 4, 5, 6
-_KIND = {CC_CHARGE: "cc", CC_DISCHARGE: "dc", REST: "rest", CYCLE: "cycle", END: "end"}
+CC_CHARGE, CC_DISCHARGE, CV_CHARGE, REST, CYCLE, END, CV_DISCHARGE = 1, 2, 3, 4, 5, 6, 19
+_KIND = {CC_CHARGE: "cc", CC_DISCHARGE: "dc", CV_CHARGE: "cv", CV_DISCHARGE: "dcv", REST: "rest", CYCLE: "cycle",
+         END: "end"}
+#: ``Jump_Line`` of a condition that goes on with the next step.
+JUMP_NEXT = 65526
 
 
 class SimStepFileError(ValueError):
@@ -32,9 +39,12 @@ class SimStepFileError(ValueError):
 
 @dataclass(frozen=True)
 class SimStep:
-    """One step in SI units. ``kind``: cc, dc, rest, cycle, end. ``current_A`` is signed
-    (+ charge). ``start_index`` (0-based, into the program's steps) and ``cycle_count`` are
-    for cycle steps."""
+    """One step in SI units. ``kind``: cc, dc, cv, dcv, rest, cycle, end. ``current_A`` is
+    signed (+ charge); a CV step holds ``voltage_V`` with |I| ≤ ``current_limit_A`` and ends on
+    |I| ≤ ``stop_current_A``. ``start_index`` (0-based, into the program's steps) and
+    ``cycle_count`` are for cycle steps; ``conditions`` the jump conditions as (quantity
+    "voltage"/"current", comparison ">"/">="/"<"/"<=", value in V or A, the index of the step
+    to go to, None for the next)."""
 
     step_id: int
     kind: str
@@ -47,6 +57,10 @@ class SimStep:
     protect_lower_V: float | None = None
     start_index: int | None = None
     cycle_count: int | None = None
+    voltage_V: float | None = None
+    current_limit_A: float | None = None
+    stop_current_A: float | None = None
+    conditions: tuple[tuple[str, str, float, int | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,7 +151,7 @@ def _parse(config, name: str) -> SimStepFile:
 
 def _step(el, step_id: int, step_type: int, where: str, index_of: dict[int, int]) -> SimStep:
     if step_type not in _KIND:
-        raise SimStepFileError(f"{where}: Step_Type {step_type} is not simulated (only 1, 2, 4, 5, 6)")
+        raise SimStepFileError(f"{where}: Step_Type {step_type} is not simulated (only 1, 2, 3, 4, 5, 6, 19)")
     kind = _KIND[step_type]
     record_s = _value(el, "Record/Main/Time", 1000.0, where)
     if record_s is not None and record_s <= 0:
@@ -157,10 +171,23 @@ def _step(el, step_id: int, step_type: int, where: str, index_of: dict[int, int]
     time_s = _value(el, "Limit/Main/Time", 1000.0, where)
     if time_s is not None and time_s <= 0:
         raise SimStepFileError(f"{where}: Limit/Main/Time must be > 0")
+    conditions = _conditions(el, where, index_of)
     if kind == "rest":
         if time_s is None:
             raise SimStepFileError(f"{where}: a rest step needs Limit/Main/Time")
-        return SimStep(step_id, kind, time_s=time_s, record_interval_s=record_s)
+        return SimStep(step_id, kind, time_s=time_s, record_interval_s=record_s, conditions=conditions)
+    if kind in ("cv", "dcv"):
+        volt = _value(el, "Limit/Main/Volt", 10_000.0, where)
+        limit_mA = _value(el, "Limit/Main/Curr", 1.0, where)
+        stop_mA = _value(el, "Limit/Main/Stop_Curr", 1.0, where)
+        stop_C = _value(el, "Limit/Main/Cap", 1000.0, where)
+        if volt is None or limit_mA is None or limit_mA <= 0:
+            raise SimStepFileError(f"{where}: a CV step needs Limit/Main/Volt and Curr > 0 (mA)")
+        if time_s is None and stop_mA is None and stop_C is None:
+            raise SimStepFileError(f"{where}: a CV step needs Time, Stop_Curr or Cap")
+        return SimStep(step_id, kind, time_s=time_s, stop_charge_C=stop_C, record_interval_s=record_s,
+                       voltage_V=volt, current_limit_A=limit_mA / 1000.0,
+                       stop_current_A=None if stop_mA is None else stop_mA / 1000.0, conditions=conditions)
     current_mA = _value(el, "Limit/Main/Curr", 1.0, where)
     if current_mA is None or current_mA <= 0:
         raise SimStepFileError(f"{where}: a CC step needs Limit/Main/Curr > 0 (mA; C-rates are not simulated)")
@@ -172,4 +199,33 @@ def _step(el, step_id: int, step_type: int, where: str, index_of: dict[int, int]
     return SimStep(step_id, kind, current_A=sign * current_mA / 1000.0, time_s=time_s, stop_voltage_V=stop_V,
                    stop_charge_C=stop_C, record_interval_s=record_s,
                    protect_upper_V=_value(el, "Protect/Main/Volt/Upper", 10_000.0, where),
-                   protect_lower_V=_value(el, "Protect/Main/Volt/Lower", 10_000.0, where))
+                   protect_lower_V=_value(el, "Protect/Main/Volt/Lower", 10_000.0, where), conditions=conditions)
+
+
+_CMP = {3: ">", 4: ">=", 5: "<", 6: "<="}
+_QUANTITY = {1: ("voltage", 10_000.0), 2: ("current", 1000.0)}
+
+
+def _conditions(el, where: str, index_of: dict[int, int]) -> tuple[tuple[str, str, float, int | None], ...]:
+    """The step's ``Limit/Other/CndK`` jump conditions (see the module doc)."""
+    other = el.find("Limit/Other")
+    if other is None or other.get("CndCount") is None:
+        return ()
+    out = []
+    for cnd in other:
+        if not cnd.tag.startswith("Cnd"):
+            continue
+        try:
+            kind, cmp_type, jump, value = (int(cnd.get(k, "")) for k in ("type", "CmpType", "Jump_Line", "Value"))
+        except ValueError:
+            raise SimStepFileError(f"{where}: {cnd.tag}: type, CmpType, Jump_Line and Value must be integers") from None
+        if kind not in _QUANTITY or cmp_type not in _CMP:
+            raise SimStepFileError(f"{where}: {cnd.tag}: type {kind} / CmpType {cmp_type} is not simulated "
+                                   "(voltage 1, current 2; > 3, >= 4, < 5, <= 6)")
+        if jump != JUMP_NEXT and jump not in index_of:
+            raise SimStepFileError(f"{where}: {cnd.tag}: Jump_Line {jump} is not a step")
+        quantity, scale = _QUANTITY[kind]
+        out.append((quantity, _CMP[cmp_type], value / scale, None if jump == JUMP_NEXT else index_of[jump]))
+    if len(out) != int(other.get("CndCount")):
+        raise SimStepFileError(f"{where}: CndCount {other.get('CndCount')} but {len(out)} Cnd element(s)")
+    return tuple(out)

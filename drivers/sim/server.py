@@ -15,6 +15,7 @@ Used by ``drivers.sim.keithley2400.TcpServer`` (SCPI lines), ``drivers.sim.newar
 
 from __future__ import annotations
 
+import abc
 import ipaddress
 import socket
 import socketserver
@@ -55,7 +56,7 @@ class _Handler(socketserver.BaseRequestHandler):
         self.server.owner._serve(self.request)
 
 
-class LoopbackServer:
+class LoopbackServer(abc.ABC):
     """A TCP server on an IPv4 loopback address, one daemon thread per connection.
 
     Args:
@@ -87,10 +88,10 @@ class LoopbackServer:
         host, port = self._server.server_address[:2]
         return str(host), int(port)
 
+    @abc.abstractmethod
     def serve_connection(self, sock: socket.socket) -> None:
         """Serve one connection until the peer closes it (the simulator's framing). Runs in
         the connection's own thread; an ``OSError`` (the connection dropped) ends it quietly."""
-        raise NotImplementedError
 
     def _serve(self, sock: socket.socket) -> None:
         with self._connections_lock:

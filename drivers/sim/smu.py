@@ -38,6 +38,9 @@ STATUS_I_SOURCE = 1 << 15
 STATUS_RANGE_COMPLIANCE = 1 << 16
 
 MAX_VOLTAGE_V = 210.0
+#: Longest interval over which a voltage source's current is held constant while the load is
+#: integrated (s): a model choice, short against a cell's relaxation (minutes).
+VOLTAGE_SOURCE_SUBSTEP_S = 2.0
 MAX_CURRENT_A = 1.05
 
 #: Measurement ranges (full scale, 105 % of nominal) and their default resolution, from the
@@ -128,10 +131,19 @@ class SourceMeterModel:
             self._i_flowing = 0.0
 
     def _sync(self) -> None:
-        """Integrate the load from the last event to now at the current that was flowing."""
+        """Integrate the load from the last event to now at the current that was flowing (a
+        voltage source: the current the load takes, recomputed every
+        :data:`VOLTAGE_SOURCE_SUBSTEP_S` — the instrument holds the voltage, the cell's
+        current follows it between readings)."""
         t = self._now()
         dt = t - self._t_last
-        if dt > 0:  # with the output off the load sits at open circuit, and relaxes
+        if dt > 0 and self.output_enabled and self.source_function == "VOLT":
+            while dt > 1e-12:
+                h = min(dt, VOLTAGE_SOURCE_SUBSTEP_S)
+                self._i_flowing = self._operating_point()[1]
+                self.load.advance(h, self._i_flowing)
+                dt -= h
+        elif dt > 0:  # with the output off the load sits at open circuit, and relaxes
             self.load.advance(dt, self._i_flowing if self.output_enabled else 0.0)
         self._t_last = t
 

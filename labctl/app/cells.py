@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +103,8 @@ def run_simulated_cycler_cells(specs: list[CellSpec], *, cycler: str, speed: flo
     for protocol, source in zip(protocols, sources):
         check_protocol(protocol, source, simulate=True, cycler=cycler)
     if cells is None:
-        cells = [simulated.cell_parameters(p, source) for p, source in zip(protocols, sources)]
-        cells = [replace(cell, seed=cell.seed + k) for k, cell in enumerate(cells)]
+        cells = [simulated.simulated_cell(p, source) for p, source in zip(protocols, sources)]
+        cells = [simulated.with_seed_offset(cell, k) for k, cell in enumerate(cells)]
     notify = load_notify_config(notify_path) if notify_path is not None else None
     stamp = run_stamp()
     with ExitStack() as stack:
@@ -121,7 +121,7 @@ def run_simulated_cycler_cells(specs: list[CellSpec], *, cycler: str, speed: flo
         def job(k: int) -> Callable[[Any], SessionResult]:
             def run(on_engine: Any) -> SessionResult:
                 bench = Bench(protocols[k], Path(specs[k].protocol_path), texts[k], sim.station, "simulated station",
-                              clock, True, speed, sim.open_options, {"simulated_cell": asdict(cells[k])},
+                              clock, True, speed, sim.open_options, {"simulated_cell": simulated.record_cell(cells[k])},
                               n_channels=len(specs))
                 return execute(bench, paths[k], output_exists_ok=False, operator=None,
                                 subscribers=subscribers_for(names[k]) if subscribers_for else (),

@@ -91,7 +91,7 @@ def check_protocol(protocol: ProtocolBase, source: str, *, simulate: bool, cycle
     except ValueError as exc:
         raise FileError([f"{source}: the step program it expands to: {exc}"]) from None
     if simulate and program.electrode == "cell":
-        simulated.cell_parameters(protocol, source, line_of=line_of)
+        simulated.simulated_cell(protocol, source, line_of=line_of)
     elif simulate:
         simulated.junction(protocol, source, line_of=line_of)
     if cycler is not None and program.electrode != "cell":
@@ -187,12 +187,86 @@ def _notifiers(stack: ExitStack, config: NotifyConfig | None, path: Path) -> lis
     return notifiers
 
 
+@dataclass
+class _Opened:
+    """A run's instruments, open (closed by the caller's exit stack), and how to run on them:
+    ``make(subscribers)`` builds the executor, ``start(executor)`` runs the program; ``idn``,
+    ``attrs`` and ``columns`` go into the run file; ``guarded`` are (name, config, role) of the
+    instruments a guardian watches (real instruments outside this process only)."""
+
+    idn: str
+    attrs: dict[str, Any]
+    columns: tuple
+    make: Any
+    start: Any
+    guarded: list[tuple[str, InstrumentConfig, str]]
+
+
+def _open_cycler(bench: Bench, config: InstrumentConfig, program: StepProgram, path: Path, stack: ExitStack,
+                 resume: Any, native_program: str | None) -> _Opened:
+    """A cycler channel running the compiled program (delegated execution)."""
+    protocol = bench.protocol
+    native = native_program or _compile(protocol, program, config)
+    if bench.simulated:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="labctl-steps-"))
+    else:  # a reattach writes no step file: any folder will do if the station has none
+        folder = config.step_file_dir or (tempfile.gettempdir() if resume is not None else None)
+    cycler = open_instrument(config, step_file_dir=folder, journal_path=journal_path(path), **bench.open_options)
+    stack.callback(cycler.close)
+    attrs = {"delegated": {"driver": config.driver, "address": config.address, "instrument": protocol.instrument,
+                           "native_format": config.entry.native_format},
+             "native_program": native}
+
+    def make(subscribers: list[Subscriber]) -> RunLifecycle:
+        return DelegatedExecutor(cycler, bench.clock, channel=protocol.instrument, subscribers=subscribers,
+                                 poll_interval_s=poll_interval_s(bench.clock, program, config.poll_interval_s,
+                                                                 bench.n_channels),
+                                 reconnect=config.on_lost, label=path.stem)
+
+    return _Opened(_identify(cycler), attrs, DELEGATED_COLUMNS, make,
+                   lambda executor: executor.run(program, native_program=native, attach=resume), [])
+
+
+def _open_source(bench: Bench, config: InstrumentConfig, program: StepProgram, kinds: set[str],
+                 stack: ExitStack, resume: Any) -> _Opened:
+    """A sourcemeter (or a cycler channel as a potentiostat), with the AFM a tip needs and the
+    chamber temperature steps need (software-timed execution)."""
+    protocol, station, source = bench.protocol, bench.station, bench.source
+    smu = open_potentiostat(config, **bench.open_options) if config.is_cycler else \
+        open_instrument(config, **bench.open_options)
+    stack.callback(smu.close)
+    if "impedance" in kinds and not hasattr(smu, "measure_impedance"):
+        raise FileError([f"{source}: instruments: {protocol.instrument}: a {config.driver} cannot measure "
+                         "impedance; the protocol's impedance steps need a BioLogic channel"])
+    attrs: dict[str, Any] = {}
+    guarded = [(protocol.instrument, config, "potentiostat" if config.is_cycler else "sourcemeter")]
+    afm = chamber = None
+    if program.electrode == "tip":
+        afm_config = station.instrument(protocol.afm, source, role="afm")
+        afm = open_instrument(afm_config)
+        stack.callback(afm.close)
+        attrs["afm_idn"] = _identify(afm)
+        guarded.append((protocol.afm, afm_config, "afm"))
+    if "set_temperature" in kinds:
+        chamber = open_instrument(station.instrument(getattr(protocol, "chamber", "chamber"), source, role="chamber"))
+        stack.callback(chamber.close)
+        attrs["chamber_idn"] = _identify(chamber)
+
+    def make(subscribers: list[Subscriber]) -> RunLifecycle:
+        return SoftwareTimedExecutor(smu, bench.clock, afm=afm, chamber=chamber, channel=protocol.instrument,
+                                     subscribers=subscribers, reconnect=config.on_lost)
+
+    return _Opened(_identify(smu), attrs, (), make, lambda executor: executor.run(program, resume=resume), guarded)
+
+
 def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str | None, subscribers: Iterable[Subscriber],
-             on_engine: Any, notify: NotifyConfig | None, resume: ResumePoint | AttachPoint | None = None,
-             resume_message: str = "", native_program: str | None = None) -> SessionResult:
+            on_engine: Any, notify: NotifyConfig | None, resume: ResumePoint | AttachPoint | None = None,
+            resume_message: str = "", native_program: str | None = None) -> SessionResult:
     """The one run path: open the protocol's instruments on ``bench``, create the run file at
     ``path`` (or, with ``resume``, reopen it and record the ``resumed`` event), run the program
-    with the executor the instrument calls for, store the results.
+    with the executor the instrument calls for — a cycler channel runs it delegated unless it
+    has steps only software timing can do — under a guardian for real instruments, and store
+    the results.
 
     Raises:
         FileExistsError: ``path`` exists and ``output_exists_ok`` is False.
@@ -210,85 +284,36 @@ def execute(bench: Bench, path: Path, *, output_exists_ok: bool, operator: str |
     if not output_exists_ok and path.exists():
         raise FileExistsError(f"{path}: a run file already exists there; choose another -o")
     with ExitStack() as stack:
-        extra: dict[str, Any] = dict(bench.attrs)
-        guardian: Guardian | None = None
         if config.is_cycler and not software_only:
-            native = native_program or _compile(protocol, program, config)
-            if bench.simulated:
-                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="labctl-steps-"))
-            else:  # a reattach writes no step file: any folder will do if the station has none
-                folder = config.step_file_dir or (tempfile.gettempdir() if resume is not None else None)
-            cycler = open_instrument(config, step_file_dir=folder, journal_path=journal_path(path), **bench.open_options)
-            stack.callback(cycler.close)
-            idn = _identify(cycler)
-            extra.update(delegated={"driver": config.driver, "address": config.address,
-                                    "instrument": protocol.instrument, "native_format": config.entry.native_format},
-                         native_program=native)
-            columns = DELEGATED_COLUMNS
-
-            def make(subscribers_: list[Subscriber]) -> RunLifecycle:
-                return DelegatedExecutor(cycler, bench.clock, channel=protocol.instrument, subscribers=subscribers_,
-                                         poll_interval_s=poll_interval_s(bench.clock, program, config.poll_interval_s,
-                                                                         bench.n_channels),
-                                         reconnect=config.on_lost, label=path.stem)
-
-            def start(executor: Any) -> RunOutcome:
-                return executor.run(program, native_program=native, attach=resume)
+            opened = _open_cycler(bench, config, program, path, stack, resume, native_program)
         else:
-            smu = open_potentiostat(config, **bench.open_options) if config.is_cycler else \
-                open_instrument(config, **bench.open_options)
-            stack.callback(smu.close)
-            if "impedance" in kinds and not hasattr(smu, "measure_impedance"):
-                raise FileError([f"{source}: instruments: {protocol.instrument}: a {config.driver} cannot measure "
-                                 "impedance; the protocol's impedance steps need a BioLogic channel"])
-            idn = _identify(smu)
-            afm = None
-            guarded = [(protocol.instrument, config, "potentiostat" if config.is_cycler else "sourcemeter")]
-            if program.electrode == "tip":
-                afm_config = station.instrument(protocol.afm, source, role="afm")
-                afm = open_instrument(afm_config)
-                stack.callback(afm.close)
-                extra["afm_idn"] = _identify(afm)
-                guarded.append((protocol.afm, afm_config, "afm"))
-            chamber = None
-            if "set_temperature" in kinds:
-                chamber = open_instrument(station.instrument(getattr(protocol, "chamber", "chamber"), source,
-                                                             role="chamber"))
-                stack.callback(chamber.close)
-                extra["chamber_idn"] = _identify(chamber)
-            if not bench.simulated:  # a simulator dies with this process; real instruments do not
-                guardian = stack.enter_context(Guardian(path))
-                for name, instrument_config, role in guarded:
-                    guardian.watch(name, instrument_config, role=role, notify=notify or station.notify)
-            columns = ()
-
-            def make(subscribers_: list[Subscriber]) -> RunLifecycle:
-                return SoftwareTimedExecutor(smu, bench.clock, afm=afm, chamber=chamber, channel=protocol.instrument,
-                                             subscribers=subscribers_, reconnect=config.on_lost)
-
-            def start(executor: Any) -> RunOutcome:
-                return executor.run(program, resume=resume)
+            opened = _open_source(bench, config, program, kinds, stack, resume)
+        guardian: Guardian | None = None
+        if opened.guarded and not bench.simulated:  # a simulator dies with this process; real instruments do not
+            guardian = stack.enter_context(Guardian(path))
+            for name, instrument_config, role in opened.guarded:
+                guardian.watch(name, instrument_config, role=role, notify=notify or station.notify)
         notifiers = _notifiers(stack, notify if notify is not None else station.notify, path)
         if resume is None:
             writer = RunFileWriter(path, [protocol.instrument], run_attrs(
                 protocol, bench.protocol_path, bench.protocol_text, simulated=bench.simulated, speed=bench.speed,
-                station=station, instrument_idn=idn, operator=operator, **extra), extra_columns=columns,
-                spectra="impedance" in kinds)
+                station=station, instrument_idn=opened.idn, operator=operator, **bench.attrs, **opened.attrs),
+                extra_columns=opened.columns, spectra="impedance" in kinds)
         else:
             writer = RunFileWriter.append(path)
             t_s = resume.t_offset_s if isinstance(resume, ResumePoint) else resume.last_test_time_s
             writer(Detected(t_s, protocol.instrument, "resumed", resume_message + (
                 "; the file was recovered after its writer died" if writer.recovered else ""), resume.step_index))
         stack.callback(writer.close)
-        executor = make([writer, *subscribers, *notifiers])
+        executor = opened.make([writer, *subscribers, *notifiers])
         if on_engine is not None:
             on_engine(executor)
         try:
-            outcome, interrupted = start(executor), False
+            outcome, interrupted = opened.start(executor), False
         except KeyboardInterrupt:
             outcome, interrupted = executor.last_outcome, True
         if guardian is not None and executor.made_safe:
-            guardian.safe(*(name for name, _config, _role in guarded))
+            guardian.safe(*(name for name, _config, _role in opened.guarded))
         writer.close()
         with RunFile(writer.path) as run_file:
             results = protocol.results(run_file, protocol.instrument)
@@ -489,7 +514,7 @@ def resume_run(
     with ExitStack() as stack:
         if simulated_run:
             try:
-                cell = simulated.cell_from_record(attrs["simulated_cell"])
+                cell = simulated.simulated_cell_from_record(attrs["simulated_cell"])
             except (KeyError, ValueError) as exc:
                 raise RunFileError(f"{path}: {exc}") from None
             sim = simulated.start_station(protocol, path.name, clock, stack, cell=cell)

@@ -10,22 +10,32 @@ reaches the simulators only through this module (and ``labctl sim …`` through 
 
 It also owns the protocol file's simulation sections: ``simulated_cell:`` (a preset of
 :data:`drivers.sim.physics.cell.CELL_PRESETS` and any :class:`CellParameters` field; the
-protocol's ``cell:`` gives area, thickness and temperature) and ``simulated_sample:`` (the
-c-AFM sample and junction). The protocol schema keeps them as plain data; they are parsed
+protocol's ``cell:`` gives area, thickness and temperature — or, with ``model:``, another cell
+of :data:`drivers.sim.physics.models.CELL_MODELS`, a full cell, Li | Cu …, see
+:func:`simulated_cell`) and ``simulated_sample:`` (the c-AFM sample and junction). The protocol schema keeps them as plain data; they are parsed
 and checked here (:func:`cell_parameters`, :func:`junction`), with one line per problem.
+The command line's cell options (``--cell``, ``--cell-ccd-mA-cm2``, ``--seed``, ``--cell-param
+NAME=VALUE``) are parsed here too (:func:`parse_cell_params`, :func:`cell_parameters`,
+:func:`preset_cell`): every value of a cell parameter, from a file or an option, is converted
+by one function to its :class:`CellParameters` field's type.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import typing
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 from drivers.sim.afm import NanonisAfmSimulator, NanonisServer
 from drivers.sim.keithley2400 import Keithley2400Simulator, PtyServer, TcpServer
-from drivers.sim.physics.cell import CELL_PRESETS, CellParameters
+from drivers.sim.physics.cell import CELL_PRESET_LABELS, CELL_PRESETS, CellParameters
+from drivers.sim.physics.models import CELL_MODELS, ModelledCell, modelled_cell
 from drivers.sim.physics.tip import Electrode, JunctionParameters, SampleParameters, TipJunction
 from labctl.engine.clock import Clock
 from labctl.station import InstrumentConfig, Station
@@ -48,19 +58,165 @@ def _where(source: str, line_of: Callable[[list[str]], int] | None, loc: list[st
     return f"{source}:{line_of(loc)}" if line_of is not None else source
 
 
+#: The options that set one cell parameter each (any other comes from ``--cell-param``).
+CELL_OPTIONS = {"ccd_mA_cm2": "--cell-ccd-mA-cm2", "seed": "--seed", "area_cm2": "--cell-area-cm2"}
+#: Spellings of a yes/no value of a ``bool`` cell parameter (any case).
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+@cache
+def _field_types() -> dict[str, Any]:
+    """Each :class:`CellParameters` field's type (``float``, ``int``, ``bool``, ``str``, or one
+    of them or None)."""
+    return typing.get_type_hints(CellParameters)
+
+
+def cell_parameter_names() -> list[str]:
+    """The simulated cell's parameters (the fields of :class:`CellParameters`), sorted."""
+    return sorted(f.name for f in fields(CellParameters))
+
+
+def cell_value(name: str, value: Any) -> Any:
+    """``value`` (text from the command line, or a protocol file's YAML value) as the type of
+    the cell parameter ``name``: ``float`` (finite; an int is accepted), ``int`` (a whole
+    number), ``bool`` (true/false, yes/no, on/off, 1/0), ``str``; ``none`` (or None) for a
+    parameter that may be None (``lifetime_h``). Ranges are :class:`CellParameters`'s to check.
+
+    Raises:
+        KeyError: ``name`` is not a cell parameter.
+        ValueError: the value does not convert (one line naming the parameter, no prefix).
+    """
+    kind = _field_types()[name]
+    args = typing.get_args(kind)
+    if type(None) in args:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+            return None
+        kind = next(a for a in args if a is not type(None))
+    text = value.strip() if isinstance(value, str) else None
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"{name} takes a number, got {value!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"{name} takes a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        return number
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(text or "")
+        except ValueError:
+            raise ValueError(f"{name} takes a whole number, got {value!r}") from None
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if text is not None and text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(f"{name} takes true or false, got {value!r}")
+    if not isinstance(value, str):
+        raise ValueError(f"{name} takes text, got {value!r}")
+    return value
+
+
+def _known_line() -> str:
+    return f"known: {', '.join(cell_parameter_names())}"
+
+
+def parse_cell_params(texts: Sequence[str], option: str = "--cell-param") -> dict[str, Any]:
+    """``NAME=VALUE`` texts (the repeatable ``--cell-param``) as cell-parameter overrides,
+    each value of its field's type (:func:`cell_value`) and in its range; a later NAME wins.
+
+    Raises:
+        ValueError: one line naming ``option``, the text and the parameter: no ``=``, an
+            unknown name (with the known ones), a value that does not convert or is out of
+            range.
+    """
+    params: dict[str, Any] = {}
+    for text in texts:
+        name, sep, raw = text.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"{option} {text!r}: give NAME=VALUE, e.g. {option} noise_V=0.001")
+        if name not in _field_types():
+            hint = " (the preset is --cell)" if name == "preset" else ""
+            raise ValueError(f"{option} {text}: unknown cell parameter {name!r}{hint}; {_known_line()}")
+        try:
+            value = cell_value(name, raw)
+            replace(CellParameters(), **{name: value})  # the parameter's own range
+        except ValueError as exc:
+            raise ValueError(f"{option} {text}: {exc}") from None
+        params[name] = value
+    return params
+
+
+def _option(name: str, value: Any) -> str:
+    """The command-line option that sets cell parameter ``name``."""
+    return CELL_OPTIONS.get(name) or f"--cell-param {name}={value}"
+
+
+def _apply_options(cell: CellParameters, changes: dict[str, Any]) -> CellParameters:
+    """``cell`` with the command line's ``changes``.
+
+    Raises:
+        ValueError: one line naming the option and the parameter.
+    """
+    typed: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in _field_types():
+            raise ValueError(f"{_option(name, value)}: unknown cell parameter {name!r}; {_known_line()}")
+        try:
+            typed[name] = cell_value(name, value)
+            replace(cell, **{name: typed[name]})
+        except ValueError as exc:
+            raise ValueError(f"{_option(name, value)}: {exc}") from None
+    try:
+        return replace(cell, **typed)
+    except ValueError as exc:  # a combination of options (each alone was fine)
+        raise ValueError(f"{', '.join(_option(k, v) for k, v in changes.items())}: {exc}") from None
+
+
+def cell_preset(protocol: Any, overrides: dict[str, Any] | None = None) -> str:
+    """The preset a protocol's simulated cell starts from: ``--cell`` (``overrides["preset"]``),
+    else its ``simulated_cell.preset``, else ``hl_llzo``. Not checked (:func:`cell_parameters` does)."""
+    if (overrides or {}).get("preset") is not None:
+        return str(overrides["preset"])
+    section = getattr(protocol, "simulated_cell", None)
+    return str(section.preset) if section is not None else "hl_llzo"
+
+
+def cell_attrs(cell: CellParameters | ModelledCell, preset: str | None = None) -> dict[str, Any]:
+    """What a run file records of its simulated cell: ``simulated_cell`` (every parameter,
+    JSON: :func:`record_cell`) and, when known, ``simulated_cell_preset`` and
+    ``simulated_cell_label`` (what cell the preset is, e.g. ``Li | LLZO | Li, no interlayer``;
+    the report's titles use it)."""
+    attrs: dict[str, Any] = {"simulated_cell": record_cell(cell)}
+    if preset in CELL_PRESET_LABELS:
+        attrs.update(simulated_cell_preset=preset, simulated_cell_label=CELL_PRESET_LABELS[preset])
+    return attrs
+
+
 def cell_parameters(protocol: Any, source: str, overrides: dict[str, Any] | None = None, *,
                     line_of: Callable[[list[str]], int] | None = None) -> CellParameters:
     """The simulated cell of a protocol: its ``simulated_cell.preset``, then the protocol's
-    ``cell`` (area, electrolyte thickness, temperature), then ``simulated_cell``'s other
-    keys, then ``overrides`` (None values ignored). A ``preset`` among the overrides (the
-    CLI's ``--cell``) puts that whole preset cell in place of the protocol's.
+    ``cell`` (area, electrolyte thickness, Li thickness, stack pressure, temperature), then
+    ``simulated_cell``'s other keys, then ``overrides`` (the command line's; None values
+    ignored). A ``preset`` among the overrides (the CLI's ``--cell``) puts that whole preset
+    cell in place of the protocol's. Every value is converted to its field's type
+    (:func:`cell_value`): ``noise_V: "1e-3"`` or ``{"noise_V": "0.001"}`` is a float.
 
     ``line_of(["simulated_cell", name])`` gives the line of a field in the protocol file, for
     the messages.
 
     Raises:
         FileError: an unknown preset or cell parameter, or an invalid value; one line naming
-            ``source`` (and the line) and the field (``simulated_cell.<name>``).
+            ``source`` (and the line) and the field (``simulated_cell.<name>``) for the file's,
+            the option (``--cell``, ``--cell-param NAME=VALUE``, ``--cell-ccd-mA-cm2``, ``--seed``)
+            and the parameter for the overrides'.
     """
     section = protocol.simulated_cell.as_dict() if getattr(protocol, "simulated_cell", None) is not None else {}
     changes = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -71,25 +227,34 @@ def cell_parameters(protocol: Any, source: str, overrides: dict[str, Any] | None
                          f"preset {preset!r}; known: {', '.join(CELL_PRESETS)}"])
     if replacement is not None and replacement not in CELL_PRESETS:
         raise FileError([f"--cell: unknown preset {replacement!r}; known: {', '.join(CELL_PRESETS)}"])
-    known = {f.name for f in fields(CellParameters)}
     values: dict[str, Any] = {}
     cell = getattr(protocol, "cell", None)
     if cell is not None:
         values.update(area_cm2=cell.area_cm2, electrolyte_thickness_um=cell.electrolyte_thickness_um,
                       li_thickness_um=cell.li_thickness_um, stack_pressure_MPa=cell.stack_pressure_MPa,
                       temperature_C=cell.temperature_C)
-    values.update(section)
-    if replacement is not None:
-        values.update(asdict(CELL_PRESETS[replacement]))
-    values.update(changes)
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(section) - set(_field_types()))
     if unknown:
         raise FileError([f"{_where(source, line_of, ['simulated_cell', name])}: simulated_cell.{name}: unknown cell "
-                         f"parameter; known: {', '.join(sorted(known))}" for name in unknown])
+                         f"parameter; {_known_line()}" for name in unknown])
+    problems = []
+    for name, value in section.items():
+        try:
+            values[name] = cell_value(name, value)
+        except ValueError as exc:
+            problems.append(f"{_where(source, line_of, ['simulated_cell', name])}: simulated_cell.{name}: {exc}")
+    if problems:
+        raise FileError(problems)
     try:
-        return replace(CELL_PRESETS[preset], **values)
+        base = replace(CELL_PRESETS[preset], **values)
     except (TypeError, ValueError) as exc:
         raise FileError([f"{_where(source, line_of, ['simulated_cell'])}: simulated_cell: {exc}"]) from None
+    if replacement is not None:
+        base = CELL_PRESETS[replacement]
+    try:
+        return _apply_options(base, changes)
+    except ValueError as exc:
+        raise FileError([str(exc)]) from None
 
 
 def cell_from_record(text: str) -> CellParameters:
@@ -151,7 +316,7 @@ class SimulatedStation:
 
 
 def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *, cycler: str | None = None,
-                  overrides: dict[str, Any] | None = None, cell: CellParameters | None = None) -> SimulatedStation:
+                  overrides: dict[str, Any] | None = None, cell: CellParameters | ModelledCell | None = None) -> SimulatedStation:
     """Start the simulated instruments a protocol needs on free loopback ports (closed by
     ``stack``), sharing ``clock``; the station names them as the protocol does.
 
@@ -169,13 +334,19 @@ def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *,
     """
     program = protocol.program()
     kinds = program_kinds(program)
+    preset = None if cell is not None else cell_preset(protocol, overrides)  # a recorded cell keeps its record
     if kinds & SOFTWARE_ONLY and cycler in (None, "biologic"):
-        cell = cell or cell_parameters(protocol, source, overrides)
-        return start_potentiostat(protocol, cell, clock, stack, chamber="set_temperature" in kinds)
+        cell = cell or simulated_cell(protocol, source, overrides)
+        return start_potentiostat(protocol, cell, clock, stack, chamber="set_temperature" in kinds, preset=preset)
     if cycler is not None:
-        cell = cell or cell_parameters(protocol, source, overrides)
-        return start_cyclers(cycler, [protocol.instrument], [cell], clock, stack)
+        cell = cell or simulated_cell(protocol, source, overrides)
+        return start_cyclers(cycler, [protocol.instrument], [cell], clock, stack, preset=preset)
     if program.electrode in ("tip", "pad"):
+        given = sorted(k for k, v in (overrides or {}).items() if v is not None)
+        if given:
+            raise FileError([f"{source}: a {protocol.kind} run has no simulated cell but a simulated tip junction "
+                             f"(simulated_sample in the protocol file); the cell options do not apply "
+                             f"({', '.join(given)})"])
         tip_junction = junction(protocol, source)
         smu = TcpServer(Keithley2400Simulator(tip_junction, now=clock.now))
         stack.callback(smu.close)
@@ -187,21 +358,22 @@ def start_station(protocol: Any, source: str, clock: Clock, stack: ExitStack, *,
         sample = {**protocol.simulated_sample.model_dump(), "junction": asdict(tip_junction.params),
                   "electrode": asdict(tip_junction.electrode)}
         return SimulatedStation(Station(instruments=instruments), attrs={"simulated_sample": sample})
-    cell = cell or cell_parameters(protocol, source, overrides)
-    server = TcpServer(Keithley2400Simulator(cell, now=clock.now))
+    cell = cell or simulated_cell(protocol, source, overrides)
+    server = TcpServer(Keithley2400Simulator(_load(cell), now=clock.now))
     stack.callback(server.close)
     station = Station(instruments={protocol.instrument: InstrumentConfig(driver="keithley2400", address=server.resource)})
-    return SimulatedStation(station, attrs={"simulated_cell": asdict(cell)}, cells=[cell])
+    return SimulatedStation(station, attrs=cell_attrs(cell, preset), cells=[cell])
 
 
-def start_potentiostat(protocol: Any, cell: CellParameters, clock: Clock, stack: ExitStack, *,
-                       chamber: bool = False) -> SimulatedStation:
+def start_potentiostat(protocol: Any, cell: CellParameters | ModelledCell, clock: Clock, stack: ExitStack, *,
+                       chamber: bool = False, preset: str | None = None) -> SimulatedStation:
     """A simulated BioLogic instrument with one channel in front of ``cell`` (reached in this
     process through its Development-Package calls) and, with ``chamber``, a simulated BINDER
     chamber on a loopback port, starting at the cell's temperature, whose air temperature the
     cell follows (no lag of its own: the soak of a ``set_temperature`` step stands for it). The
     station names the channel as the protocol's ``instrument`` and the chamber as its ``chamber``
-    (default ``chamber``), with the simulated chamber's set point range.
+    (default ``chamber``), with the simulated chamber's set point range. ``preset`` names the
+    preset the cell came from, for the run file (:func:`cell_attrs`).
 
     Raises:
         FileError: the cell's temperature is outside the simulated chamber's set point range.
@@ -212,10 +384,10 @@ def start_potentiostat(protocol: Any, cell: CellParameters, clock: Clock, stack:
 
     follow = None
     instruments: dict[str, InstrumentConfig] = {}
-    attrs: dict[str, Any] = {"simulated_cell": asdict(cell)}
+    attrs: dict[str, Any] = cell_attrs(cell, preset)
     if chamber:
         try:
-            params = ChamberParameters(start_C=cell.temperature_C)
+            params = ChamberParameters(start_C=_temperature_C(cell))
         except ValueError as exc:
             raise FileError([f"simulated chamber: {exc}"]) from None
         air = BinderMB1Simulator(params, now=clock.now)
@@ -226,7 +398,7 @@ def start_potentiostat(protocol: Any, cell: CellParameters, clock: Clock, stack:
             driver="binder", address=server.resource, min_setpoint_C=params.min_setpoint_C,
             max_setpoint_C=params.max_setpoint_C)
         attrs["simulated_chamber"] = asdict(params)
-    backend = SimulatedBackend(1, cell=[cell], now=clock.now, temperature_C=follow)
+    backend = SimulatedBackend(1, cell=[_load(cell)], now=clock.now, temperature_C=follow)
     # The channel samples at half the program's shortest record interval (0.1–10 s): every
     # reading the engine takes is at most that old, and a long dry run stays fast.
     shortest = protocol.program().shortest_record_interval_s or 1.0
@@ -236,11 +408,12 @@ def start_potentiostat(protocol: Any, cell: CellParameters, clock: Clock, stack:
                             cells=[cell])
 
 
-def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParameters], clock: Clock,
-                  stack: ExitStack) -> SimulatedStation:
+def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParameters | ModelledCell], clock: Clock,
+                  stack: ExitStack, *, preset: str | None = None) -> SimulatedStation:
     """One simulated ``cycler`` with a channel per cell, the station naming the channels
     ``names``: a NEWARE BTS on a loopback port (reached over TCP like a real one), or a
     BioLogic instrument reached through its Development-Package calls in this process.
+    ``preset`` names the preset a single cell came from, for the run file (:func:`cell_attrs`).
 
     Raises:
         FileError: an unknown cycler, or more channels than it has.
@@ -251,7 +424,7 @@ def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParamet
     if cycler == "neware":
         from drivers.sim.neware import BtsServer, NewareBtsSimulator
 
-        sim = NewareBtsSimulator(len(cells), cell=list(cells), now=clock.now)
+        sim = NewareBtsSimulator(len(cells), cell=[_load(c) for c in cells], now=clock.now)
         server = BtsServer(sim)
         stack.callback(server.close)
         host, port = server.address
@@ -262,12 +435,12 @@ def start_cyclers(cycler: str, names: Sequence[str], cells: Sequence[CellParamet
         if len(cells) > BIOLOGIC_MAX_CHANNELS:
             raise FileError([f"--channels: a BioLogic instrument has at most {BIOLOGIC_MAX_CHANNELS} channels, "
                              f"not {len(cells)}"])
-        backend = SimulatedBackend(len(cells), cell=list(cells), now=clock.now)
+        backend = SimulatedBackend(len(cells), cell=[_load(c) for c in cells], now=clock.now)
         addresses = [f"{backend.address}/{k + 1}" for k in range(len(cells))]
         options["backend"] = backend
     station = Station(instruments={name: InstrumentConfig(driver=cycler, address=address)
                                    for name, address in zip(names, addresses)})
-    attrs = {"simulated_cell": asdict(cells[0])} if len(cells) == 1 else {}
+    attrs = cell_attrs(cells[0], preset) if len(cells) == 1 else {}
     return SimulatedStation(station, open_options=options, attrs=attrs, cells=list(cells))
 
 
@@ -294,17 +467,16 @@ def identify_simulated(driver: str) -> str:
 # -- `labctl sim …`: simulators served until Ctrl-C ---------------------------------------------------
 
 def preset_cell(preset: str, **changes: Any) -> CellParameters:
-    """A preset cell with ``changes`` (None values ignored).
+    """A preset cell with ``changes`` (the command line's; None values ignored; values converted
+    by :func:`cell_value`).
 
     Raises:
-        ValueError: unknown preset or parameter, or an invalid value (one line).
+        ValueError: unknown preset or parameter, or an invalid value (one line naming the
+            option and the parameter).
     """
     if preset not in CELL_PRESETS:
         raise ValueError(f"--cell: unknown preset {preset!r}; known: {', '.join(CELL_PRESETS)}")
-    try:
-        return replace(CELL_PRESETS[preset], **{k: v for k, v in changes.items() if v is not None})
-    except TypeError as exc:
-        raise ValueError(str(exc)) from None
+    return _apply_options(CELL_PRESETS[preset], {k: v for k, v in changes.items() if v is not None})
 
 
 def serve_keithley2400(cell: CellParameters, clock: Clock, *, port: int = 0, pty: bool = False) -> list[Any]:
@@ -368,6 +540,126 @@ def serve_chamber(params: Any, clock: Clock, *, port: int = 0, framing: str = "r
     return ChamberServer(BinderMB1Simulator(params, now=clock.now), port=port, framing=framing)
 
 
-__all__ = ["BIOLOGIC_MAX_CHANNELS", "SIMULATED_CYCLERS", "SimulatedStation", "cell_from_record", "cell_parameters",
-           "cell_presets", "identify_simulated", "junction", "preset_cell", "serve_afm", "serve_keithley2400",
+__all__ = ["BIOLOGIC_MAX_CHANNELS", "CELL_OPTIONS", "SIMULATED_CYCLERS", "SimulatedStation", "cell_attrs",
+           "cell_from_record", "cell_models", "cell_parameter_names", "cell_parameters", "cell_preset", "cell_presets",
+           "cell_value", "parse_cell_params", "record_cell", "simulated_cell", "simulated_cell_from_record",
+           "with_seed_offset", "identify_simulated", "junction", "preset_cell", "serve_afm", "serve_keithley2400",
            "chamber_parameters", "serve_chamber", "serve_neware", "start_cyclers", "start_potentiostat", "start_station"]
+
+
+# -- simulated cells other than the symmetric one (``simulated_cell.model``) -----------------------
+
+def cell_models() -> dict[str, list[str]]:
+    """The simulated cell models and their presets (``simulated_cell.model`` / ``.preset``)."""
+    return {"symmetric": list(CELL_PRESETS), **{name: list(m.presets) for name, m in CELL_MODELS.items()}}
+
+
+def _protocol_context(protocol: Any) -> dict[str, Any]:
+    """What a protocol itself says about its cell, by the model parameters' names: the
+    ``cell`` section's area and temperature, a ``cathode`` section's active mass (mg)."""
+    out: dict[str, Any] = {}
+    cell = getattr(protocol, "cell", None)
+    if cell is not None:
+        out.update(area_cm2=cell.area_cm2, temperature_C=cell.temperature_C)
+    cathode = getattr(protocol, "cathode", None)
+    mass = getattr(cathode, "active_mass_mg", None) if cathode is not None else None
+    if mass is not None:
+        out["active_mass_mg"] = mass
+    return out
+
+
+def simulated_cell(protocol: Any, source: str, overrides: dict[str, Any] | None = None, *,
+                   line_of: Callable[[list[str]], int] | None = None) -> CellParameters | ModelledCell:
+    """The cell behind a simulated run of ``protocol``: its ``simulated_cell.model``'s.
+
+    ``symmetric`` (the default): :func:`cell_parameters`. Any other model of
+    :data:`drivers.sim.physics.models.CELL_MODELS`: its ``preset`` (default the model's first),
+    then what the protocol says of the cell (``cell.area_cm2``, ``cell.temperature_C``,
+    ``cathode.active_mass_mg``, where the model has such a parameter), then the section's other
+    keys, then ``overrides`` (the CLI's ``--seed`` …; None values ignored). ``plating_to_short``
+    wraps a symmetric cell: the section's :class:`CellParameters` keys (and ``base_preset``,
+    default ``hl_llzo``) go to it, with the protocol's ``cell``.
+
+    Raises:
+        FileError: an unknown model, preset or parameter, or an invalid value; one line naming
+            ``source`` (and the line) and the field.
+    """
+    section = getattr(protocol, "simulated_cell", None)
+    model = getattr(section, "model", "symmetric") if section is not None else "symmetric"
+    if model == "symmetric":
+        return cell_parameters(protocol, source, overrides, line_of=line_of)
+    where = _where(source, line_of, ["simulated_cell", "model"])
+    if model not in CELL_MODELS:
+        raise FileError([f"{where}: simulated_cell.model: unknown model {model!r}; known: "
+                         f"{', '.join(cell_models())}"])
+    entry = CELL_MODELS[model]
+    values = dict(section.model_extra or {})
+    preset = section.preset if "preset" in section.model_fields_set else None
+    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "preset" in changes:
+        preset = changes.pop("preset")
+    names = entry.field_names()
+    base = None
+    if entry.wraps_symmetric:
+        symmetric = {f.name for f in fields(CellParameters)}
+        base_keys = {k: values.pop(k) for k in list(values) if k in symmetric and k not in names}
+        base_preset = values.pop("base_preset", "hl_llzo")
+        shim = SimpleNamespace(cell=getattr(protocol, "cell", None),
+                               simulated_cell=SimpleNamespace(as_dict=lambda: {"preset": base_preset, **base_keys}))
+        base = cell_parameters(shim, source, {k: v for k, v in changes.items() if k in symmetric and k not in names},
+                               line_of=line_of)
+        changes = {k: v for k, v in changes.items() if k in names or k not in symmetric}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise FileError([f"--{unknown[0].replace('_', '-')}: does not apply to a {model} simulated cell"])
+    chosen = {k: v for k, v in _protocol_context(protocol).items() if k in names}
+    chosen.update(values)
+    chosen.update(changes)
+    try:
+        return modelled_cell(model, preset, chosen, base)
+    except KeyError as exc:
+        raise FileError([f"{_where(source, line_of, ['simulated_cell', 'preset'])}: simulated_cell: "
+                         f"{exc.args[0]}"]) from None
+    except (TypeError, ValueError) as exc:
+        raise FileError([f"{_where(source, line_of, ['simulated_cell'])}: simulated_cell: {exc}"]) from None
+
+
+def simulated_cell_from_record(text: str) -> CellParameters | ModelledCell:
+    """The cell a run file recorded (its ``simulated_cell`` attribute, JSON): a symmetric
+    cell's parameters (:func:`cell_from_record`) or another model's :class:`ModelledCell`.
+
+    Raises:
+        ValueError: not a recorded cell.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"simulated_cell: not a recorded cell ({exc})") from None
+    if isinstance(data, dict) and "model" in data and "params" in data:
+        return ModelledCell.from_dict(data)
+    return cell_from_record(text)
+
+
+def with_seed_offset(cell: CellParameters | ModelledCell, offset: int) -> CellParameters | ModelledCell:
+    """The same cell with its random seed moved by ``offset`` (channel k of a multichannel
+    instrument: seed + k, so the cells differ as real ones do)."""
+    if isinstance(cell, ModelledCell):
+        return replace(cell, params=replace(cell.params, seed=cell.params.seed + offset))
+    return replace(cell, seed=cell.seed + offset)
+
+
+def _temperature_C(cell: CellParameters | ModelledCell) -> float:
+    """The cell's temperature (°C; 25 for a model without one)."""
+    params = cell.params if isinstance(cell, ModelledCell) else cell
+    return float(getattr(params, "temperature_C", 25.0))
+
+
+def _load(cell: CellParameters | ModelledCell) -> Any:
+    """What a simulator runs: a symmetric cell's parameters as they are (it builds the cell),
+    or a fresh cell of another model."""
+    return cell.build() if isinstance(cell, ModelledCell) else cell
+
+
+def record_cell(cell: CellParameters | ModelledCell) -> dict[str, Any]:
+    """What a run file records of the simulated cell."""
+    return cell.as_dict() if isinstance(cell, ModelledCell) else asdict(cell)

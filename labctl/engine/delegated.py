@@ -122,6 +122,8 @@ class _OpenStep:
     v_sum: float = 0.0
     v_abs_max: float = 0.0
     v_last: float = math.nan
+    i_last: float = 0.0
+    """The measured current at the step's last point (A): a constant-voltage step's end."""
     q_last: float = 0.0
     """Charge passed in the step up to its last point (C)."""
     cumulative_last: float = 0.0
@@ -129,6 +131,8 @@ class _OpenStep:
     t_last: float = 0.0
     reason: str | None = None
     """Set when a detection in this step decided its reason."""
+    until: object | None = None
+    """The voltage exit condition of the loop the step is in (:class:`~labctl.steps.LoopUntil`), if any."""
 
 
 class DelegatedExecutor(RunLifecycle):
@@ -261,7 +265,10 @@ class DelegatedExecutor(RunLifecycle):
             self._publish(Detected(self._t_last, self.channel, "cycler_stopped", confirmed, self._index()))
             while self._collect() >= self.max_batch:
                 pass
-            self._close_step(status)
+            # a step cut by the stop ends with the decision (a detection's own kind if it was
+            # its step; "stopped" after a loop's exit, which completed the run)
+            self._close_step(None if self._open is not None and self._open.reason else
+                             "stopped" if status == "completed" else status)
         except BaseException as exc:  # noqa: BLE001
             return f"{confirmed}; its last points were not collected ({exc})"
         # A failure's reason says how the channel was left; a decision's ``cycler_stopped`` event does.
@@ -328,10 +335,27 @@ class DelegatedExecutor(RunLifecycle):
         if status.state == "finished":
             self._close_step(None)
             last = self._summaries[-1].step_index if self._summaries else -1
+            left = self._program.loop_exit(last, self._summaries[-1].reason) if self._summaries else None
+            if left is not None and left.last:
+                return "completed", f"all steps completed (the last loop left at step {last} on {left.loop.until.describe()})"
             if last != self._program.n_steps - 1:
                 return "error", (f"the cycler finished the test at step {last} of the program's "
                                  f"{self._program.n_steps} ({status.detail})")
             return "completed", "all steps completed"
+        if status.state == "protection" and self._floor_left_last_loop(s):
+            # The cycler's own short floor ended the test in a last loop "until the short": that
+            # is the loop's exit, in the firmware, and the program is done.
+            floor = self._program.short_detection.floor_V
+            message = short_message("short", s.current_A * 1e3 / self._area, s.t_last, s.index,
+                                    f"the cycler's floor: |V| = {abs(s.v_last) * 1e3:.3g} mV under {floor * 1e3:.3g} mV "
+                                    f"({status.detail})")
+            self._publish(Detected(s.t_last, self.channel, "short", message, s.index))
+            span = self._program.loop_span(s.index)
+            why = (f"loop of steps {span.first}–{span.end - 1} left at step {s.index} on a short in the cycler "
+                   f"(t = {s.t_last:.1f} s): the program's last entry is done")
+            self._publish(Detected(s.t_last, self.channel, "loop_exit", why, s.index))
+            self._close_step("short")
+            return "completed", why
         if status.state == "protection":
             v, i = (s.v_last, s.current_A) if s else (math.nan, 0.0)
             reason = (f"the cycler's protection ended the test at {where}: V = {v:.4g} V at {i:.4g} A "
@@ -342,6 +366,16 @@ class DelegatedExecutor(RunLifecycle):
             return "safety", reason
         self._close_step("stopped")
         return "stopped", f"the test was stopped at the cycler, not by labctl ({status.detail}), at {where}"
+
+    def _floor_left_last_loop(self, s: _OpenStep | None) -> bool:
+        """Whether the open step, a current step of the program's last loop "until the short",
+        ended at the short floor (its last |V| under ``floor_V``): the cycler's protection."""
+        if s is None or not s.current_A or s.n == 0:
+            return False
+        span = self._program.loop_span(s.index)
+        detection = self._program.short_detection
+        return (span is not None and span.last and span.loop.until is not None and span.loop.until.kind == "short"
+                and detection.floor_V > 0 and abs(s.v_last) < detection.floor_V)
 
     def _stop_channel(self) -> str:
         """Stop the channel and read its status back until it is no longer active; what was
@@ -438,7 +472,7 @@ class DelegatedExecutor(RunLifecycle):
             s.n += int(hi - lo)
             s.v_sum += float(vv.sum())
             s.v_abs_max = max(s.v_abs_max, float(np.abs(vv).max()))
-            s.v_last, s.q_last, s.t_last = float(vv[-1]), float(qq[-1]), float(tt[-1])
+            s.v_last, s.i_last, s.q_last, s.t_last = float(vv[-1]), float(ii[-1]), float(qq[-1]), float(tt[-1])
             s.cumulative_last = float(cumulative[-1])
             self._t_last = s.t_last
             if batch is not None:
@@ -455,8 +489,20 @@ class DelegatedExecutor(RunLifecycle):
             if found is not None:
                 kind, message, t_found = found
                 s.reason = kind
-                self._publish(Detected(t_found, self.channel, kind, message, idx))
-                if kind not in ("short", "soft_short") or self._program.end_run_on_short:
+                if kind != "until":
+                    self._publish(Detected(t_found, self.channel, kind, message, idx))
+                left = self._program.loop_exit(idx, kind)
+                if left is not None:
+                    # The loop's exit condition, decided here from the points (a voltage
+                    # condition is also the NEWARE step file's own jump): the loop is the
+                    # program's last entry on a cycler, so leaving it ends the test.
+                    until = left.loop.until
+                    why = (f"loop of steps {left.first}–{left.end - 1} left at step {idx} on {until.describe()} "
+                           f"(t = {t_found:.1f} s): the program's last entry is done")
+                    self._publish(Detected(t_found, self.channel, "loop_exit", why, idx))
+                    self._decision = ("completed", why)
+                    self._checking = False
+                elif kind not in ("short", "soft_short") or self._program.end_run_on_short:
                     self._decision = (kind, message)
                     self._checking = False
 
@@ -477,7 +523,10 @@ class DelegatedExecutor(RunLifecycle):
         detector = self._detector if isinstance(step, ConstantCurrent) and expected else None
         if detector is not None:
             detector.reset()
-        self._open = _OpenStep(index, step, cycle, expected, t_s, self._charge_base_C, detector, t_last=t_s)
+        span = program.loop_span(index)
+        until = span.loop.until if span is not None and span.loop.until is not None else None
+        self._open = _OpenStep(index, step, cycle, expected, t_s, self._charge_base_C, detector, t_last=t_s,
+                               until=until if until is not None and until.kind != "short" else None)
         self._publish(StepStarted(t_s, self.channel, index, step.kind, step.label, cycle, expected))
 
     def _close_step(self, reason: str | None) -> None:
@@ -488,9 +537,10 @@ class DelegatedExecutor(RunLifecycle):
         self._open = None
         if reason is None:
             reason = s.reason or self._natural_reason(s)
+        current_A = s.i_last if s.step.kind == "constant_voltage" else s.current_A
         summary = StepSummary(
-            step_index=s.index, kind=s.step.kind, label=s.step.label, cycle=s.cycle, current_A=s.current_A,
-            current_density_mA_cm2=s.current_A * 1e3 / self._area, start_s=s.start_s, end_s=s.t_last, reason=reason,
+            step_index=s.index, kind=s.step.kind, label=s.step.label, cycle=s.cycle, current_A=current_A,
+            current_density_mA_cm2=current_A * 1e3 / self._area, start_s=s.start_s, end_s=s.t_last, reason=reason,
             n_points=s.n, voltage_end_V=s.v_last, voltage_mean_V=s.v_sum / s.n if s.n else math.nan,
             abs_voltage_max_V=s.v_abs_max, charge_C=s.q_last,
             cumulative_charge_C=s.cumulative_last if s.n else s.charge_base_C)
@@ -507,7 +557,8 @@ class DelegatedExecutor(RunLifecycle):
         duration = getattr(step, "duration_s", None)
         if time_is_up(step, s.t_last - s.start_s, _TIME_TOLERANCE_S + 1e-6 * (duration or 0.0)):
             return "time"
-        return EndConditions(step, charge_rtol=1e-6).reason(s.v_last, s.current_A, s.q_last) or "cycler"
+        current = s.i_last if step.kind == "constant_voltage" else s.current_A
+        return EndConditions(step, charge_rtol=1e-6).reason(s.v_last, current, s.q_last) or "cycler"
 
     def _check(self, s: _OpenStep, t: np.ndarray, v: np.ndarray, i: np.ndarray) -> tuple[str, str, float] | None:
         """The first point of a step's segment that a check flags, as the software-timed
@@ -528,6 +579,13 @@ class DelegatedExecutor(RunLifecycle):
             if short is not None:
                 j, kind, detail = short
                 return kind, short_message(kind, s.current_A * 1e3 / self._area, float(t[j]), s.index, detail), float(t[j])
+        until = s.until
+        if until is not None and s.reason is None:
+            hits = np.flatnonzero(v[:j_safe] >= until.voltage_V if until.kind == "voltage_above"
+                                  else v[:j_safe] <= until.voltage_V)
+            if len(hits) and hits[0] <= j_polar:
+                j = int(hits[0])
+                return "until", f"{until.describe()} at t = {float(t[j]):.1f} s (step {s.index})", float(t[j])
         if j_safe < n and j_safe <= j_polar:
             j = j_safe
             what = "safety limit" if np.isfinite(v[j]) and np.isfinite(i[j]) else "non-finite reading"

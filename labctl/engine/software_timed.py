@@ -78,7 +78,15 @@ from labctl.events import (
     StepSummary,
     Subscriber,
 )
-from labctl.steps import CURRENT_SOURCED, SOFTWARE_TIMED, CurrentMap, StepProgram, TipMove, VoltageSweep
+from labctl.steps import (
+    CURRENT_SOURCED,
+    SOFTWARE_TIMED,
+    UNTIL_REASONS,
+    CurrentMap,
+    StepProgram,
+    TipMove,
+    VoltageSweep,
+)
 
 if TYPE_CHECKING:
     from drivers.base import TipPositioner
@@ -111,6 +119,9 @@ class ResumePoint:
     step_start_s: float | None = None
     spectra_done: int = 0
     """Impedance spectra already in the file: the resumed run numbers its spectra on from here."""
+    previous_reason: str = ""
+    """Why the step before ``step_index`` ended ("" if unknown): a step that left its loop by
+    the loop's ``until`` makes the resumed run go on after that loop."""
 
 
 class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
@@ -195,23 +206,42 @@ class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
 
     def _body(self, program: StepProgram, start_step: int, t_offset: float) -> tuple[str, str]:
         self._publish(RunStarted(t_offset, self.channel, program.model_dump_json(), start_step, time.time()))
-        for index, step, cycle in program.iter_steps(start_step):
-            timed = step.kind in SOFTWARE_TIMED
-            if not timed:
-                self._hold_between_steps(index)
-            if self.stopping:
-                raise RunEnd("stopped", self._stop_reason or "stopped")
-            self._enter_mode("current" if step.kind in CURRENT_SOURCED else "voltage")
-            summary = self._timed_step(index, step, cycle) if timed else self._instrument_step(index, step, cycle)
-            self._summaries.append(summary)
-            self._publish(StepEnded(summary.end_s, self.channel, summary))
-            if summary.reason in RUN_ENDING_REASONS:
-                if summary.reason in ("short", "soft_short") and not program.end_run_on_short:
-                    continue
-                return summary.reason, self._end_reason or self._stop_reason or summary.reason
-            limit = program.stop_after_reset_failures
-            if limit is not None and self._reset_failures >= limit:
-                return "reset_failures", f"{self._reset_failures} failed resets (limit {limit}) by step {index}"
+        position = start_step
+        if self._resume is not None and self._resume.previous_reason and start_step > 0:
+            left = program.loop_exit(start_step - 1, self._resume.previous_reason)
+            if left is not None and left.first <= start_step < left.end:
+                position = left.end  # the crash came right after a step that left its loop
+        while position < program.n_steps:
+            for index, step, cycle in program.iter_steps(position):
+                timed = step.kind in SOFTWARE_TIMED
+                if not timed:
+                    self._hold_between_steps(index)
+                if self.stopping:
+                    raise RunEnd("stopped", self._stop_reason or "stopped")
+                self._enter_mode("current" if step.kind in CURRENT_SOURCED else "voltage")
+                span = program.loop_span(index) if timed else None
+                until = span.loop.until if span is not None else None
+                summary = (self._timed_step(index, step, cycle, until) if timed
+                           else self._instrument_step(index, step, cycle))
+                self._summaries.append(summary)
+                self._publish(StepEnded(summary.end_s, self.channel, summary))
+                left = span if until is not None and summary.reason in UNTIL_REASONS[until.kind] else None
+                if left is not None:
+                    # The loop's exit condition: go on after the loop (a short here is expected).
+                    self._publish(Detected(summary.end_s, self.channel, "loop_exit",
+                                           f"loop of steps {left.first}–{left.end - 1} left at step {index} on "
+                                           f"{until.describe()}", index))
+                    position = left.end
+                    break
+                if summary.reason in RUN_ENDING_REASONS:
+                    if summary.reason in ("short", "soft_short") and not program.end_run_on_short:
+                        continue
+                    return summary.reason, self._end_reason or self._stop_reason or summary.reason
+                limit = program.stop_after_reset_failures
+                if limit is not None and self._reset_failures >= limit:
+                    return "reset_failures", f"{self._reset_failures} failed resets (limit {limit}) by step {index}"
+            else:
+                break
         return "completed", "all steps completed"
 
     def make_safe(self, status: str) -> str:
@@ -273,7 +303,7 @@ class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
             self.smu.set_current(level)
 
     # -- timed steps: rest, constant current, constant voltage --------------------------------
-    def _timed_step(self, index: int, step: Any, cycle: int) -> StepSummary:
+    def _timed_step(self, index: int, step: Any, cycle: int, until: Any = None) -> StepSummary:
         clock, smu, t0, program = self.clock, self.smu, self._t0, self._program
         done_s, done_C, started_s = 0.0, 0.0, None
         if self._resume is not None and self._resume.step_index == index:
@@ -298,6 +328,7 @@ class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
         interval = step.record_interval_s
         ends = EndConditions(step)
         end_reason = ends.reason if ends.any else None
+        until_met = until.met if until is not None and until.kind != "short" else None
         pause_off = self._resumed.is_set  # clear exactly while a pause is requested or held
         stop_requested = self._stop_requested.is_set
         buf = self._buffer
@@ -400,6 +431,9 @@ class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
                         self._end_reason = polarisation_message(v, v_polar, t, index)
                         self._publish(Detected(t, self.channel, reason, self._end_reason, index))
                         break
+                if until_met is not None and until_met(v):
+                    reason = "until"  # the loop's exit condition, before the step's own ends
+                    break
                 ended = "time" if t >= t_end - 1e-9 else end_reason(v, i, q_step) if end_reason else None
                 if ended is not None:
                     reason = ended

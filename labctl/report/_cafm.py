@@ -8,8 +8,9 @@
 * ``<stem>_trigger_distance.png`` — triggering bias vs distance from the boundary (Fig. 2e
   [004 L50]); only when the sites carry a distance.
 * ``<stem>_current_map.png`` — the current maps at the map bias (+0.1 V, Fig. 2b [004 L50]),
-  before and after the sweeps, |I| (A) each on its own log colour scale (before: the ionic
-  background; after: the conductive bumps [004 L56], decades brighter), the swept sites ringed.
+  before and after the sweeps, |I| (A) on one shared log colour scale with one colour bar, so
+  a colour is the same current in both (before: the ionic background; after: the conductive
+  bumps [004 L56], decades brighter), the swept sites ringed.
 
 Per-sweep numbers come from ``results/sites`` (:meth:`protocols.cafm_trigger_sweep.CafmTriggerSweep.analyse_run`,
 one entry per executed sweep in order); the I–V curves are the readings of the matching
@@ -111,12 +112,12 @@ def iv_curves(run: ReportRun, out_dir: Path) -> ReportFigure:
     ax_log.set_ylabel("|current| (A)")
     ax_log.set_yscale("log")
     for ax in (ax_lin, ax_log):
-        ax.set_xlabel("tip bias (V vs Li/Li$^+$)")
+        ax.set_xlabel("tip bias (V vs Li/Li⁺)")
         ax.grid(alpha=0.3)
     ax_lin.set_title("I–V, linear (forward and back scan)", fontsize=10)
     ax_log.set_title("I–V, log |I|", fontsize=10)
     ax_log.legend(handles=handles, fontsize=8, loc="lower left")
-    fig.suptitle(f"{run.title}: {len(sweeps)} cyclic sweeps", fontsize=11)
+    fig.suptitle(f"{run.title}\n{len(sweeps)} cyclic sweeps", fontsize=11)
     return save(fig, run, out_dir, "iv", {"curves": curves, "zoom_V": zoom_V})
 
 
@@ -189,36 +190,56 @@ def trigger_vs_distance(run: ReportRun, out_dir: Path) -> ReportFigure | None:
     return save(fig, run, out_dir, "trigger_distance", data)
 
 
+def _map_image(run: ReportRun, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``results/<name>``: (current ny × nx in A, x in nm, y in nm).
+
+    Raises:
+        RunFileError: the image does not match its axes.
+    """
+    current = np.asarray(run.result(name, "current_A"), dtype=float)
+    x, y = run.float_array(name, "x_nm"), run.float_array(name, "y_nm")
+    if current.ndim != 2 or current.shape != (len(y), len(x)):
+        raise RunFileError(f"{run.path}: results/{name}/current_A is not a {len(y)} × {len(x)} image")
+    return current, x, y
+
+
+def _magnitude_range(current: np.ndarray) -> tuple[float, float] | None:
+    """(min, max) of the finite non-zero |I| of a map; None if it has none."""
+    magnitude = np.abs(current[np.isfinite(current) & (current != 0)])
+    return (float(magnitude.min()), float(magnitude.max())) if len(magnitude) else None
+
+
 def current_maps(run: ReportRun, out_dir: Path) -> ReportFigure | None:
-    """The current maps (before/after) as |I| images, each on its own log colour scale (A),
-    the swept sites ringed; None without maps.
+    """The current maps (before/after) as |I| images on one shared log colour scale (A) with
+    one colour bar, the swept sites ringed; None without maps.
 
     ``data``: per map ``<name>_current_A`` (ny × nx, A), ``<name>_x_nm``, ``<name>_y_nm``,
-    ``<name>_range_A`` (min, max of |I| over the map; also the colour scale); ``bias_V``.
+    ``<name>_range_A`` (min, max of |I| over that map) and ``<name>_clim_A`` (the colour
+    limits its image was drawn with); ``colour_limits_A`` (the shared scale: min and max of |I|
+    over all maps); ``bias_V``.
     """
     names = [n for n in ("current_map_before", "current_map_after") if n in run.results]
     if not names:
         return None
     sites = _sites(run) if "sites" in run.results else None
     bias = float(run.results[names[0]].get("bias_V", math.nan))
-    fig = new_figure(5.6 * len(names), 5)
+    images = {n: _map_image(run, n) for n in names}
+    ranges = {n: _magnitude_range(images[n][0]) for n in names}
+    known = [r for r in ranges.values() if r is not None]
+    lo = min((r[0] for r in known), default=1e-12)
+    hi = max((r[1] for r in known), default=1e-9)
+    norm = LogNorm(vmin=lo, vmax=max(hi, lo * 1.01))
+    fig = new_figure(5.2 * len(names) + 1.0, 5)
     axes = np.atleast_1d(fig.subplots(1, len(names)))
-    data: dict[str, object] = {"bias_V": bias}
+    data: dict[str, object] = {"bias_V": bias, "colour_limits_A": (norm.vmin, norm.vmax)}
+    image = None
     for ax, n in zip(axes, names):
-        current = np.asarray(run.result(n, "current_A"), dtype=float)
-        x, y = run.float_array(n, "x_nm"), run.float_array(n, "y_nm")
-        if current.ndim != 2 or current.shape != (len(y), len(x)):
-            raise RunFileError(f"{run.path}: results/{n}/current_A is not a {len(y)} × {len(x)} image")
-        magnitude = np.abs(current[np.isfinite(current) & (current != 0)])
-        lo, hi = (float(magnitude.min()), float(magnitude.max())) if len(magnitude) else (1e-12, 1e-9)
+        current, x, y = images[n]
         pitch_x = float(x[1] - x[0]) if len(x) > 1 else 1.0
         pitch_y = float(y[1] - y[0]) if len(y) > 1 else 1.0
         extent = (x[0] - pitch_x / 2, x[-1] + pitch_x / 2, y[0] - pitch_y / 2, y[-1] + pitch_y / 2)
-        shown = np.where(np.isfinite(current), np.clip(np.abs(current), lo, None), np.nan)
-        image = ax.imshow(shown, origin="lower", extent=extent, norm=LogNorm(vmin=lo, vmax=max(hi, lo * 1.01)),
-                          cmap="inferno", interpolation="nearest")
-        bar = fig.colorbar(image, ax=ax, shrink=0.85)
-        bar.set_label(f"|current| at {fmt(bias)} V (A)")
+        shown = np.where(np.isfinite(current), np.clip(np.abs(current), norm.vmin, None), np.nan)
+        image = ax.imshow(shown, origin="lower", extent=extent, norm=norm, cmap="inferno", interpolation="nearest")
         if sites is not None:
             inside = ((sites["x_nm"] >= extent[0]) & (sites["x_nm"] <= extent[1])
                       & (sites["y_nm"] >= extent[2]) & (sites["y_nm"] <= extent[3]))
@@ -232,10 +253,16 @@ def current_maps(run: ReportRun, out_dir: Path) -> ReportFigure | None:
                 ax.legend(fontsize=8, loc="upper right", framealpha=0.8)
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
-        ax.set_title(f"{n.removeprefix('current_map_')} the sweeps: |I| {fmt(lo)} … {fmt(hi)} A", fontsize=10)
+        own = ranges[n]
+        span = f"|I| {fmt(own[0])} … {fmt(own[1])} A" if own is not None else "no current"
+        ax.set_title(f"{n.removeprefix('current_map_')} the sweeps: {span}", fontsize=10)
         ax.set_xlabel("x (nm)")
         ax.set_ylabel("y (nm)")
-        data.update({f"{n}_current_A": current, f"{n}_x_nm": x, f"{n}_y_nm": y, f"{n}_range_A": (lo, hi)})
+        data.update({f"{n}_current_A": current, f"{n}_x_nm": x, f"{n}_y_nm": y,
+                     f"{n}_range_A": own if own is not None else (math.nan, math.nan),
+                     f"{n}_clim_A": image.get_clim()})
+    bar = fig.colorbar(image, ax=list(axes), shrink=0.85)
+    bar.set_label(f"|current| at {fmt(bias)} V (A)")
     fig.suptitle(f"{run.title}\ncurrent map at {fmt(bias)} V", fontsize=11)
     return save(fig, run, out_dir, "current_map", data)
 

@@ -1,5 +1,8 @@
 """Figures of the characterisation runs: impedance, Arrhenius, I–t and LSV.
 
+Titles name the experiment and the cell (:attr:`~labctl.report._common.ReportRun.title`) and
+the area the impedances are multiplied by.
+
 * ``<stem>_nyquist.png`` — −Im Z vs Re Z (Ω cm², equal axes) of every spectrum, coloured in
   measuring order (by temperature for an Arrhenius run), the first spectrum's fitted R_b,
   R_b + R_gb and R_b + R_gb + R_CT marked on the real axis;
@@ -69,13 +72,13 @@ def nyquist(run: ReportRun, out_dir: Path, labels: list[str] | None = None) -> R
             total += float(results[key])
             marks.append(total)
             ax.axvline(total, color="0.5", lw=0.8, ls="--")
-            ax.annotate(f"{name} {fmt(total)}", (total, 0), xytext=(3, 5), textcoords="offset points", fontsize=8,
-                        color="0.3", rotation=90)
+            ax.annotate(f"{name} {fmt(total)}", (total, 1), xycoords=("data", "axes fraction"), xytext=(3, -4),
+                        textcoords="offset points", fontsize=8, color="0.3", rotation=90, va="top")
     data["marks_ohm_cm2"] = marks
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("Re Z (Ω cm²)")
     ax.set_ylabel("−Im Z (Ω cm²)")
-    ax.set_title(f"{run.title}: Nyquist")
+    ax.set_title(f"{run.title}\nNyquist plot, Z × {fmt(area)} cm²", fontsize=10)
     ax.grid(alpha=0.3)
     if len(spectra) <= 14:
         ax.legend(fontsize=8)
@@ -101,7 +104,7 @@ def bode(run: ReportRun, out_dir: Path, labels: list[str] | None = None) -> Repo
     top.set_ylabel("|Z| (Ω cm²)")
     bottom.set_ylabel("phase (°)")
     bottom.set_xlabel("frequency (Hz)")
-    top.set_title(f"{run.title}: Bode")
+    top.set_title(f"{run.title}\nBode plot, |Z| × {fmt(area)} cm²", fontsize=10)
     for ax in (top, bottom):
         ax.grid(alpha=0.3, which="both")
     if len(spectra) <= 14:
@@ -130,9 +133,9 @@ def arrhenius_plot(run: ReportRun, out_dir: Path) -> ReportFigure:
                 label=f"E$_a$ = {fmt(e_a)} eV")
     for xi, yi, ti in zip(x, y, t_c):
         ax.annotate(f"{ti:g} °C", (xi, yi), xytext=(4, 4), textcoords="offset points", fontsize=8)
-    ax.set_xlabel("1000 / T (K$^{-1}$)")
-    ax.set_ylabel("ln(σT / S cm$^{-1}$ K)" if form == "sigma_T" else "ln(σ / S cm$^{-1}$)")
-    ax.set_title(f"{run.title}: Arrhenius")
+    ax.set_xlabel("1000 / T (K⁻¹)")
+    ax.set_ylabel("ln(σT / S cm⁻¹ K)" if form == "sigma_T" else "ln(σ / S cm⁻¹)")
+    ax.set_title(f"{run.title}\nArrhenius plot", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
     return save(fig, run, out_dir, "arrhenius", {"inverse_T_1000_K": x, "ln_y": y, "activation_energy_eV": e_a})
@@ -160,7 +163,7 @@ def current_plot(run: ReportRun, out_dir: Path) -> ReportFigure:
         ax.axvline(t_ss / scale, color="0.5", ls=":", lw=0.8, label="steady")
     ax.set_xlabel(f"time in the hold ({unit})")
     ax.set_ylabel("|I| (A)")
-    ax.set_title(f"{run.title}: I–t at {fmt(float(hold['voltage_end_V']) * 1e3)} mV")
+    ax.set_title(f"{run.title}\nI–t at {fmt(float(hold['voltage_end_V']) * 1e3)} mV", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return save(fig, run, out_dir, "current", {f"time_{unit}": t / scale, "current_A": cols["current_A"],
@@ -187,12 +190,15 @@ def lsv_plot(run: ReportRun, out_dir: Path) -> ReportFigure:
         top.annotate(f"onset {fmt(onset, 4)} V", (onset, 0), xytext=(-4, 10), textcoords="offset points",
                      ha="right", color="tab:red", fontsize=9)
     if isinstance(threshold, (int, float)) and math.isfinite(threshold):
-        bottom.axhline(threshold, color="0.5", ls=":", lw=0.8, label=f"{fmt(threshold)} µA cm$^{{-2}}$")
+        bottom.axhline(threshold, color="0.5", ls=":", lw=0.8, label=f"{fmt(threshold)} µA cm⁻²")
         bottom.legend(fontsize=8)
-    top.set_ylabel("j (µA cm$^{-2}$)")
-    bottom.set_ylabel("|j| (µA cm$^{-2}$)")
+    top.set_ylabel("j (µA cm⁻²)")
+    bottom.set_ylabel("|j| (µA cm⁻²)")
     bottom.set_xlabel("E$_{we}$ (V)")
-    top.set_title(f"{run.title}: LSV")
+    found = (f"oxidation onset {fmt(onset, 4)} V at {fmt(threshold)} µA cm⁻²"
+             if isinstance(onset, (int, float)) and math.isfinite(onset) and isinstance(threshold, (int, float))
+             else "no oxidation onset found")
+    top.set_title(f"{run.title}\n{found}", fontsize=10)
     for ax in (top, bottom):
         ax.grid(alpha=0.3, which="both")
     return save(fig, run, out_dir, "lsv", {"voltage_V": v, "current_density_uA_cm2": j, "oxidation_onset_V": onset})
@@ -220,9 +226,9 @@ def resistances_plot(run: ReportRun, out_dir: Path) -> ReportFigure | None:
             if len(r) == len(q) and np.any(np.isfinite(r)):
                 ax.plot(q, r, marker + "-", color=colour, ms=5, lw=0.8, label=f"{name} ({label})")
                 data[label][key] = r
-    ax.set_xlabel("Li plated before the spectrum (mAh cm$^{-2}$)")
+    ax.set_xlabel("Li plated before the spectrum (mAh cm⁻²)")
     ax.set_ylabel("resistance (Ω cm²)")
-    ax.set_title(f"{run.title}: fitted resistances")
+    ax.set_title(f"{run.title}\nfitted resistances", fontsize=10)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -48,7 +48,7 @@ def _detail_windows(run: ReportRun, failures: list[dict]) -> list[tuple[str, sli
             return []  # the overview already shows every reading of it
         kind = failures[0]["kind"].replace("_", " ")
         j = next((float(s["current_density_mA_cm2"]) for s in run.steps if int(s["step_index"]) == k), math.nan)
-        at = f" at {fmt(j)} mA cm$^{{-2}}$" if math.isfinite(j) else ""
+        at = f" at {fmt(j)} mA cm⁻²" if math.isfinite(j) else ""
         return [(f"the {kind} in step {k}{at} and what led to it", slice(first, rows.stop))]
     if run.n_readings <= 2 * COLUMNS:
         return []
@@ -93,7 +93,7 @@ def time_series(run: ReportRun, out_dir: Path, *, ccd_mA_cm2: float | None = Non
     ax_j.plot(t_j / scale, j, lw=0.6, color="tab:green")
     ax_v.set_ylabel("voltage (V)")
     ax_v.tick_params(labelbottom=False)
-    ax_j.set_ylabel("current density (mA cm$^{-2}$)" if has_area else "current (mA); no electrode area")
+    ax_j.set_ylabel("current density (mA cm⁻²)" if has_area else "current (mA); no electrode area")
     ax_j.set_xlabel(f"test time ({unit})")
     ax_v.set_title(f"{run.title}\n{n:,} readings over {duration_text(span_s)}; status {run.attrs.get('status', '?')}"
                    + (" (overview: min/max per pixel column)" if len(t_v) < n else ""), fontsize=10)
@@ -120,7 +120,7 @@ def time_series(run: ReportRun, out_dir: Path, *, ccd_mA_cm2: float | None = Non
     if ccd_mA_cm2 is not None and np.isfinite(ccd_mA_cm2) and ccd_mA_cm2 > 0:
         for sign in (1, -1):
             ax_j.axhline(sign * ccd_mA_cm2, color="tab:red", lw=1, ls=":",
-                         label=f"±CCD {'≥' if ccd_is_lower_bound else '='} {fmt(ccd_mA_cm2)} mA cm$^{{-2}}$"
+                         label=f"±CCD {'≥' if ccd_is_lower_bound else '='} {fmt(ccd_mA_cm2)} mA cm⁻²"
                          if sign > 0 else None)
         ax_j.legend(loc="upper left", fontsize=9)
     if marked:
@@ -169,17 +169,17 @@ def ccd_overpotentials(run: ReportRun, out_dir: Path) -> ReportFigure:
                     ls="-", lw=1, label=what)
     if np.any(shorted):
         ax_eta.plot(np.abs(j[shorted]), end_mV[shorted], "x", color="black", ms=8, mew=2,
-                    label=f"shorted step ({fmt(abs(float(j[shorted][0])))} mA cm$^{{-2}}$)")
+                    label=f"shorted step ({fmt(abs(float(j[shorted][0])))} mA cm⁻²)")
     for ax in (ax_eta, ax_asr):
         if ccd > 0:
-            ax.axvline(ccd, color="tab:red", ls=":", lw=1.2, label=f"CCD = {fmt(ccd)} mA cm$^{{-2}}$")
-        ax.set_xlabel("|current density| (mA cm$^{-2}$)")
+            ax.axvline(ccd, color="tab:red", ls=":", lw=1.2, label=f"CCD = {fmt(ccd)} mA cm⁻²")
+        ax.set_xlabel("|current density| (mA cm⁻²)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left" if ax is ax_eta else "lower right")
     _from_zero(ax_eta, end_mV, mean_mV)
     _from_zero(ax_asr, asr)
     ax_eta.set_ylabel("overpotential |V| (mV)")
-    ax_asr.set_ylabel("ASR (Ω cm$^2$)")
+    ax_asr.set_ylabel("cell ASR (Ω cm²)")
     ax_eta.set_title("overpotential per half-cycle", fontsize=10)
     ax_asr.set_title("cell ASR (|V| at the end of the half-cycle / |j|)", fontsize=10)
     fig.suptitle(run.title, fontsize=11)
@@ -225,8 +225,8 @@ def cycling_overpotentials(run: ReportRun, out_dir: Path) -> ReportFigure:
     if has_asr:
         axes[1].plot(cycle, asr, style, color="black", ms=3, lw=1,
                      label=f"cell ASR (cycle {int(cycle[0])}: {fmt(float(asr[0]))}, cycle {int(cycle[-1])}: "
-                           f"{fmt(float(asr[-1]))} Ω cm$^2$)")
-        axes[1].set_ylabel("cell ASR (Ω cm$^2$)")
+                           f"{fmt(float(asr[-1]))} Ω cm²)")
+        axes[1].set_ylabel("cell ASR (Ω cm²)")
     axes[-1].set_xlabel("cycle")
     _from_zero(axes[0], *series.values())
     if has_asr:

@@ -115,14 +115,14 @@ def iv_curves(run: ReportRun, out_dir: Path) -> ReportFigure:
     ax_log.set_yscale("log")
     read_V = float(run.results.get("read_bias_V", math.nan))
     for ax in (ax_lin, ax_log):
-        ax.set_xlabel("bias (V vs Li/Li$^+$)")
+        ax.set_xlabel("bias (V vs Li/Li⁺)")
         ax.grid(alpha=0.3)
         if math.isfinite(read_V):
             ax.axvline(read_V, color="gray", ls=":", lw=1)
     ax_lin.set_title(f"I–V, linear (dotted: read bias {fmt(read_V)} V)", fontsize=10)
     ax_log.set_title("I–V, log |I|", fontsize=10)
     ax_log.legend(handles=handles, fontsize=8, loc="lower right")
-    fig.suptitle(f"{run.title}: cycles {', '.join(str(c['cycle']) for c in curves)} of {len(sweeps)} "
+    fig.suptitle(f"{run.title}\ncycles {', '.join(str(c['cycle']) for c in curves)} of {len(sweeps)} "
                  f"({run.results.get('electrode', '?')} electrode)", fontsize=11)
     return save(fig, run, out_dir, "iv", {"curves": curves})
 

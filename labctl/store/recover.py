@@ -34,7 +34,7 @@ from labctl.store.lock import LockInfo, RunLock
 from labctl.store.reader import RunFile
 
 #: Step end reasons after which the next step starts afresh.
-_FINISHED = {"time", "voltage", "charge"}
+_FINISHED = {"time", "voltage", "current", "charge", "until", "short", "soft_short"}
 #: Run statuses a resume may continue; the others ended for a reason of the cell's.
 RESUMABLE = {"running", "interrupted", "instrument_lost", "error", "stopped", "unknown"}
 #: Largest test time a run file may resume from or record (s): ~32 years, beyond any run.
@@ -282,7 +282,8 @@ def resume_point(run: RunFile, channel: str) -> ResumePoint:
                            charge_C=charge, spectra_done=spectra)
     if last_row is not None and last_row["step_index"] == index:
         if last_row["reason"] in _FINISHED:
-            return ResumePoint(step_index=index + 1, t_offset_s=last_t, charge_C=charge, spectra_done=spectra)
+            return ResumePoint(step_index=index + 1, t_offset_s=last_t, charge_C=charge, spectra_done=spectra,
+                               previous_reason=str(last_row["reason"]))
         # A step ended early by a stop, an error or a lost instrument: its remainder runs.
         start_s = _finite(run, f"steps row of step {index}: start_s", float(last_row["start_s"]))
         end_s = _finite(run, f"steps row of step {index}: end_s", float(last_row["end_s"]))

@@ -92,9 +92,9 @@ def test_plain_objects_compile_like_the_program_model() -> None:
 ])
 def test_a_kind_the_cycler_cannot_run_is_refused_naming_the_step(compile_, error, vendor) -> None:
     rest = Step("rest", 1.0, duration_s=10)
-    hold = Step("constant_voltage", 1.0, duration_s=10)
-    with pytest.raises(error, match=rf"^step 3 \(constant_voltage\): not supported on {vendor} yet$"):
-        compile_(Program([rest, rest, rest, hold]))
+    move = Step("tip_move", 1.0, duration_s=10)
+    with pytest.raises(error, match=rf"^step 3 \(tip_move\): not supported on {vendor} yet$"):
+        compile_(Program([rest, rest, rest, move]))
     # inside a loop: the executed index of its first pass (rest 0, loop body 1, 2)
     with pytest.raises(error, match=rf"^step 2 \(voltage_sweep\): not supported on {vendor} yet$"):
         compile_(Program([rest, Loop([rest, Step("voltage_sweep", 1.0)], count=4)]))

@@ -56,17 +56,21 @@ def _assert_finite(value: object) -> None:
             _assert_finite(item)
 
 
+def _with_one_value_changed(text: str, data: st.DataObject, path: Path) -> Path:
+    """Write ``text`` to ``path`` with the value of one ``key: value`` line replaced by a nasty one."""
+    lines = text.splitlines()
+    candidates = [k for k, line in enumerate(lines) if VALUE_LINE.match(line) and not line.lstrip().startswith("#")]
+    k = data.draw(st.sampled_from(candidates))
+    lines[k] = f"{VALUE_LINE.match(lines[k]).group(1)} {data.draw(NASTY)}"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.mark.parametrize("example", EXAMPLE_FILES, ids=[p.stem for p in EXAMPLE_FILES])
 @FUZZ
 @given(data=st.data())
 def test_a_protocol_file_with_any_value_changed_loads_or_says_what_is_wrong(tmp_path, example, data):
-    lines = example.read_text().splitlines()
-    candidates = [k for k, line in enumerate(lines) if VALUE_LINE.match(line) and not line.lstrip().startswith("#")]
-    k = data.draw(st.sampled_from(candidates))
-    key = VALUE_LINE.match(lines[k]).group(1)
-    lines[k] = f"{key} {data.draw(NASTY)}"
-    path = tmp_path / "fuzzed.yaml"
-    path.write_text("\n".join(lines) + "\n")
+    path = _with_one_value_changed(example.read_text(), data, tmp_path / "fuzzed.yaml")
     try:
         protocol, program = load_checked(path)
     except FileError as exc:
@@ -117,13 +121,7 @@ STATION = """instruments:
 @FUZZ
 @given(data=st.data())
 def test_a_station_file_with_any_value_changed_loads_or_says_what_is_wrong(tmp_path, data):
-    lines = STATION.splitlines()
-    candidates = [k for k, line in enumerate(lines) if VALUE_LINE.match(line)]
-    k = data.draw(st.sampled_from(candidates))
-    key = VALUE_LINE.match(lines[k]).group(1)
-    lines[k] = f"{key} {data.draw(NASTY)}"
-    path = tmp_path / "station.yaml"
-    path.write_text("\n".join(lines) + "\n")
+    path = _with_one_value_changed(STATION, data, tmp_path / "station.yaml")
     try:
         station = load_station(path)
     except FileError as exc:

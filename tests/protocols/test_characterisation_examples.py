@@ -19,6 +19,7 @@ from drivers.sim.physics.cell import CELL_PRESETS, SymmetricCell
 from labctl.app.run import run_protocol
 from labctl.report import build_report
 from tests.conftest import EXAMPLES
+from tests.test_report import assert_figure_file, assert_units_with_superscripts
 
 pytestmark = pytest.mark.skipif(
     not hasattr(SymmetricCell, "impedance_ohm") or not {"fse", "fse_ss", "lpscl_ss", "cse_li_ss"} <= set(CELL_PRESETS),
@@ -93,7 +94,11 @@ def test_report_draws_the_figures(runs, tmp_path, name, figures):
     drawn = {f.name: f for f in build_report(result.path, tmp_path)}
     assert set(drawn) == figures
     for figure in drawn.values():
-        assert figure.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert_figure_file(figure.path, "png", figure.title)  # 300 dpi
+        assert_units_with_superscripts(figure)
+    for format in ("svg", "pdf"):  # every characterisation figure in the other formats too
+        for figure in build_report(result.path, tmp_path, format=format):
+            assert_figure_file(figure.path, format, figure.title)
     if "arrhenius" in drawn:
         assert drawn["arrhenius"].data["activation_energy_eV"] == pytest.approx(0.31, abs=0.03)
     if "lsv" in drawn:

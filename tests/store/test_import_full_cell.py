@@ -15,7 +15,7 @@ import pytest
 from labctl.analysis import full_cell_cycles
 from labctl.store import RunFile
 from labctl.store.importers import import_vendor_file
-from tests.conftest import VENDOR_DATA
+from tests.conftest import REAL_DATA, VENDOR_DATA
 
 VENDOR = VENDOR_DATA
 NEWARE = VENDOR / "neware-fastnda"
@@ -127,3 +127,25 @@ def test_eclab_gcpl_per_cycle_matches_galvani(tmp_path):
     assert summary["discharge_capacity_mAh_g"] == pytest.approx(reference[0]["discharge"] / (mass_mg * 1e-3), rel=1e-5)
     assert summary["discharge_capacity_mAh_g"] == pytest.approx(103.8, abs=0.5)
     assert ours.columns["coulombic_efficiency_pct"][0] == pytest.approx(76.15, abs=0.05)  # first-cycle loss
+
+
+def test_real_eclab_gcpl_symmetric_cell_per_cycle_charge_and_ce_match_galvani(tmp_path):
+    """yadg's real GCPL file (a Li | Li cell, 12 h half-cycles, 385 h; tests/data/real): each
+    cycle's charge and discharge and their ratio, as galvani reads EC-Lab's own
+    ``Q charge/discharge/mA.h`` per half cycle."""
+    from galvani import BioLogic
+
+    source = REAL_DATA / "eclab-yadg" / "gcpl.mpr"
+    data = BioLogic.MPRfile(str(source)).data
+    half = data["half cycle"]
+    reference: dict[int, dict[str, float]] = {}
+    for h in np.unique(half):
+        q = float(data["Q charge/discharge/mA.h"][half == h][-1])
+        cycle = reference.setdefault(int(h) // 2, {"charge": 0.0, "discharge": 0.0})
+        cycle["charge" if q > 0 else "discharge"] += abs(q)
+    ours = _analysed(tmp_path, source)
+    _compare(ours, reference, formation_cycles=0)
+    complete = np.array(ours.columns["complete"])
+    assert complete.sum() >= 15
+    ce = np.array(ours.columns["coulombic_efficiency_pct"])[complete]
+    assert np.all(np.abs(ce - 100.0) < 0.01)  # Li | Li: what is plated is stripped

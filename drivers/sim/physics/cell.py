@@ -60,8 +60,8 @@ import numpy as np
 from drivers.sim.physics.impedance import effective_capacitance_F, finite_warburg, parallel, r_cpe, cpe, \
     warburg_foster_terms
 
-__all__ = ["CellParameters", "CELL_PRESETS", "SymmetricCell", "cells_for_channels", "arrhenius_factor",
-           "BOLTZMANN_EV_K", "FARADAY_C_MOL", "GAS_CONSTANT_J_MOL_K", "LI_UM_PER_MAH_CM2"]
+__all__ = ["CellParameters", "CELL_PRESETS", "CELL_PRESET_LABELS", "SymmetricCell", "cells_for_channels",
+           "arrhenius_factor", "BOLTZMANN_EV_K", "FARADAY_C_MOL", "GAS_CONSTANT_J_MOL_K", "LI_UM_PER_MAH_CM2"]
 
 FARADAY_C_MOL = 96485.33212
 GAS_CONSTANT_J_MOL_K = 8.314462618
@@ -404,6 +404,27 @@ CELL_PRESETS: dict[str, CellParameters] = {
                          ionic_conductivity_S_cm=1e-4, interfacial_asr_ohm_cm2=50.0,
                          interfacial_asr_after_cycling_ohm_cm2=50.0, transference_number=0.5,
                          electronic_conductivity_S_cm=1e-10, oxidation_onset_V=4.8, ccd_mA_cm2=1.0),
+}
+
+
+#: What cell each preset is, for titles and the run file (``simulated_cell_label``): the
+#: electrodes and the electrolyte as the seeds name them (thickness and temperature are the
+#: parameters', given beside it).
+CELL_PRESET_LABELS: dict[str, str] = {
+    "hl_llzo": "Li | H.L.-LLZO | Li",
+    "au_llzo": "Li | Au-LLZO | Li",
+    "bare_llzo": "Li | LLZO | Li, no interlayer",
+    "fse": "Li⁰ | FSE | Li⁰",
+    "fse_rt": "Li⁰ | FSE | Li⁰",
+    "fse_50C": "Li⁰ | FSE | Li⁰",
+    "fse_ss": "SS | FSE | SS",
+    "lpscl": "Li | LPSCl | Li",
+    "lpscl_ss": "SS | LPSCl | SS",
+    "lpscl_ald10_ss": "SS | LPSCl (10 ALD Al₂O₃ cycles) | SS",
+    "polyea_il": "Li | PolyEA-IL | Li",
+    "latp": "Li | LATP | Li",
+    "latp_polymer": "Li | LATP/polymer hybrid | Li",
+    "cse_li_ss": "Li | CSE | SS",
 }
 
 
