@@ -3,7 +3,7 @@ section, and the one analysis entry the application calls (:meth:`ProtocolBase.r
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -85,6 +85,11 @@ class SimulatedCell(_Model):
 class ProtocolBase(_Model):
     """Fields common to all protocol kinds."""
 
+    #: The kind's cell is Li | SSE | Li: under a current its voltage is the overpotential of
+    #: plating on one electrode and stripping from the other (what the window plots per step).
+    #: False for a full cell, Li | Cu or SS | SSE | Li, whose voltage is a cell voltage.
+    symmetric_cell: ClassVar[bool] = True
+
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
     operator: str = ""
@@ -98,6 +103,12 @@ class ProtocolBase(_Model):
         (the one entry the application calls). By default the kind's ``analyse`` of the
         channel's step rows; kinds that need the readings override this."""
         return self.analyse([row for row in run.steps() if row["channel"] == channel])
+
+    @staticmethod
+    def headline(results: dict[str, Any]) -> str | None:
+        """The run's key result in a few words (the window shows it in large type), or None for
+        the first line of the kind's ``summary``. ``results`` as :meth:`results` returns them."""
+        return None
 
     def metadata(self) -> dict[str, Any]:
         """Root attributes of the run file describing the cell (``cell_*``) and the run."""

@@ -17,7 +17,7 @@ thickness at 9 nm per µAh cm⁻² [003 L555].
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -32,6 +32,7 @@ class CTTA(ProtocolBase):
     """Protocol file of kind ``ctta`` (units in the field names)."""
 
     kind: Literal["ctta"] = "ctta"
+    symmetric_cell: ClassVar[bool] = False
     titration_current_density_mA_cm2: float = Field(gt=0, le=10)
     titration_charge_uAh_cm2: float = Field(gt=0, le=1e4)
     threshold_V: float = Field(default=0.05, gt=0, le=5)

@@ -27,7 +27,7 @@ per block the mean discharge capacity at its C-rate (rate capability).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -135,6 +135,7 @@ class FullCellCycling(ProtocolBase):
     """Protocol file of kind ``full_cell_cycling`` (units in the field names)."""
 
     kind: Literal["full_cell_cycling"] = "full_cell_cycling"
+    symmetric_cell: ClassVar[bool] = False
     cathode: Cathode
     upper_cutoff_V: float = Field(gt=0, le=10)
     lower_cutoff_V: float = Field(gt=0, le=10)
@@ -271,6 +272,13 @@ class FullCellCycling(ProtocolBase):
                 means.append(float(np.mean(np.asarray(per_cycle[key])[m])))
         out["rate_capability"] = {"block": names, "discharge_c_rate": rates, key: means}
         return out
+
+    @staticmethod
+    def headline(results: dict[str, Any]) -> str | None:
+        """``retention 81.0 %, CE 99.980 %`` (at the last cycle, vs the first after formation)."""
+        if "capacity_retention_pct" not in results:
+            return None
+        return f"retention {results['capacity_retention_pct']:.1f} %, CE {results['coulombic_efficiency_pct']:.3f} %"
 
     @staticmethod
     def summary(results: dict[str, Any]) -> list[str]:

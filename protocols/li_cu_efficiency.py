@@ -20,7 +20,7 @@ A short (the LPSCl cell's failure) ends the run; the cycle it happened in is rep
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -40,6 +40,7 @@ class LiCuEfficiency(ProtocolBase):
     """Protocol file of kind ``li_cu_efficiency`` (units in the field names)."""
 
     kind: Literal["li_cu_efficiency"] = "li_cu_efficiency"
+    symmetric_cell: ClassVar[bool] = False
     method: Literal["plain", "adams"] = "plain"
     current_density_mA_cm2: CurrentDensity
     areal_capacity_mAh_cm2: ArealCapacity
@@ -137,6 +138,13 @@ class LiCuEfficiency(ProtocolBase):
             return out
         out.update(result.as_results())
         return out
+
+    @staticmethod
+    def headline(results: dict[str, Any]) -> str | None:
+        """``CE 99.10 %`` (the mean over the stated cycles), when there is one."""
+        if "coulombic_efficiency_pct" not in results:
+            return None
+        return f"CE {results['coulombic_efficiency_pct']:.2f} % ({results['coulombic_efficiency_method']})"
 
     @staticmethod
     def summary(results: dict[str, Any]) -> list[str]:

@@ -2,6 +2,7 @@
 
     xvfb-run -a python scripts/screenshots.py                     # or QT_QPA_PLATFORM=offscreen
     python scripts/screenshots.py --only kinds,grid              # some of them
+    python scripts/screenshots.py --only kinds --kinds eis,lsv   # some kinds
 
 Writes to ``docs/``:
 
@@ -9,7 +10,7 @@ Writes to ``docs/``:
   simulated station to its end (the readout with the result in large type, the kind's plots,
   the result marked on them, the run's protocol in the panel) — a new kind with an example gets
   its screenshot without a change here;
-- ``gui_readout.png``: a CCD staircase in progress at ×6000: the live readout (V, I, j, step
+- ``gui_readout.png``: a CCD staircase in progress at ×600: the live readout (V, I, j, step
   n / N and its label, cycle, time left in the step, elapsed, remaining), output on;
 - ``gui_alarm.png``: the same run ended by its short: the alarm banner that stays until
   acknowledged, the short marked on the plots and its step ringed, CCD = 1.8 mA cm⁻²;
@@ -55,7 +56,8 @@ SHOTS = ("kinds", "readout", "pause", "grid", "queue", "small")
 SIZE = (1600, 950)
 #: The example shown for a kind with several (else the first, by name).
 PREFERRED = {"ccd_staircase": "ccd_llzo.yaml", "symmetric_cycling": "cycling_llzo_0p8.yaml",
-             "memristor_cycling": "memristor_tip.yaml"}
+             "memristor_cycling": "memristor_tip.yaml",
+             "full_cell_cycling": "full_cell_nmc811_fse_rate.yaml"}  # formation and a rate test: 6 s at max
 
 
 def wait(app: QApplication, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -114,9 +116,9 @@ def examples_by_kind() -> dict[str, Path]:
     return found
 
 
-def kinds(app: QApplication, runs: Path) -> None:
+def kinds(app: QApplication, runs: Path, which: list[str] | None = None) -> None:
     examples = examples_by_kind()
-    for kind in KINDS:
+    for kind in which or KINDS:
         if kind not in examples:
             print(f"no example of {kind}: no screenshot", flush=True)
             continue
@@ -131,7 +133,7 @@ def kinds(app: QApplication, runs: Path) -> None:
 
 def readout(app: QApplication, runs: Path) -> None:
     window = new_window(runs, app)
-    start(window, app, "6000")
+    start(window, app, "600")
     wait(app, lambda: len(window.view.buffer) and window.view.buffer.view("test_time_s")[-1] > 6.3 * 3600, 60,
          "6.3 h of the CCD run")
     settle(app)
@@ -246,7 +248,11 @@ def small(app: QApplication, runs: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default=",".join(SHOTS), help=f"comma-separated, of: {', '.join(SHOTS)}")
+    parser.add_argument("--kinds", default="", help="comma-separated protocol kinds for the kinds shots (default: all)")
     args = parser.parse_args()
+    which = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if set(which) - set(KINDS):
+        raise SystemExit(f"--kinds: unknown {', '.join(sorted(set(which) - set(KINDS)))}; one of {', '.join(KINDS)}")
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(chosen) - set(SHOTS))
     if unknown:
@@ -255,7 +261,10 @@ def main() -> None:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     for name in chosen:
         with tempfile.TemporaryDirectory(prefix="labctl-shots-") as runs:
-            globals()[name](app, Path(runs))
+            if name == "kinds":
+                kinds(app, Path(runs), which)
+            else:
+                globals()[name](app, Path(runs))
 
 
 if __name__ == "__main__":

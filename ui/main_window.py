@@ -782,6 +782,11 @@ class MainWindow(QMainWindow):
             self.event_log.add_note(t, "result", line)
         self.event_log.add_note(t, "file", f"run {view.attrs.get('status', '?')}: {view.path}")
         short = self.plot_set.live_result()  # the plots' own headline of the same results, if they have one
+        if not short and kind in KINDS and results:
+            try:
+                short = KINDS[kind].headline(_plain(results))
+            except (KeyError, TypeError, ValueError, IndexError):
+                short = None
         if short or lines:
             self.readout.show_result(short or lines[0], final=True)
             self.readout.result.setToolTip("\n".join(lines))

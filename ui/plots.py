@@ -22,6 +22,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from labctl.steps import program_kinds
+from protocols import KINDS
 from ui.axes import IntegerAxis, TimeAxis, no_si_prefix, time_unit
 from ui.buffers import ColumnBuffer
 from ui.decimate import MinMaxPyramid
@@ -106,9 +107,8 @@ class RunPlots(PlotSet):
         # the right column: per-step overpotential, Nyquist, j–E of linear sweeps
         self.overpotential_plot = pg.PlotItem(axisItems={"bottom": IntegerAxis("bottom")})
         op = self.overpotential_plot
-        op.setTitle("overpotential per step &nbsp; " + title_key("●", (46, 125, 50), "end")
-                    + " " + title_key("▲", (239, 108, 0), "mean"))
-        op.setLabel("left", "|V| (mV)")
+        self._per_step_V = 1e3  # mV per V of the per-step plot: overpotentials in mV, cell voltages in V
+        self._label_per_step(symmetric=True)
         op.setLabel("bottom", "step")
         op.showGrid(x=True, y=True, alpha=0.2)
         self.overpotential_end = op.plot(pen=None, symbol="o", symbolSize=5, symbolBrush="#2e7d32", symbolPen=None)
@@ -247,8 +247,23 @@ class RunPlots(PlotSet):
         self.overpotential_end.setData(step_index, end_mV)
         self.overpotential_mean.setData(step_index, mean_mV)
 
+    def _label_per_step(self, symmetric: bool) -> None:
+        """The per-step plot of a Li | SSE | Li cell shows overpotentials (mV); of any other cell
+        (a full cell, Li | Cu, SS | SSE | Li: :attr:`protocols.base.ProtocolBase.symmetric_cell`)
+        its cell voltage (V, shown in mV or V as fits), which is not an overpotential."""
+        self._per_step_V = 1e3 if symmetric else 1.0
+        what = "overpotential" if symmetric else "cell voltage"
+        self.overpotential_plot.setTitle(f"{what} per step &nbsp; " + title_key("●", (46, 125, 50), "end")
+                                         + " " + title_key("▲", (239, 108, 0), "mean"))
+        if symmetric:
+            self.overpotential_plot.setLabel("left", "|V| (mV)", units="")
+        else:  # from a few mV (Li | SS titrations) to 4.3 V (a full cell): pyqtgraph's SI prefix
+            self.overpotential_plot.setLabel("left", "|V|", units="V")
+
     # -- PlotSet ---------------------------------------------------------------------------------
     def start(self, attrs: dict[str, Any]) -> None:
+        kind = KINDS.get(str(attrs.get("protocol_kind", "")))
+        self._label_per_step(symmetric=kind is None or kind.symmetric_cell)
         program = self.program_of(attrs)
         if program is not None:
             kinds = program_kinds(program)
@@ -268,9 +283,9 @@ class RunPlots(PlotSet):
         """Overpotentials of the galvanostatic steps (rows with a current) among ``rows``."""
         self._steps.extend(s for s in rows if s.get("current_density_mA_cm2") and s.get("kind") == "constant_current")
         index = np.array([s["step_index"] for s in self._steps], dtype=float)
-        end_mV = np.array([abs(s["voltage_end_V"]) * 1e3 for s in self._steps])
-        mean_mV = np.array([abs(s["voltage_mean_V"]) * 1e3 for s in self._steps])
-        self.set_overpotentials(index, end_mV, mean_mV)
+        end = np.array([abs(s["voltage_end_V"]) * self._per_step_V for s in self._steps])
+        mean = np.array([abs(s["voltage_mean_V"]) * self._per_step_V for s in self._steps])
+        self.set_overpotentials(index, end, mean)
         if self._short_step >= 0:
             self._ring_short()
 
@@ -303,7 +318,7 @@ class RunPlots(PlotSet):
         """Ring the short's step in the overpotential plot (once its row has arrived)."""
         row = next((s for s in self._steps if s["step_index"] == self._short_step), None)
         if row is not None:
-            self.overpotential_short.setData([self._short_step], [abs(row["voltage_end_V"]) * 1e3])
+            self.overpotential_short.setData([self._short_step], [abs(row["voltage_end_V"]) * self._per_step_V])
 
     def show_results(self, results: dict[str, Any]) -> None:
         t = results.get("short_time_s")

@@ -37,6 +37,7 @@ from labctl.yamlfile import FileError, parse_yaml, read_yaml
 from protocols import KINDS, ProtocolBase, load_protocol
 from ui.progress import format_clock, format_duration
 from ui.schema_form import SchemaForm
+from ui.text import tidy
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "protocols" / "examples"
 
@@ -128,7 +129,7 @@ class StepTableModel(QAbstractTableModel):
                     self._rows.append(("…", f"{program.n_steps - index} more steps", "", "", "", "", ""))
                     break
                 duration = step.duration_s
-                self._rows.append((index, step.label, step.kind, cycle, set_point(step, program.area_cm2),
+                self._rows.append((index, tidy(step.label), step.kind, cycle, set_point(step, program.area_cm2),
                                    "—" if duration is None else f"{duration:g}", format_clock(start)))
                 start += duration or 0.0
         self.endResetModel()

@@ -106,7 +106,7 @@ class ReadoutPanel(QFrame):
         grid.setVerticalSpacing(2)
         self.voltage = _Cell("voltage", "the newest reading", min_px=105)
         self.current = _Cell("current", "the newest reading", min_px=100)
-        self.density = _Cell("current density", "the newest reading, per electrode area", min_px=130)
+        self.density = _Cell("current density", "the newest reading, per electrode area", min_px=150)
         self.output = _Cell("output", "the instrument's output, from the run's control socket", min_px=60)
         self.instrument = _Cell("instrument", "the instrument that runs it", min_px=160)
         self.step = _Cell("step", "executed step n of N and its label", min_px=200)
@@ -115,7 +115,7 @@ class ReadoutPanel(QFrame):
                                "that ends on a condition (a voltage, a current, a charge)", min_px=90)
         self.elapsed = _Cell("elapsed", "test time the run has spent running (pauses excluded)", min_px=110)
         self.remaining = _Cell("remaining", "planned time of the rest of the program, at the pace kept so far",
-                               min_px=115)
+                               min_px=130)
         self.result = QLabel("")
         self.result.setObjectName("result")
         self.result.setWordWrap(True)

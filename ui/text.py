@@ -15,6 +15,8 @@ from ui.progress import format_duration
 _UNITS = (
     (re.compile(r"\bcm-2\b|\bcm\^-2\b|/cm2\b|/cm\^2\b"), " cm⁻²"),
     (re.compile(r"\bcm2\b"), "cm²"),
+    (re.compile(r"\bcm-1\b"), "cm⁻¹"),
+    (re.compile(r"\bg-1\b"), "g⁻¹"),
     (re.compile(r"\bum\b"), "µm"),
     (re.compile(r"\buA\b"), "µA"),
     (re.compile(r"\bohm\b"), "Ω"),

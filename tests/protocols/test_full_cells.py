@@ -16,6 +16,7 @@ from labctl.app.run import load_checked, run_protocol
 from labctl.report import build_report
 from labctl.store import RunFile
 from labctl.yamlfile import FileError
+from protocols.li_cu_efficiency import LiCuEfficiency
 from tests.conftest import EXAMPLES
 
 CYCLERS = (None, "neware", "biologic")
@@ -98,6 +99,8 @@ def test_li_cu_ce_on_fse_is_99_1_percent_on_all_three(tmp_path):
     figures = {f.name: f for f in build_report(path, tmp_path / "report")}
     assert list(figures) == ["timeseries", "capacity", "profiles"]
     assert figures["capacity"].data["mean_pct"] == pytest.approx(results["coulombic_efficiency_pct"])
+    # the window's large type: the CE, not how the run ended
+    assert LiCuEfficiency.headline(results) == f"CE {results['coulombic_efficiency_pct']:.2f} % (plain cycling)"
 
 
 def test_li_cu_on_lpscl_fails_within_a_few_cycles_at_a_low_ce(tmp_path):

@@ -122,6 +122,7 @@ def test_text_in_the_windows_units():
     text = "short circuit at 1.9 mA cm-2, t = 32436.0 s (step 36): |V| fell"
     assert tidy(text) == "short circuit at 1.9 mA cm⁻², t = 9.01 h (step 36): |V| fell"
     assert tidy("plate 0.8 mA cm-2") == "plate 0.8 mA cm⁻²" and tidy("300 um, 2 uA") == "300 µm, 2 µA"
+    assert tidy("200.6 mAh g-1, 2.7e-10 S cm-1") == "200.6 mAh g⁻¹, 2.7e-10 S cm⁻¹" and tidy("cycling-1") == "cycling-1"
 
 
 def test_the_engine_leaves_a_pause_out_of_the_step_mean(tmp_path_factory):

@@ -274,3 +274,30 @@ def test_closing_a_grid_window_counts_every_run_going(window_factory, qtbot, tmp
             grid.table.cellWidget(tile.row, 9).click()
     qtbot.waitUntil(lambda: sorted(t.status for t in grid.tiles.values()) == ["running", "running", "stopped",
                                                                             "stopped"], timeout=60_000)
+
+
+def test_a_full_cell_plots_its_cell_voltage_per_step_not_an_overpotential(window_factory, qtbot, tmp_path_factory):
+    """A full cell's 4.3 V end of charge was plotted as a 4300 mV "overpotential": the per-step
+    plot of a cell that is not Li | SSE | Li says cell voltage, in V, and equals the file's."""
+    path = finished_run(tmp_path_factory, "full_cell_nmc811_fse_rate.yaml")
+    window = window_factory(simulate=False)
+    assert window.open_run_file(path)
+    qtbot.waitUntil(lambda: window.view.finished and window.plots.n_points == len(window.view.buffer), timeout=30_000)
+    plot = window.plots.overpotential_plot
+    assert plot.titleLabel.text.startswith("cell voltage per step")
+    assert plot.getAxis("left").labelText == "|V|" and plot.getAxis("left").labelUnits == "V"
+    with h5py.File(path, "r") as f:
+        steps = f["steps"][()]
+    index, end_V = window.plots.overpotential_end.getData()
+    charges = steps[(steps["kind"] == b"constant_current") & (steps["current_density_mA_cm2"] > 0)]
+    first = int(charges["step_index"][0])
+    assert end_V[list(index).index(first)] == pytest.approx(abs(charges["voltage_end_V"][0]))
+    assert 2.5 < end_V.max() < 4.5  # volts, a full cell's
+    window._frame()
+    assert window.readout.result.text().startswith("retention ") and "CE 99." in window.readout.result.text()
+    # a symmetric cell's run in the same window goes back to overpotentials in mV
+    assert window.open_run_file(finished_run(tmp_path_factory, "ccd_llzo.yaml"))
+    qtbot.waitUntil(lambda: window.view.finished and window.plots.n_points == len(window.view.buffer), timeout=30_000)
+    assert plot.titleLabel.text.startswith("overpotential per step")
+    assert plot.getAxis("left").labelText == "|V| (mV)" and plot.getAxis("left").labelUnits == ""
+    assert window.plots.overpotential_end.getData()[1].max() < 200  # mV
