@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,

@@ -25,7 +25,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ui.axes import IntegerAxis, LogAxis, no_si_prefix
+from ui.axes import IntegerAxis, LogAxis
 from ui.buffers import ColumnBuffer
 from ui.plot_set import PlotSet, title_key
 from ui.plot_tools import CursorReadout

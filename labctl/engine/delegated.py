@@ -42,7 +42,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from drivers.base import CYCLER_ACTIVE_STATES, CyclerChannel, CyclerStatus, InstrumentError, InstrumentLost
 from labctl.engine.clock import Clock
@@ -416,16 +415,12 @@ class DelegatedExecutor(RunLifecycle):
         began = time.monotonic()
         if self._lost_since is None:
             self._lost_since = began
-        budget_s = policy.retry_for_s - (began - self._lost_since)
+        budget_s = policy.budget_s(self._lost_since, began)
         if budget_s <= 0:
             raise exc
         self._publish(Detected(self._t_last, self.channel, "instrument_error",
                                f"{exc}; reconnecting (the channel runs on in the cycler)", self._index()))
-        for trial in Retrying(stop=stop_after_delay(budget_s), reraise=True,
-                              wait=wait_exponential(multiplier=policy.first_wait_s, max=policy.max_wait_s),
-                              retry=retry_if_exception_type(InstrumentLost)):
-            with trial:
-                self.cycler.reconnect()
+        policy.retry(self.cycler.reconnect, budget_s)
         self._publish(Detected(self._t_last, self.channel, "reconnected",
                                f"reconnected after {time.monotonic() - began:.1f} s; collecting the points "
                                "the channel stored meanwhile", self._index()))

@@ -45,14 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-    wait_fixed,
-)
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from drivers.base import InstrumentError, InstrumentLost, Reading
 from labctl.analysis.switching import reset_seen
@@ -475,9 +468,7 @@ class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
         began = time.monotonic()
         if self._lost_since is None:
             self._lost_since = began
-        # The budget counts from the first failure since the last good reading, so an
-        # instrument that reconnects but never reads again cannot keep the run in limbo.
-        budget_s = policy.retry_for_s - (began - self._lost_since)
+        budget_s = policy.budget_s(self._lost_since, began)
         if budget_s <= 0:
             raise exc
         self._publish(Detected(t, self.channel, "instrument_error", f"{exc}; reconnecting", index))
@@ -498,11 +489,7 @@ class SoftwareTimedExecutor(CharacterisationSteps, RunLifecycle):
                 else:
                     self.smu.configure_current_source(safety.max_abs_voltage_V)
 
-        for trial in Retrying(stop=stop_after_delay(budget_s), reraise=True,
-                              wait=wait_exponential(multiplier=policy.first_wait_s, max=policy.max_wait_s),
-                              retry=retry_if_exception_type(InstrumentLost)):
-            with trial:
-                attempt()
+        policy.retry(attempt, budget_s)
         took = time.monotonic() - began
         found = "output on" if seen.get("output_on") else "output off"
         if not policy.reapply:
