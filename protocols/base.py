@@ -100,9 +100,15 @@ class ProtocolBase(_Model):
 
     def results(self, run: RunFile, channel: str) -> dict[str, Any]:
         """The run's results for the run file's ``results`` group, from the finished run file
-        (the one entry the application calls). By default the kind's ``analyse`` of the
-        channel's step rows; kinds that need the readings override this."""
-        return self.analyse([row for row in run.steps() if row["channel"] == channel])
+        (the one entry the application calls). By default the kind's
+        ``analyse_run(columns, steps)`` of the channel's readings and step rows where the kind
+        has one, else its ``analyse`` of the step rows; kinds that need more (spectra, events)
+        override this."""
+        steps = [row for row in run.steps() if row["channel"] == channel]
+        analyse_run = getattr(self, "analyse_run", None)
+        if analyse_run is not None:
+            return analyse_run(run.columns(channel), steps)
+        return self.analyse(steps)
 
     @staticmethod
     def headline(results: dict[str, Any]) -> str | None:

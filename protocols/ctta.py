@@ -24,7 +24,6 @@ from pydantic import Field, model_validator
 
 from labctl.analysis.lithium_inventory import ctta
 from labctl.steps import MAX_LOOP_COUNT, ConstantCurrent, Loop, Rest, SafetyLimits, ShortDetection, StepProgram
-from labctl.store import RunFile
 from protocols.base import Hours, ProtocolBase, RecordInterval
 
 
@@ -66,10 +65,6 @@ class CTTA(ProtocolBase):
                            safety=SafetyLimits(max_abs_voltage_V=self.voltage_limit_V,
                                                max_abs_current_A=self.current_A * 1.05),
                            short_detection=self.detection)
-
-    def results(self, run: RunFile, channel: str) -> dict[str, Any]:
-        c = run.columns(channel)
-        return self.analyse_run(c, [row for row in run.steps() if row["channel"] == channel])
 
     def analyse_run(self, columns: dict[str, np.ndarray], steps: list[dict[str, Any]]) -> dict[str, Any]:
         """The CTTA of the run's readings."""

@@ -27,7 +27,6 @@ from pydantic import Field, model_validator
 
 from labctl.analysis.lithium_inventory import adams_reservoir_from_record, li_cu_efficiency
 from labctl.steps import ConstantCurrent, Loop, SafetyLimits, ShortDetection, StepProgram
-from labctl.store import RunFile
 from protocols.base import ArealCapacity, Count, CurrentDensity, ProtocolBase, RecordInterval
 
 #: Short detection suited to Li | Cu: a drop to under 30 % of the running level or the floor is
@@ -106,10 +105,6 @@ class LiCuEfficiency(ProtocolBase):
                            safety=SafetyLimits(max_abs_voltage_V=self.voltage_limit_V,
                                                max_abs_current_A=self.current_A * 1.05),
                            short_detection=self.detection)
-
-    def results(self, run: RunFile, channel: str) -> dict[str, Any]:
-        c = run.columns(channel)
-        return self.analyse_run(c, [row for row in run.steps() if row["channel"] == channel])
 
     def analyse_run(self, columns: dict[str, np.ndarray], steps: list[dict[str, Any]]) -> dict[str, Any]:
         """CE by the protocol's method; the short's cycle if the cell shorted."""

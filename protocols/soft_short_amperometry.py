@@ -23,7 +23,6 @@ from pydantic import Field, model_validator
 
 from labctl.analysis.spikes import soft_short_spikes
 from labctl.steps import ConstantVoltage, SafetyLimits, StepProgram
-from labctl.store import RunFile
 from protocols.base import ProtocolBase, RecordInterval, Seconds
 
 
@@ -57,10 +56,6 @@ class SoftShortAmperometry(ProtocolBase):
         return StepProgram(steps=[step], area_cm2=self.cell.area_cm2,
                            safety=SafetyLimits(max_abs_voltage_V=max(1.0, abs(self.bias_V) * 1.1),
                                                max_abs_current_A=self.compliance_A))
-
-    def results(self, run: RunFile, channel: str) -> dict[str, Any]:
-        c = run.columns(channel)
-        return self.analyse_run(c, [row for row in run.steps() if row["channel"] == channel])
 
     def analyse_run(self, columns: dict[str, np.ndarray], steps: list[dict[str, Any]]) -> dict[str, Any]:
         """Spikes, onset, hard short and burn-out of the bias step's current."""

@@ -10,7 +10,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labctl.analysis.cafm import hertz_contact_area_nm2
-from labctl.store import RunFile
 from labctl.steps import MAX_SWEEP_POINTS
 from protocols.base import ProtocolBase
 
@@ -91,10 +90,6 @@ class SweepProtocolBase(ProtocolBase):
         if self.dwell_s is not None and self.rate_V_s is not None:
             raise ValueError("give dwell_s or rate_V_s, not both")
         return self
-
-    def results(self, run: RunFile, channel: str) -> dict[str, Any]:
-        """The kind's ``analyse_run`` of the channel's readings and step rows."""
-        return self.analyse_run(run.columns(channel), [row for row in run.steps() if row["channel"] == channel])
 
     def source_delay_s(self, step_V: float) -> float | None:
         """Per-point source delay: ``dwell_s``, or step/rate less the integration time."""
