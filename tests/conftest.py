@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,19 @@ DATA = Path(__file__).resolve().parent / "data"
 REAL_DATA = DATA / "real"
 VENDOR_DATA = DATA / "vendor"
 EXAMPLES = REPO / "protocols" / "examples"
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 120.0) -> object:
+    """Poll ``condition`` until it returns something true and return it; fail naming ``what``
+    at the deadline (a generous one: the deadline is for a hang, not a pace)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(0.05)
 
 
 @pytest.fixture

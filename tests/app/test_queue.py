@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -13,18 +12,7 @@ import pytest
 
 from labctl.app.control import ControlClient, ControlError, ControlServer, default_socket_path
 from labctl.app.queue import RunQueue
-from tests.conftest import EXAMPLES, REPO
-
-
-def wait_for(condition, what: str, timeout_s: float = 120.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.05)
+from tests.conftest import EXAMPLES, REPO, wait_for
 
 
 def test_queue_entries_are_appended_removed_and_refused_in_one_line(tmp_path):

@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,21 +25,11 @@ from labctl.app.serve import LabServer, RunsDirectory, ServeConfig  # noqa: E402
 from labctl.store import RunFile, RunFileError  # noqa: E402
 from labctl.store.remote import RemoteFollower, RemoteRun, fetch_run, find_runs, open_run  # noqa: E402
 from tests.cli.test_cli import LABCTL, labctl  # noqa: E402
-from tests.conftest import EXAMPLES  # noqa: E402
+from tests.conftest import EXAMPLES, wait_for  # noqa: E402
 
 DEADLINE_S = 120.0
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout_s: float = DEADLINE_S) -> object:
-    """Poll ``condition`` until it returns something true; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def start_run(protocol: str, out: Path, *extra: str) -> subprocess.Popen:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from tests.conftest import EXAMPLES, REPO  # noqa: E402
+from tests.conftest import EXAMPLES, REPO, wait_for  # noqa: E402
 
 
 @pytest.fixture
@@ -93,12 +92,6 @@ def _rows(path: Path) -> int:
         follower.close()
 
 
-def _wait(condition, what: str, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def finished_run(tmp_path_factory, name: str) -> Path:
@@ -120,12 +113,12 @@ def finished_run(tmp_path_factory, name: str) -> Path:
                                 stderr=subprocess.DEVNULL)
         try:
             ctl = default_socket_path(out)
-            _wait(ctl.exists, "the pause run's control socket")
-            _wait(lambda: _rows(out) >= 20, "20 readings before the pause")
+            wait_for(ctl.exists, "the pause run's control socket")
+            wait_for(lambda: _rows(out) >= 20, "20 readings before the pause")
             ControlClient(ctl).pause()
-            _wait(lambda: ControlClient(ctl).status()["state"] == "paused", "the pause")
+            wait_for(lambda: ControlClient(ctl).status()["state"] == "paused", "the pause")
             n = _rows(out)
-            _wait(lambda: _rows(out) >= n + 20, "20 readings in the pause")
+            wait_for(lambda: _rows(out) >= n + 20, "20 readings in the pause")
             ControlClient(ctl).resume()
             assert proc.wait(120) == 0
         finally:

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from labctl.app.control import ControlClient, default_socket_path
 from labctl.store import RunFile
 from tests.conftest import EXAMPLES, REPO
-from tests.ui.conftest import _wait, finished_run
+from tests.conftest import wait_for
+from tests.ui.conftest import finished_run
 
 pytest.importorskip("tiled.server", reason="the serve extra (tiled[server]) is not installed")
 
@@ -34,7 +35,7 @@ def served(tmp_path, tmp_path_factory, processes):
     processes.append(subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", str(EXAMPLES / "cycling_llzo_0p8.yaml"),
                                        "--simulate", "--speed", "600", "-o", str(live), "--control", "--quiet"],
                                       cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    _wait(default_socket_path(live).exists, "the live run's socket")
+    wait_for(default_socket_path(live).exists, "the live run's socket")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}  # the address line at once, whole
     server = subprocess.Popen([sys.executable, "-m", "labctl.cli", "serve", str(runs), "--port", "0",
                                "--scan-interval-s", "0.3"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -89,7 +90,7 @@ def _wait_for_running(url):
     from labctl.store.remote import find_runs
 
     found = []
-    _wait(lambda: found.extend(find_runs(url, status="running")) or found, "the live run in the catalog")
+    wait_for(lambda: found.extend(find_runs(url, status="running")) or found, "the live run in the catalog")
     return found[0]
 
 
