@@ -60,6 +60,12 @@ class EventModel(QAbstractTableModel):
         self.rows.extend(rows)
         self.endInsertRows()
 
+    def replace_last(self, row: tuple[str, str, str, str, str | None]) -> None:
+        """The newest row, changed in place."""
+        self.rows[-1] = row
+        n = len(self.rows) - 1
+        self.dataChanged.emit(self.index(n, 0), self.index(n, len(HEADERS) - 1))
+
     def clear(self) -> None:
         self.beginResetModel()
         self.rows = []
@@ -72,6 +78,7 @@ class EventLog(QTableView):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model_ = EventModel()
+        self._stalls: tuple[int, str] | None = None  # (steps in a row, first step) of the newest rows' stalls
         self.setModel(self.model_)
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(20)
@@ -85,8 +92,12 @@ class EventLog(QTableView):
         self.setWordWrap(False)
 
     def add_events(self, events: list[dict[str, Any]]) -> None:
-        """Append rows of the run file's ``events`` table (t_s, kind, step_index, message)."""
-        rows = []
+        """Append rows of the run file's ``events`` table (t_s, kind, step_index, message).
+
+        Consecutive ``stall`` events (a paced run the computer cannot keep up with: one per
+        step) share one row, the newest with the count and the first step, so they do not
+        push everything else out of view; the run file keeps each of them."""
+        rows: list[tuple[str, str, str, str, str | None]] = []
         for event in events:
             step = event.get("step_index", -1)
             kind = str(event["kind"])
@@ -94,8 +105,22 @@ class EventLog(QTableView):
             colour = ALARM_KINDS.get(kind)
             if kind == "run_ended" and not message.startswith(("completed", "short")):
                 colour = "#ffe0b2"
-            rows.append((format_duration(float(event["t_s"])), kind, "" if step is None or step < 0 else str(step),
-                         tidy(message), colour))
+            step_text = "" if step is None or step < 0 else str(step)
+            row = (format_duration(float(event["t_s"])), kind, step_text, tidy(message), colour)
+            if kind != "stall":
+                self._stalls = None
+            elif self._stalls is None:
+                self._stalls = (1, step_text)
+            else:
+                count, first = self._stalls[0] + 1, self._stalls[1]
+                self._stalls = (count, first)
+                row = row[:3] + (f"{row[3]} — {count} steps in a row since step {first}",) + row[4:]
+                if rows:
+                    rows[-1] = row
+                else:
+                    self.model_.replace_last(row)
+                continue
+            rows.append(row)
         at_end = self.verticalScrollBar().value() >= self.verticalScrollBar().maximum() - 2
         self.model_.append(rows)
         if rows and at_end:
@@ -107,6 +132,7 @@ class EventLog(QTableView):
 
     def clear(self) -> None:
         self.model_.clear()
+        self._stalls = None
 
     def rowCount(self) -> int:  # noqa: N802 - as QTableWidget's
         return self.model_.rowCount()

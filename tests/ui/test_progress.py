@@ -143,3 +143,25 @@ def test_the_engine_leaves_a_pause_out_of_the_step_mean(tmp_path_factory):
     assert in_pause.sum() >= 10  # real time: the pause recorded the open-circuit voltage
     assert row["voltage_mean_V"] == pytest.approx(v[in_step & ~in_pause].mean(), rel=1e-9)
     assert abs(row["voltage_mean_V"] - v[in_step].mean()) > 0.1 * abs(row["voltage_mean_V"])
+
+
+def test_a_stall_per_step_shares_one_event_row(qtbot):
+    """A paced run the computer cannot keep up with logs a stall each step: the event log shows
+    them as one row that counts them (the newest message), not a column that hides the rest."""
+    from ui.event_log import EventLog
+
+    log = EventLog()
+    qtbot.addWidget(log)
+
+    def stall(step: int) -> dict:
+        return {"t_s": 900.0 * step, "kind": "stall", "step_index": step,
+                "message": f"the computer fell behind ×600 in step {step}: 20 s of test time held back"}
+
+    log.add_events([{"t_s": 0.0, "kind": "run_started", "step_index": 0, "message": "run started at step 0"},
+                    stall(3), stall(4)])
+    log.add_events([stall(5)])  # in a later batch too
+    assert log.kinds() == ["run_started", "stall"]
+    assert log.messages()[1] == "the computer fell behind ×600 in step 5: 20 s of test time held back — 3 steps in a row since step 3"
+    log.add_events([{"t_s": 4600.0, "kind": "short", "step_index": 5, "message": "short circuit"}, stall(6)])
+    assert log.kinds() == ["run_started", "stall", "short", "stall"]  # another event in between: a new row
+    assert log.messages()[-1].endswith("held back")
