@@ -114,7 +114,7 @@ class EventLog(QTableView):
             else:
                 count, first = self._stalls[0] + 1, self._stalls[1]
                 self._stalls = (count, first)
-                row = row[:3] + (f"{row[3]} — {count} steps in a row since step {first}",) + row[4:]
+                row = row[:3] + (f"{count} steps in a row since step {first}; the newest: {row[3]}",) + row[4:]
                 if rows:
                     rows[-1] = row
                 else:

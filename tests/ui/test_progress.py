@@ -161,7 +161,8 @@ def test_a_stall_per_step_shares_one_event_row(qtbot):
                     stall(3), stall(4)])
     log.add_events([stall(5)])  # in a later batch too
     assert log.kinds() == ["run_started", "stall"]
-    assert log.messages()[1] == "the computer fell behind ×600 in step 5: 20 s of test time held back — 3 steps in a row since step 3"
+    assert log.messages()[1] == ("3 steps in a row since step 3; the newest: the computer fell behind ×600 in step 5: "
+                                 "20 s of test time held back")
     log.add_events([{"t_s": 4600.0, "kind": "short", "step_index": 5, "message": "short circuit"}, stall(6)])
     assert log.kinds() == ["run_started", "stall", "short", "stall"]  # another event in between: a new row
     assert log.messages()[-1].endswith("held back")
