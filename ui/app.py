@@ -6,9 +6,26 @@ import sys
 from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
+from pyqtgraph.util.garbage_collector import GarbageCollector
 
 from ui.main_window import MainWindow
 from ui.protocol_panel import EXAMPLES
+
+_COLLECTOR: GarbageCollector | None = None
+
+
+def collect_garbage_on_the_gui_thread() -> None:
+    """Python's cyclic garbage collector runs on whichever thread happens to allocate; when it
+    frees a Qt object there (a closed window's widgets in a reference cycle), the object is
+    destroyed off the GUI thread. That crashed the process (segmentation fault) or deadlocked
+    it (Shiboken waiting for the GIL inside ``~QObject``) while a worker thread imported a
+    large library (pymeasure and pandas for *Identify*, tiled's client and dask for a served
+    run): seen in ``tests/ui``, 3 runs of 4. pyqtgraph's ``GarbageCollector`` turns automatic
+    collection off and collects on a GUI-thread timer instead (every second, by generation
+    thresholds). Once per process; needs the QApplication."""
+    global _COLLECTOR
+    if _COLLECTOR is None:
+        _COLLECTOR = GarbageCollector(interval=1.0)
 
 
 def build_window(*, simulate: bool = False, station: Path | None = None, protocol: Path | None = None,
@@ -19,6 +36,7 @@ def build_window(*, simulate: bool = False, station: Path | None = None, protoco
     run URL to follow; ``grid``: run files, directories and labctl servers (URLs) to show in
     the channel grid. Without either, ``discover`` shows the runs going in the runs directory
     (a queue too) as a window closed earlier left them."""
+    collect_garbage_on_the_gui_thread()
     window = MainWindow(simulate=simulate, runs_dir=runs_dir)
     if station is not None:
         window.station_panel.load(station)

@@ -288,7 +288,6 @@ class ChannelGrid(QWidget):
     acknowledged = Signal(object, str)
     message = Signal(str)
     _add = Signal(object)
-    _shutdown = Signal()
     _stopped = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -350,7 +349,11 @@ class ChannelGrid(QWidget):
             self._worker.updates.connect(self._updates)
             self._worker.failed.connect(self._failed)
             self._add.connect(self._worker.add)
-            self._shutdown.connect(self._worker.shutdown)
+            # The worker stops its timer and closes its followers in its own thread as that
+            # thread ends, whatever it was doing when told to quit (a queued shutdown could be
+            # skipped behind a slow poll, leaving the file's shared handle open and live for
+            # every other follower in the process: a run that never ends on screen).
+            self._thread.finished.connect(self._worker.shutdown, Qt.ConnectionType.DirectConnection)
             self._thread.start()
         self._add.emit(sources)
         self._summarise()
@@ -358,7 +361,6 @@ class ChannelGrid(QWidget):
     def stop(self) -> None:
         """Stop following (the runs go on) and end the worker thread."""
         if self._thread is not None and self._thread.isRunning():
-            self._shutdown.emit()
             self._thread.quit()
             self._thread.wait(5000)
         self._frame_timer.stop()

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from labctl.app.control import ControlClient, ControlError
 from labctl.store import RunFileError
@@ -102,7 +102,6 @@ class RunWatcher(QObject):
     status = Signal(object)
     failed = Signal(str)
     command_done = Signal(str, object)
-    _shutdown = Signal()
 
     def __init__(self, path: str | Path, socket_path: str | Path | None = None, parent: QObject | None = None, *,
                  channel: str | None = None) -> None:
@@ -118,7 +117,11 @@ class RunWatcher(QObject):
         self._worker.failed.connect(self.failed)
         self._worker.finished.connect(self._file_finished)
         self._client = ControlClient(self.socket_path) if self.socket_path is not None else None
-        self._shutdown.connect(self._worker.shutdown)
+        # The worker stops its timer and closes its followers in its own thread as that
+        # thread ends, whatever it was doing when told to quit (a queued shutdown could be
+        # skipped behind a slow poll, leaving the file's shared handle open and live for
+        # every other follower in the process: a run that never ends on screen).
+        self._thread.finished.connect(self._worker.shutdown, Qt.ConnectionType.DirectConnection)
         self._stop = threading.Event()
         self._poll_now = threading.Event()
         self._status_thread: threading.Thread | None = None
@@ -177,7 +180,6 @@ class RunWatcher(QObject):
         self._stop.set()
         self._poll_now.set()
         if self._thread.isRunning():
-            self._shutdown.emit()
             self._thread.quit()
             self._thread.wait(5000)
         if self._status_thread is not None:

@@ -14,6 +14,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from tests.conftest import EXAMPLES, REPO, wait_for  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _garbage_collected_on_the_gui_thread(qapp):
+    """As in the window (:func:`ui.app.collect_garbage_on_the_gui_thread`), from the first
+    widget of the session on: no Qt object destroyed by a collection on a worker thread."""
+    from ui.app import collect_garbage_on_the_gui_thread
+
+    collect_garbage_on_the_gui_thread()
+
+
 @pytest.fixture
 def processes():
     """Run processes a test starts; any still alive at the end is killed."""
@@ -92,12 +101,29 @@ def _rows(path: Path) -> int:
         follower.close()
 
 
+def _paused_for_s(path: Path) -> float:
+    """Test time (s) recorded in the file since its first ``paused`` event (0 before it is there)."""
+    from labctl.store.follow import RunFollower
+
+    follower = RunFollower(path, columns=["test_time_s"], spectra=False)
+    try:
+        update = follower.poll()
+    except Exception:  # noqa: BLE001 - a file still being written: nothing yet
+        return 0.0
+    finally:
+        follower.close()
+    paused = [float(e["t_s"]) for e in update.events if e["kind"] == "paused"]
+    if not paused or not update.n_rows:
+        return 0.0
+    return float(update.rows["test_time_s"][-1]) - paused[0]
+
+
 
 
 def finished_run(tmp_path_factory, name: str) -> Path:
     """A finished run file, made once per session: an example run at ``--speed max`` (``name``
     is the example's file name), or ``pause_mean``: :data:`PAUSE_PROTOCOL` in real time, paused
-    through its control socket for 20 readings in its first step."""
+    through its control socket for 2 s (40 readings) in its first step."""
     if name in _FINISHED:
         return _FINISHED[name]
     from labctl.app.control import ControlClient, default_socket_path
@@ -117,8 +143,9 @@ def finished_run(tmp_path_factory, name: str) -> Path:
             wait_for(lambda: _rows(out) >= 20, "20 readings before the pause")
             ControlClient(ctl).pause()
             wait_for(lambda: ControlClient(ctl).status()["state"] == "paused", "the pause")
-            n = _rows(out)
-            wait_for(lambda: _rows(out) >= n + 20, "20 readings in the pause")
+            # 2 s of the pause in the file, counted from its paused event (not from rows seen at
+            # the confirmation, which may still be on their way to the file under load)
+            wait_for(lambda: _paused_for_s(out) >= 2.0, "2 s of the pause in the file")
             ControlClient(ctl).resume()
             assert proc.wait(120) == 0
         finally:

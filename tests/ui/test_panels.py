@@ -158,3 +158,18 @@ def test_a_sequences_parts_are_edited_as_yaml_and_errors_name_the_part(qtbot):
     parts.editor.setPlainText(text.replace("duration_s: 600", "duration_s: -1"))
     assert panel.validate() is None
     assert panel.form.errors()["parts"].startswith("0 RestPart rest duration_s: Input should be greater than 0")
+
+
+def test_garbage_is_collected_on_the_gui_thread_only(qtbot):
+    """A collection on a worker thread destroyed Qt objects there (a segmentation fault, or a
+    deadlock inside ~QObject, while a worker imported pymeasure or tiled's client): automatic
+    collection is off, and a GUI-thread timer collects instead."""
+    import gc
+
+    from ui import app
+
+    app.collect_garbage_on_the_gui_thread()
+    collector = app._COLLECTOR
+    app.collect_garbage_on_the_gui_thread()
+    assert app._COLLECTOR is collector  # one per process
+    assert not gc.isenabled() and collector.timer.isActive()

@@ -301,3 +301,49 @@ def test_a_full_cell_plots_its_cell_voltage_per_step_not_an_overpotential(window
     assert plot.titleLabel.text.startswith("overpotential per step")
     assert plot.getAxis("left").labelText == "|V| (mV)" and plot.getAxis("left").labelUnits == ""
     assert window.plots.overpotential_end.getData()[1].max() < 200  # mV
+
+
+def test_stopping_a_busy_watcher_releases_the_file(qtbot, tmp_path, processes, monkeypatch):
+    """Under load a second window attached to a run never saw it end: closing the first window
+    could skip its follower's close (the shutdown queued behind a slow poll, the thread told to
+    quit first), so the process kept the file's shared handle live and every other follower of
+    the file waited for it. Stopping a watcher closes its follower whatever the worker was doing."""
+    from labctl.store import follow
+    from ui.channel_grid import ChannelGrid
+    from ui.watcher import RunWatcher
+
+    path = tmp_path / "cell.h5"
+    writer = subprocess.Popen([sys.executable, "-c", GROWING, str(path)], cwd=REPO, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    processes.append(writer)
+    assert writer.stdout.readline().strip() == "ready"
+    real_poll = follow.RunFollower.poll
+    polls: list[int] = []
+
+    def slow_poll(self):  # a poll on a loaded machine
+        update = real_poll(self)
+        polls.append(1)
+        time.sleep(0.3)
+        return update
+
+    monkeypatch.setattr(follow.RunFollower, "poll", slow_poll)
+    key = str(path.resolve())
+    for _trial in range(3):
+        polls.clear()
+        watcher = RunWatcher(path)
+        qtbot.waitUntil(lambda: len(polls) >= 2, timeout=10_000)  # following: the file held open, live
+        assert key in follow._OPEN
+        watcher.stop()
+        assert key not in follow._OPEN
+    for _trial in range(2):  # the channel grid's worker, the same way
+        polls.clear()
+        grid = ChannelGrid()
+        qtbot.addWidget(grid)
+        grid.open_sources([tmp_path])
+        qtbot.waitUntil(lambda: len(polls) >= 2, timeout=10_000)
+        assert key in follow._OPEN
+        grid.stop()
+        assert key not in follow._OPEN
+    writer.stdin.write("\n")
+    writer.stdin.flush()
+    assert writer.wait(30) == 0
