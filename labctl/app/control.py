@@ -272,7 +272,7 @@ class ControlServer:
         try:
             if path.is_symlink() and Path(os.readlink(path)) == self.listen_path:
                 path.unlink()
-        except OSError:
+        except OSError:  # already gone, or a directory we may not write: nothing of ours to remove
             pass
 
     def status(self) -> dict[str, Any]:
